@@ -1,0 +1,99 @@
+//! The `easyauth` command.
+
+mod idp;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "easyauth", version, about = "Azure App Service authentication (Easy Auth) and a local Microsoft Entra ID, anywhere")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing's env-filter syntax), e.g. `info` or `easyauth=debug`.
+    #[arg(long, env = "EASYAUTH_LOG", default_value = "info", global = true)]
+    log: String,
+    /// Log line format.
+    #[arg(long, env = "EASYAUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Async worker threads (default: one per core).
+    #[arg(long, env = "EASYAUTH_WORKER_THREADS", global = true)]
+    worker_threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the local Microsoft Entra ID (OpenID Connect / OAuth 2.0 identity provider).
+    Idp(IdpArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdpArgs {
+    /// Directory JSON (tenant, users, app registrations); without it a demo tenant is used.
+    #[arg(long, env = "EASYAUTH_DIRECTORY")]
+    pub(crate) directory: Option<PathBuf>,
+    /// Where the store, signing keys and local CA are kept.
+    #[arg(long, env = "EASYAUTH_DATA_DIR", default_value = ".easyauth")]
+    pub(crate) data_dir: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, env = "EASYAUTH_LISTEN", default_value = "127.0.0.1:5443")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// External base URL (default: https://localhost:<port>). The issuer is <public-url>/<tenant-id>/v2.0.
+    #[arg(long, env = "EASYAUTH_PUBLIC_URL")]
+    pub(crate) public_url: Option<url::Url>,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "EASYAUTH_ACCESS_TOKEN_LIFETIME", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(5..=86_400))]
+    pub(crate) access_token_lifetime: i64,
+    /// ID token lifetime in seconds.
+    #[arg(long, env = "EASYAUTH_ID_TOKEN_LIFETIME", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(5..=86_400))]
+    pub(crate) id_token_lifetime: i64,
+    /// Refresh token lifetime in seconds (default 90 days).
+    #[arg(long, env = "EASYAUTH_REFRESH_TOKEN_LIFETIME", default_value_t = 7_776_000, value_parser = clap::value_parser!(i64).range(5..))]
+    pub(crate) refresh_token_lifetime: i64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = cli.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Idp(args) => idp::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

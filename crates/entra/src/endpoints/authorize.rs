@@ -1,0 +1,590 @@
+//! The authorization endpoint, with its sign-in and consent steps.
+//!
+//! The request is validated in Entra's order: problems with the client or the redirect URI are
+//! shown on an error page (never redirected to an unverified URI); everything later is returned
+//! to the redirect URI in the requested response mode. The sign-in and consent forms carry the
+//! original request (`ctx`), which is validated again from scratch when they are submitted.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::form::Params;
+use super::tenant;
+use crate::consent;
+use crate::directory::{Application, Directory, RedirectKind, User};
+use crate::error::{EntraError, Outcome};
+use crate::log::LogFields;
+use crate::pages;
+use crate::scopes::Scopes;
+use crate::session::SignInSession;
+use crate::tokens::IdTokenSpec;
+use crate::util::{now, random_token, sha256_hex};
+use crate::Idp;
+
+pub(crate) const CODE_KIND: &str = "authorization-code";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prompt {
+    Default,
+    Login,
+    None,
+    Consent,
+    SelectAccount,
+}
+
+/// A validated authorization request.
+#[derive(Debug)]
+pub(crate) struct AuthorizeRequest {
+    params: Params,
+    client: Arc<Application>,
+    redirect_uri: String,
+    redirect_kind: RedirectKind,
+    id_token: bool,
+    mode: ResponseMode,
+    scope_raw: String,
+    scopes: Scopes,
+    state: Option<String>,
+    nonce: Option<String>,
+    prompt: Prompt,
+    login_hint: Option<String>,
+    challenge: Option<(String, String)>,
+    client_info: bool,
+}
+
+/// Where a rejected request is answered.
+enum Rejection {
+    /// On the identity provider's own page: the redirect URI is not trustworthy.
+    Page(EntraError),
+    /// At the redirect URI.
+    Redirect { error: EntraError, target: Target },
+}
+
+/// A verified redirect URI with its response mode and state.
+struct Target {
+    redirect_uri: String,
+    mode: ResponseMode,
+    state: Option<String>,
+}
+
+impl From<(EntraError, &AuthorizeRequest)> for Rejection {
+    fn from((error, req): (EntraError, &AuthorizeRequest)) -> Self {
+        Rejection::Redirect { error, target: req.target() }
+    }
+}
+
+/// The code's server-side record.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CodeRecord {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) redirect_kind: RedirectKind,
+    pub(crate) user_id: String,
+    pub(crate) scope: String,
+    pub(crate) nonce: Option<String>,
+    pub(crate) challenge: Option<(String, String)>,
+    pub(crate) auth_time: i64,
+}
+
+impl AuthorizeRequest {
+    fn parse(dir: &Directory, params: Params) -> Result<AuthorizeRequest, Rejection> {
+        let client_id = params.get("client_id").ok_or(Rejection::Page(EntraError::MissingParameter("client_id")))?;
+        let client = dir
+            .app(client_id)
+            .filter(|a| a.app_id.eq_ignore_ascii_case(client_id))
+            .ok_or_else(|| {
+                Rejection::Page(EntraError::UnknownClient {
+                    client_id: client_id.chars().take(64).collect(),
+                    tenant: dir.tenant.id.clone(),
+                })
+            })?
+            .clone();
+        let redirect_uri = params
+            .get("redirect_uri")
+            .ok_or(Rejection::Page(EntraError::InvalidRequest {
+                code: 900971,
+                message: "No reply address provided.".into(),
+            }))?
+            .to_owned();
+        let redirect_kind = client.redirect_kind(&redirect_uri).ok_or_else(|| {
+            Rejection::Page(EntraError::RedirectUriMismatch {
+                uri: redirect_uri.chars().take(300).collect(),
+                client_id: client.app_id.clone(),
+            })
+        })?;
+        let state = params.get("state").map(str::to_owned);
+        let response_type = params.get("response_type");
+        let mut words: Vec<&str> = response_type.unwrap_or("").split_whitespace().collect();
+        words.sort_unstable();
+        let id_token = match words.as_slice() {
+            ["code"] => false,
+            ["code", "id_token"] => true,
+            _ => {
+                let error = match response_type {
+                    None => EntraError::MissingParameter("response_type"),
+                    Some(t) => EntraError::UnsupportedResponseType(t.chars().take(50).collect()),
+                };
+                let mode = if response_type.is_some_and(|t| t.contains("id_token")) { ResponseMode::Fragment } else { ResponseMode::Query };
+                return Err(Rejection::Redirect { error, target: Target { redirect_uri, mode, state } });
+            }
+        };
+        let default_mode = if id_token { ResponseMode::Fragment } else { ResponseMode::Query };
+        let mode = match params.get("response_mode") {
+            None => default_mode,
+            Some("query") if !id_token => ResponseMode::Query,
+            Some("fragment") => ResponseMode::Fragment,
+            Some("form_post") => ResponseMode::FormPost,
+            Some(other) => {
+                let message = if other == "query" {
+                    "The response_mode 'query' is not allowed when an id_token is requested.".to_owned()
+                } else {
+                    format!("The response_mode '{}' is not supported.", other.chars().take(50).collect::<String>())
+                };
+                return Err(Rejection::Redirect {
+                    error: EntraError::InvalidRequest { code: 900352, message },
+                    target: Target { redirect_uri, mode: default_mode, state },
+                });
+            }
+        };
+        let mut req = AuthorizeRequest {
+            client,
+            redirect_uri,
+            redirect_kind,
+            id_token,
+            mode,
+            scope_raw: String::new(),
+            scopes: Scopes::default(),
+            state,
+            nonce: params.get("nonce").map(str::to_owned),
+            prompt: Prompt::Default,
+            login_hint: params.get("login_hint").map(str::to_owned),
+            challenge: None,
+            client_info: params.get("client_info") == Some("1"),
+            params,
+        };
+        let fail = |e: EntraError, r: &AuthorizeRequest| Err(Rejection::from((e, r)));
+        if req.id_token && !req.client.web.implicit_grant_settings.enable_id_token_issuance {
+            return fail(EntraError::ResponseTypeNotEnabled("id_token".into()), &req);
+        }
+        if req.params.get("resource").is_some() {
+            return fail(EntraError::ResourceParameterUnsupported, &req);
+        }
+        let Some(scope_raw) = req.params.get("scope").map(str::to_owned) else {
+            return fail(EntraError::MissingParameter("scope"), &req);
+        };
+        match Scopes::parse(dir, &scope_raw) {
+            Ok(s) => req.scopes = s,
+            Err(e) => return fail(e, &req),
+        }
+        req.scope_raw = scope_raw;
+        if req.id_token && !req.scopes.oidc.openid {
+            return fail(
+                EntraError::InvalidRequest { code: 900144, message: "An id_token was requested but the scope does not include 'openid'.".into() },
+                &req,
+            );
+        }
+        if req.id_token && req.nonce.is_none() {
+            return fail(EntraError::MissingParameter("nonce"), &req);
+        }
+        req.prompt = match req.params.get("prompt") {
+            None => Prompt::Default,
+            Some("login") => Prompt::Login,
+            Some("none") => Prompt::None,
+            Some("consent") => Prompt::Consent,
+            Some("select_account") => Prompt::SelectAccount,
+            Some(other) => {
+                let message = format!("Invalid value '{}' for the 'prompt' parameter.", other.chars().take(50).collect::<String>());
+                return fail(EntraError::InvalidRequest { code: 90023, message }, &req);
+            }
+        };
+        if req.prompt == Prompt::SelectAccount && req.login_hint.is_some() {
+            let message = "login_hint and prompt=select_account cannot be used together.".into();
+            return fail(EntraError::InvalidRequest { code: 90023, message }, &req);
+        }
+        if let Some(challenge) = req.params.get("code_challenge") {
+            let method = req.params.get("code_challenge_method").unwrap_or("plain");
+            let valid_len = (43..=128).contains(&challenge.len());
+            if !matches!(method, "S256" | "plain") {
+                let message = format!("Invalid code_challenge_method '{}'. Use 'S256' or 'plain'.", method.chars().take(20).collect::<String>());
+                return fail(EntraError::InvalidRequest { code: 501491, message }, &req);
+            }
+            if !valid_len || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                return fail(EntraError::InvalidRequest { code: 501491, message: "Invalid size of Code_Challenge parameter.".into() }, &req);
+            }
+            req.challenge = Some((challenge.to_owned(), method.to_owned()));
+        } else if req.redirect_kind == RedirectKind::Spa {
+            return fail(EntraError::InvalidRequest { code: 9002325, message: "Proof Key for Code Exchange is required for cross-origin authorization code redemption.".into() }, &req);
+        }
+        Ok(req)
+    }
+
+    fn target(&self) -> Target {
+        Target { redirect_uri: self.redirect_uri.clone(), mode: self.mode, state: self.state.clone() }
+    }
+}
+
+/// GET /{tenant}/oauth2/v2.0/authorize
+pub(crate) async fn get(
+    State(idp): State<Arc<Idp>>,
+    Path(tenant_name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    start(&idp, &tenant_name, &headers, Params::from_query(query.as_deref())).await
+}
+
+/// POST /{tenant}/oauth2/v2.0/authorize (the same request, form-encoded).
+pub(crate) async fn post(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    start(&idp, &tenant_name, &headers, Params::parse(&body)).await
+}
+
+async fn start(idp: &Idp, tenant_name: &str, headers: &HeaderMap, params: Result<Params, EntraError>) -> Response {
+    let dir = match tenant(idp, tenant_name) {
+        Ok((dir, _)) => dir,
+        Err(e) => return error_page(&e),
+    };
+    let req = match params.map_err(Rejection::Page).and_then(|p| AuthorizeRequest::parse(&dir, p)) {
+        Ok(r) => r,
+        Err(rejection) => return reject(rejection),
+    };
+    let session = idp.current_session(headers).await;
+    proceed(idp, &dir, req, session, headers, Flow::default()).await
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Flow {
+    just_signed_in: bool,
+    just_consented: bool,
+}
+
+async fn proceed(
+    idp: &Idp,
+    dir: &Directory,
+    req: AuthorizeRequest,
+    session: Option<SignInSession>,
+    headers: &HeaderMap,
+    flow: Flow,
+) -> Response {
+    let user = session.as_ref().and_then(|s| dir.user(&s.user_id)).filter(|u| u.account_enabled);
+    let hint_mismatch = match (&req.login_hint, user) {
+        (Some(hint), Some(u)) => !hint.eq_ignore_ascii_case(&u.user_principal_name),
+        _ => false,
+    };
+    let must_sign_in = user.is_none()
+        || (!flow.just_signed_in && (matches!(req.prompt, Prompt::Login | Prompt::SelectAccount) || hint_mismatch));
+    let (Some(user), Some(session), false) = (user, session.as_ref(), must_sign_in) else {
+        if req.prompt == Prompt::None {
+            return reject((EntraError::LoginRequired, &req).into());
+        }
+        return sign_in_page(idp, dir, &req, headers, None, StatusCode::OK);
+    };
+
+    // Consent for every resource requested.
+    let mut to_consent = Vec::new();
+    for resource in &req.scopes.resources {
+        let mut missing = consent::missing(dir, &req.client, resource, Some(&user.id));
+        if req.prompt == Prompt::Consent && !flow.just_consented {
+            missing = resource.values.clone();
+            if resource.default {
+                missing.extend(consent::effective(dir, &req.client, resource, Some(&user.id)));
+            }
+        }
+        if !missing.is_empty() {
+            to_consent.push((resource, missing));
+        }
+    }
+    if !to_consent.is_empty() {
+        let consent_error = EntraError::InteractiveConsentRequired {
+            client_id: req.client.app_id.clone(),
+            client_name: req.client.display_name.clone(),
+        };
+        if req.prompt == Prompt::None || flow.just_consented {
+            return reject((consent_error, &req).into());
+        }
+        if to_consent.iter().any(|(r, values)| consent::needs_admin(&r.app, values)) {
+            let error = EntraError::InvalidRequest {
+                code: 90094,
+                message: format!("{} needs permission to access resources in your organization that only an admin can grant.", req.client.display_name),
+            };
+            return reject((error, &req).into());
+        }
+        let permissions: Vec<pages::Permission> = to_consent
+            .iter()
+            .flat_map(|(r, values)| {
+                values.iter().map(|v| pages::Permission {
+                    resource: r.app.display_name.clone(),
+                    value: v.clone(),
+                    description: r
+                        .app
+                        .scope_by_value(v)
+                        .and_then(|s| s.user_consent_display_name.clone().or_else(|| s.admin_consent_display_name.clone()))
+                        .unwrap_or_else(|| v.clone()),
+                })
+            })
+            .collect();
+        let (csrf, set_cookie) = idp.csrf_token(headers);
+        let action = format!("{}/{}/consent", idp.config.public_url, dir.tenant.id);
+        let ctx = req.params.encode();
+        let html = pages::consent(&pages::Consent {
+            action: &action,
+            ctx: &ctx,
+            csrf: &csrf,
+            app_name: &req.client.display_name,
+            user: &user.user_principal_name,
+            permissions: &permissions,
+        });
+        return html_response(StatusCode::OK, html, set_cookie, LogFields::for_client(dir, &req.client));
+    }
+    issue_code(idp, dir, &req, user, session).await
+}
+
+async fn issue_code(idp: &Idp, dir: &Directory, req: &AuthorizeRequest, user: &User, session: &SignInSession) -> Response {
+    let code = random_token(48);
+    let record = CodeRecord {
+        client_id: req.client.app_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        redirect_kind: req.redirect_kind,
+        user_id: user.id.clone(),
+        scope: req.scope_raw.clone(),
+        nonce: req.nonce.clone(),
+        challenge: req.challenge.clone(),
+        auth_time: session.auth_time,
+    };
+    let json = serde_json::to_string(&record).unwrap_or_default();
+    if let Err(e) = idp.store.put_ephemeral(CODE_KIND, &sha256_hex(code.as_bytes()), &json, now() + idp.config.code_lifetime).await {
+        return reject((EntraError::from(e), req).into());
+    }
+    let mut fields: Vec<(&str, String)> = vec![("code", code.clone())];
+    if req.id_token {
+        let spec = IdTokenSpec {
+            nonce: req.nonce.as_deref(),
+            profile: req.scopes.oidc.profile,
+            email: req.scopes.oidc.email,
+            code: Some(&code),
+            auth_time: Some(session.auth_time),
+        };
+        match idp.id_token(dir, &req.client, user, &spec) {
+            Ok(t) => fields.push(("id_token", t)),
+            Err(e) => return reject((e, req).into()),
+        }
+    }
+    if let Some(state) = &req.state {
+        fields.push(("state", state.clone()));
+    }
+    if req.client_info {
+        fields.push(("client_info", idp.client_info(dir, user)));
+    }
+    fields.push(("session_state", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, session.id.as_bytes()).to_string()));
+    let mut response = respond(&req.target(), &fields);
+    response.extensions_mut().insert(LogFields::for_client(dir, &req.client));
+    response
+}
+
+/// Sends `fields` to the redirect URI in the response mode.
+fn respond(target: &Target, fields: &[(&str, String)]) -> Response {
+    let encoded = || {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in fields {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let location = match target.mode {
+        ResponseMode::FormPost => {
+            let html = pages::form_post(&target.redirect_uri, fields);
+            return html_response(StatusCode::OK, html, None, LogFields::default());
+        }
+        ResponseMode::Query => {
+            let separator = if target.redirect_uri.contains('?') { '&' } else { '?' };
+            format!("{}{separator}{}", target.redirect_uri, encoded())
+        }
+        ResponseMode::Fragment => format!("{}#{}", target.redirect_uri, encoded()),
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            let mut response = StatusCode::FOUND.into_response();
+            response.headers_mut().insert(header::LOCATION, value);
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => error_page(&EntraError::Malformed("The redirect URI cannot be used in a Location header.".into())),
+    }
+}
+
+fn reject(rejection: Rejection) -> Response {
+    match rejection {
+        Rejection::Page(error) => error_page(&error),
+        Rejection::Redirect { error, target } => {
+            let body = error.body(None);
+            let mut fields: Vec<(&str, String)> = vec![("error", body.error.to_owned()), ("error_description", body.error_description)];
+            if let Some(state) = &target.state {
+                fields.push(("state", state.clone()));
+            }
+            let mut response = respond(&target, &fields);
+            response.extensions_mut().insert(Outcome::Error(error.code()));
+            response
+        }
+    }
+}
+
+fn error_page(error: &EntraError) -> Response {
+    let body = error.body(None);
+    let mut response = html_response(StatusCode::BAD_REQUEST, pages::error(&body.error_description), None, LogFields::default());
+    response.extensions_mut().insert(Outcome::Error(error.code()));
+    response
+}
+
+fn html_response(status: StatusCode, html: String, set_cookie: Option<String>, fields: LogFields) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action *; frame-ancestors 'none'"),
+    );
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response.extensions_mut().insert(fields);
+    response
+}
+
+fn sign_in_page(
+    idp: &Idp,
+    dir: &Directory,
+    req: &AuthorizeRequest,
+    headers: &HeaderMap,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (csrf, set_cookie) = idp.csrf_token(headers);
+    let action = format!("{}/{}/login", idp.config.public_url, dir.tenant.id);
+    let ctx = req.params.encode();
+    let html = pages::sign_in(&pages::SignIn {
+        action: &action,
+        ctx: &ctx,
+        csrf: &csrf,
+        app_name: &req.client.display_name,
+        tenant_name: dir.tenant.display_name.as_deref().unwrap_or(&dir.tenant.domain),
+        login_hint: req.login_hint.as_deref(),
+        error,
+    });
+    html_response(status, html, set_cookie, LogFields::for_client(dir, &req.client))
+}
+
+/// Re-validates the authorize request a form carried.
+fn from_form(dir: &Directory, form: &Params) -> Result<AuthorizeRequest, Response> {
+    let ctx = form.get("ctx").ok_or_else(|| error_page(&EntraError::MissingParameter("ctx")))?;
+    let params = Params::parse(ctx.as_bytes()).map_err(|e| error_page(&e))?;
+    AuthorizeRequest::parse(dir, params).map_err(reject)
+}
+
+/// POST /{tenant}/login: the sign-in form.
+pub(crate) async fn login(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (dir, form) = match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
+        Ok(x) => x,
+        Err(e) => return error_page(&e),
+    };
+    let req = match from_form(&dir, &form) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    if !idp.csrf_ok(&headers, form.get("csrf")) {
+        return sign_in_page(&idp, &dir, &req, &headers, Some("Your session timed out. Please sign in again."), StatusCode::OK);
+    }
+    let (Some(login), Some(password)) = (form.get("login"), form.get("passwd").map(str::to_owned)) else {
+        return sign_in_page(&idp, &dir, &req, &headers, Some("Enter your email and password."), StatusCode::OK);
+    };
+    let user = dir.user_by_upn(login).cloned();
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    // PBKDF2 is deliberately slow: keep it off the async workers. Unknown users cost the same.
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => crate::credentials::verify_password(&h, &password),
+        None => {
+            let _ = crate::credentials::verify_password(&crate::credentials::hash_password("x"), &password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        return sign_in_page(&idp, &dir, &req, &headers, Some("Your account or password is incorrect. (AADSTS50126)"), StatusCode::OK);
+    };
+    if !user.account_enabled {
+        return sign_in_page(&idp, &dir, &req, &headers, Some("Your account has been locked. (AADSTS50057)"), StatusCode::OK);
+    }
+    let (session, cookie) = match idp.create_session(&user.id).await {
+        Ok(s) => s,
+        Err(e) => return error_page(&e),
+    };
+    let mut response = proceed(&idp, &dir, req, Some(session), &headers, Flow { just_signed_in: true, just_consented: false }).await;
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// POST /{tenant}/consent: the consent form.
+pub(crate) async fn consent(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (dir, form) = match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
+        Ok(x) => x,
+        Err(e) => return error_page(&e),
+    };
+    let req = match from_form(&dir, &form) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let session = idp.current_session(&headers).await;
+    let user = session.as_ref().and_then(|s| dir.user(&s.user_id)).cloned();
+    let (Some(user), true) = (user, idp.csrf_ok(&headers, form.get("csrf"))) else {
+        return sign_in_page(&idp, &dir, &req, &headers, Some("Your session timed out. Please sign in again."), StatusCode::OK);
+    };
+    if form.get("consent") != Some("accept") {
+        return reject((EntraError::ConsentDeclined, &req).into());
+    }
+    let dir = match record_consent(&idp, &req, &user).await {
+        Ok(d) => d,
+        Err(e) => return reject((e, &req).into()),
+    };
+    proceed(&idp, &dir, req, session, &headers, Flow { just_signed_in: false, just_consented: true }).await
+}
+
+/// Stores the user's consent for everything the request asks of each resource.
+async fn record_consent(idp: &Idp, req: &AuthorizeRequest, user: &User) -> Result<Arc<Directory>, EntraError> {
+    let _guard = idp.consent_lock.lock().await;
+    let mut dir = idp.directory();
+    for resource in &req.scopes.resources {
+        let mut values = resource.values.clone();
+        if resource.default {
+            values.extend(consent::missing(&dir, &req.client, resource, Some(&user.id)));
+        }
+        if values.is_empty() {
+            continue;
+        }
+        let grant = consent::user_grant(&dir, &req.client, &resource.app, &user.id, &values);
+        let json = serde_json::to_string(&grant).map_err(|e| EntraError::Internal(e.to_string()))?;
+        idp.store.put_object(easyauth_store::ObjectKind::PermissionGrant, &dir.tenant.id, &grant.id, &json).await?;
+        let updated = dir.with_grant(grant);
+        idp.replace_directory(updated);
+        dir = idp.directory();
+    }
+    Ok(dir)
+}
+
+impl LogFields {
+    pub(crate) fn for_client(dir: &Directory, client: &Application) -> LogFields {
+        LogFields { tenant: Some(dir.tenant.id.clone()), client: Some(client.app_id.clone()), grant: None }
+    }
+}

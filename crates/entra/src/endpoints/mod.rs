@@ -1,0 +1,64 @@
+//! The HTTP surface, one module per protocol area.
+
+pub mod authorize;
+pub mod discovery;
+pub mod form;
+pub mod graph;
+pub mod logout;
+pub mod token;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use crate::directory::Directory;
+use crate::error::{EntraError, JsonError};
+use crate::Idp;
+
+pub(crate) fn router(idp: Arc<Idp>) -> Router {
+    Router::new()
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(discovery::openid_configuration_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(discovery::keys_v2))
+        .route("/{tenant}/discovery/keys", get(discovery::keys_v1))
+        .route("/common/discovery/instance", get(discovery::instance))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::get).post(authorize::post))
+        .route("/{tenant}/login", post(authorize::login))
+        .route("/{tenant}/consent", post(authorize::consent))
+        .route("/{tenant}/oauth2/v2.0/token", any(token::token))
+        .route("/{tenant}/oauth2/v2.0/logout", get(logout::logout).post(logout::logout_post))
+        .route("/v1.0/me", get(graph::me))
+        .fallback(not_found)
+        .with_state(idp)
+}
+
+async fn not_found() -> Response {
+    let err = EntraError::InvalidRequest { code: 900561, message: "The requested endpoint does not exist.".into() };
+    let mut response = JsonError::from(err).into_response();
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+/// How a request named its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TenantAlias {
+    /// The tenant id or one of its domains.
+    Specific,
+    /// `common` or `organizations`: multi-tenant metadata with a `{tenantid}` issuer template.
+    Multi,
+}
+
+/// Resolves the `{tenant}` path segment against the directory (AADSTS90002 when unknown).
+pub(crate) fn tenant(idp: &Idp, name: &str) -> Result<(Arc<Directory>, TenantAlias), EntraError> {
+    let dir = idp.directory();
+    if dir.is_tenant(name) {
+        return Ok((dir, TenantAlias::Specific));
+    }
+    if name.eq_ignore_ascii_case("common") || name.eq_ignore_ascii_case("organizations") {
+        return Ok((dir, TenantAlias::Multi));
+    }
+    Err(EntraError::TenantNotFound(name.chars().take(100).collect()))
+}

@@ -1,0 +1,157 @@
+//! A local Microsoft Entra ID.
+//!
+//! It speaks Entra's v2.0 protocol closely enough that unmodified Microsoft libraries (MSAL
+//! Python and Node, azure-identity) and token validators accept it: per-tenant discovery and
+//! JWKS, the authorize endpoint with sign-in and consent pages, the token endpoint (one module per
+//! grant under [`grants`]), logout, and a Microsoft Graph `/v1.0/me` stand-in.
+//!
+//! The directory lives in an [`easyauth_store::Store`]; [`Idp`] keeps an indexed snapshot of it.
+
+pub mod client_auth;
+pub mod consent;
+pub mod credentials;
+pub mod directory;
+pub mod endpoints;
+pub mod error;
+pub mod grants;
+pub mod keys;
+mod log;
+mod pages;
+pub mod scopes;
+mod session;
+pub mod tokens;
+mod util;
+
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::hmac;
+use easyauth_store::Store;
+
+pub use directory::{Directory, Seed, demo};
+pub use error::EntraError;
+pub use keys::SigningKeys;
+
+/// Lifetimes and addresses. Lifetimes are in seconds.
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    /// External base URL, without a trailing slash (e.g. `https://localhost:5443`).
+    pub public_url: String,
+    pub access_token_lifetime: i64,
+    pub id_token_lifetime: i64,
+    pub refresh_token_lifetime: i64,
+    pub code_lifetime: i64,
+    pub session_lifetime: i64,
+}
+
+impl IdpConfig {
+    pub fn new(public_url: &str) -> IdpConfig {
+        IdpConfig {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            access_token_lifetime: 3600,
+            id_token_lifetime: 3600,
+            refresh_token_lifetime: 90 * 24 * 3600,
+            code_lifetime: 600,
+            session_lifetime: 12 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] easyauth_store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error("cannot load the directory: {0}")]
+    Directory(#[from] directory::LoadError),
+}
+
+/// The identity provider: configuration, store, directory snapshot, keys.
+pub struct Idp {
+    pub(crate) config: IdpConfig,
+    pub(crate) store: Arc<dyn Store>,
+    directory: RwLock<Arc<Directory>>,
+    pub(crate) keys: SigningKeys,
+    pub(crate) cookie_key: cookie::Key,
+    pub(crate) pairwise_key: hmac::Key,
+    pub(crate) issuer_v2: String,
+    pub(crate) issuer_v1: String,
+    /// Serialises consent writes so concurrent consents cannot drop each other's grant.
+    pub(crate) consent_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Idp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idp").field("issuer", &self.issuer_v2).field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl Idp {
+    /// Writes `seed` into the store, then loads the directory, keys and per-store secrets.
+    pub async fn start(store: Arc<dyn Store>, config: IdpConfig, seed: &Seed) -> Result<Arc<Idp>, StartError> {
+        Directory::save_seed(store.as_ref(), seed).await?;
+        let directory = Directory::load(store.as_ref(), &seed.tenant.id).await?;
+        let keys = SigningKeys::load_or_create(store.as_ref()).await?;
+        // Created once per store, so every instance sharing the store agrees.
+        let cookie_secret = store.get_or_create_setting("idp.cookie-key", &util::random_token(64)).await?;
+        let pairwise_secret = store.get_or_create_setting("idp.pairwise-key", &util::random_token(32)).await?;
+        let tid = &directory.tenant.id;
+        let issuer_v2 = format!("{}/{tid}/v2.0", config.public_url);
+        let issuer_v1 = format!("{}/{tid}/", config.public_url);
+        Ok(Arc::new(Idp {
+            cookie_key: cookie::Key::derive_from(cookie_secret.as_bytes()),
+            pairwise_key: hmac::Key::new(hmac::HMAC_SHA256, pairwise_secret.as_bytes()),
+            config,
+            store,
+            directory: RwLock::new(Arc::new(directory)),
+            keys,
+            issuer_v2,
+            issuer_v1,
+            consent_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The current directory snapshot.
+    pub fn directory(&self) -> Arc<Directory> {
+        match self.directory.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn replace_directory(&self, dir: Directory) {
+        let mut guard = match self.directory.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(dir);
+    }
+
+    pub fn config(&self) -> &IdpConfig {
+        &self.config
+    }
+
+    /// `https://host/<tenant-id>/v2.0`
+    pub fn issuer(&self) -> &str {
+        &self.issuer_v2
+    }
+
+    /// `https://host/<tenant-id>/` (the form of `https://sts.windows.net/<tid>/`).
+    pub fn issuer_v1(&self) -> &str {
+        &self.issuer_v1
+    }
+
+    pub fn tenant_id(&self) -> String {
+        self.directory().tenant.id.clone()
+    }
+
+    /// The token endpoint URL (also the audience of client assertions).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.config.public_url, self.tenant_id())
+    }
+
+    /// The HTTP surface: every endpoint, wrapped in the request-log layer.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        endpoints::router(self.clone()).layer(axum::middleware::from_fn(log::log_request))
+    }
+}

@@ -1,0 +1,724 @@
+//! `cargo xtask bench`: client_credentials tokens per second on ONE core.
+//!
+//! Side by side in one run:
+//!  (a) `openssl speed rsa2048` signs/s on core 0 (the ceiling for an RS256 token issuer),
+//!  (b) `easyauth idp --worker-threads 1` on core 0, loaded by `wrk` on core 1,
+//!  (c) node `oidc-provider` (client_credentials, RS256 JWT access tokens) on core 0, same `wrk`.
+//!
+//! Writes `docs/benchmarks.md` and prints it. Every server started here is stopped (SIGTERM, then
+//! SIGKILL after 5 s), also when a step fails.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{self, Steps, cargo, ensure_debian_packages, output, repo_root, run};
+
+const TENANT_ID: &str = "7d3b1f0e-5a7c-4e1b-9c2d-0b6a1e2f3c4d";
+const CLIENT_ID: &str = "1b7e2c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e";
+const CLIENT_SECRET: &str = "bench-daemon-secret-0123456789abcdef";
+const API_ID: &str = "2c8f3d4e-5a6b-4c7d-9e8f-0a1b2c3d4e5f";
+const ROLE_ID: &str = "3d9a4e5f-6b7c-4d8e-8f9a-1b2c3d4e5f60";
+
+const PEER_CLIENT_ID: &str = "bench-client";
+const PEER_CLIENT_SECRET: &str = "bench-client-secret-0123456789";
+const PEER_RESOURCE: &str = "api://bench-api";
+const PEER_SCOPE: &str = "Data.Read";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct Options {
+    duration: u64,
+    connections: u32,
+    skip_peer: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut opts = Options {
+        duration: 10,
+        connections: 16,
+        skip_peer: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--duration" => {
+                opts.duration = it
+                    .next()
+                    .context("--duration needs a value")?
+                    .parse()
+                    .context("--duration SECS")?;
+            }
+            "--connections" => {
+                opts.connections = it
+                    .next()
+                    .context("--connections needs a value")?
+                    .parse()
+                    .context("--connections N")?;
+            }
+            "--skip-peer" => opts.skip_peer = true,
+            other => bail!(
+                "unknown option `{other}` (expected --duration SECS, --connections N, --skip-peer)"
+            ),
+        }
+    }
+    if opts.duration == 0 || opts.duration > 120 || opts.connections == 0 {
+        bail!("--duration must be 1..=120 and --connections > 0");
+    }
+    Ok(opts)
+}
+
+/// One result of a wrk run.
+#[derive(Debug, Clone, Default)]
+struct Load {
+    requests: u64,
+    non200: u64,
+    socket_errors: u64,
+    duration_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Load {
+    fn tokens_per_s(&self) -> f64 {
+        if self.duration_s <= 0.0 {
+            return 0.0;
+        }
+        (self.requests.saturating_sub(self.non200)) as f64 / self.duration_s
+    }
+}
+
+pub(crate) fn main(args: &[String]) -> Result<()> {
+    let opts = parse(args)?;
+    let root = repo_root();
+    let work = root.join("target/bench");
+    let mut steps = Steps::default();
+
+    steps.step(
+        "ensure tools (openssl, wrk, taskset, curl, node, npm)",
+        || ensure_tools(opts.skip_peer),
+    )?;
+    steps.step("cargo build --release -p easyauth", || {
+        run(cargo().args(["build", "--release", "-p", "easyauth"]))
+    })?;
+    if !opts.skip_peer {
+        steps.step("npm packages (bench/node)", || {
+            crate::test::npm_install(&root.join("bench/node"))
+        })?;
+    }
+    steps.step("prepare target/bench", || {
+        if work.exists() {
+            std::fs::remove_dir_all(&work).context("cleaning target/bench")?;
+        }
+        std::fs::create_dir_all(&work).context("creating target/bench")
+    })?;
+
+    let signs = steps.step(
+        "(a) openssl speed -seconds 5 rsa2048 on core 0",
+        openssl_speed,
+    )?;
+    println!("    RSA-2048 signs/s on core 0: {signs:.1}");
+
+    let easyauth = steps.step(
+        "(b) easyauth idp --worker-threads 1 on core 0, wrk on core 1",
+        || bench_easyauth(&root, &work, &opts),
+    )?;
+    let peer = if opts.skip_peer {
+        steps.skipped("(c) node oidc-provider", "--skip-peer");
+        None
+    } else {
+        Some(
+            steps.step("(c) node oidc-provider on core 0, wrk on core 1", || {
+                bench_peer(&root, &work, &opts)
+            })?,
+        )
+    };
+
+    let report = steps.step("write docs/benchmarks.md", || {
+        let report = render(&root, &opts, signs, &easyauth, peer.as_ref())?;
+        let docs = root.join("docs");
+        std::fs::create_dir_all(&docs).context("creating docs/")?;
+        std::fs::write(docs.join("benchmarks.md"), &report)
+            .context("writing docs/benchmarks.md")?;
+        Ok(report)
+    })?;
+    println!("\n{report}");
+    steps.summary("PASSED");
+    Ok(())
+}
+
+fn ensure_tools(skip_peer: bool) -> Result<()> {
+    let mut packages = Vec::new();
+    for (tool, package) in [
+        ("openssl", "openssl"),
+        ("wrk", "wrk"),
+        ("taskset", "util-linux"),
+        ("curl", "curl"),
+    ] {
+        if util::which(tool).is_none() {
+            packages.push(package);
+        }
+    }
+    if !skip_peer {
+        if util::which("node").is_none() {
+            packages.push("nodejs");
+        }
+        if util::which("npm").is_none() {
+            packages.push("npm");
+        }
+    }
+    ensure_debian_packages(&packages)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        bail!(
+            "the benchmark pins the server to core 0 and wrk to core 1; this machine has {cores} core(s)"
+        );
+    }
+    Ok(())
+}
+
+fn openssl_speed() -> Result<f64> {
+    let out = output(
+        Command::new("taskset").args(["-c", "0", "openssl", "speed", "-seconds", "5", "rsa2048"]),
+    )?;
+    parse_openssl_speed(&out)
+        .with_context(|| format!("could not find the rsa 2048 line in:\n{out}"))
+}
+
+/// Parses `rsa 2048 bits 0.000230s 0.000014s   4356.2  70682.0` → 4356.2 (sign/s).
+fn parse_openssl_speed(out: &str) -> Option<f64> {
+    out.lines().find_map(|line| {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let bits = tokens.iter().position(|t| *t == "bits")?;
+        if tokens.first() != Some(&"rsa") || tokens.get(bits - 1) != Some(&"2048") {
+            return None;
+        }
+        tokens.get(bits + 3)?.parse().ok()
+    })
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A server process; stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+#[derive(Debug)]
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Result<Self> {
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let file2 = file.try_clone()?;
+        println!("    starting {name} (log: {})", log.display());
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file2)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self { name, child, log })
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited early ({status}); last log lines:\n{}",
+                self.name,
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// Polls `url` with curl until it answers 200.
+    fn wait_ready(&mut self, url: &str, ca: &Path) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            self.ensure_running()?;
+            if ca.is_file() {
+                let (code, _) = curl(&["--max-time", "2"], url, ca)?;
+                if code == 200 {
+                    println!(
+                        "    {} ready after {:.1}s",
+                        self.name,
+                        start.elapsed().as_secs_f64()
+                    );
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "{} not ready after {}s ({url}); last log lines:\n{}",
+                    self.name,
+                    READY_TIMEOUT.as_secs(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                println!("    stopped {}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("    {} ignored SIGTERM for 5s; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs curl (extra args, URL) and returns (HTTP status, body). Status 0 = no answer.
+fn curl(extra: &[&str], url: &str, ca: &Path) -> Result<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--cacert"])
+        .arg(ca)
+        .args(extra)
+        .args(["--write-out", "\n%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()
+        .context("running curl")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    Ok((code.trim().parse().unwrap_or(0), body.to_owned()))
+}
+
+/// One token request by curl before the load, to fail early with a readable answer.
+fn sanity_check(url: &str, body: &str, ca: &Path) -> Result<()> {
+    let (code, answer) = curl(&["--max-time", "10", "--data", body], url, ca)?;
+    if code != 200 || !answer.contains("\"access_token\"") {
+        bail!("token request to {url} answered {code}: {answer}");
+    }
+    println!("    sanity check: token endpoint answered 200 with an access_token");
+    Ok(())
+}
+
+fn wrk_script(path: &Path, body: &str) -> Result<()> {
+    let lua_body = body.replace('\\', "\\\\").replace('"', "\\\"");
+    let script = format!(
+        r#"-- generated by cargo xtask bench: POST a client_credentials form, count non-200 answers
+wrk.method = "POST"
+wrk.body = "{lua_body}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+local threads = {{}}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function init(args)
+  non200 = 0
+  first_bad = ""
+end
+function response(status, headers, body)
+  if status ~= 200 then
+    non200 = non200 + 1
+    if first_bad == "" then first_bad = tostring(status) .. " " .. string.sub(body or "", 1, 300) end
+  end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  local sample = ""
+  for _, t in ipairs(threads) do
+    bad = bad + t:get("non200")
+    local s = t:get("first_bad")
+    if s ~= nil and s ~= "" and sample == "" then sample = s end
+  end
+  local e = summary.errors
+  io.write(string.format("XTASK requests=%d duration_us=%d non200=%d socket_errors=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, bad, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+  if sample ~= "" then io.write("XTASK first non-200: " .. sample .. "\n") end
+end
+"#
+    );
+    std::fs::write(path, script).context("writing wrk script")
+}
+
+fn run_wrk(url: &str, body: &str, work: &Path, name: &str, opts: &Options) -> Result<Load> {
+    let script = work.join(format!("{name}.lua"));
+    wrk_script(&script, body)?;
+    let out = output(
+        Command::new("taskset")
+            .args(["-c", "1", "wrk", "-t1"])
+            .arg(format!("-c{}", opts.connections))
+            .arg(format!("-d{}s", opts.duration))
+            .args(["--timeout", "10s", "-s"])
+            .arg(&script)
+            .arg(url),
+    )?;
+    print!("{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("XTASK requests="))
+        .with_context(|| format!("wrk printed no result line:\n{out}"))?;
+    let field = |key: &str| -> Result<u64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .with_context(|| format!("`{key}` missing in `{line}`"))?
+            .parse()
+            .with_context(|| format!("`{key}` in `{line}`"))
+    };
+    let load = Load {
+        requests: field("requests")?,
+        non200: field("non200")?,
+        socket_errors: field("socket_errors")?,
+        duration_s: field("duration_us")? as f64 / 1e6,
+        p50_ms: field("p50_us")? as f64 / 1e3,
+        p99_ms: field("p99_us")? as f64 / 1e3,
+    };
+    println!(
+        "    {name}: {:.1} tokens/s ({} requests, {} non-200, {} socket errors, p50 {:.2} ms, p99 {:.2} ms)",
+        load.tokens_per_s(),
+        load.requests,
+        load.non200,
+        load.socket_errors,
+        load.p50_ms,
+        load.p99_ms
+    );
+    if load.non200 > 0 {
+        bail!(
+            "{name}: {} of {} responses were not 200",
+            load.non200,
+            load.requests
+        );
+    }
+    if load.requests == 0 {
+        bail!("{name}: wrk completed no request");
+    }
+    Ok(load)
+}
+
+fn easyauth_directory() -> String {
+    format!(
+        r#"{{
+  "tenant": {{"id": "{TENANT_ID}", "domain": "bench.onmicrosoft.com", "displayName": "Bench"}},
+  "users": [],
+  "applications": [
+    {{"appId": "{API_ID}", "displayName": "bench-api", "identifierUris": ["api://{API_ID}"],
+      "api": {{"requestedAccessTokenVersion": 2, "oauth2PermissionScopes": [], "preAuthorizedApplications": []}},
+      "appRoles": [{{"id": "{ROLE_ID}", "value": "Data.Read", "displayName": "Read data",
+                     "description": "Read data", "allowedMemberTypes": ["Application"], "isEnabled": true}}],
+      "passwordCredentials": [], "keyCredentials": []}},
+    {{"appId": "{CLIENT_ID}", "displayName": "bench-daemon",
+      "requiredResourceAccess": [{{"resourceAppId": "{API_ID}", "resourceAccess": [{{"id": "{ROLE_ID}", "type": "Role"}}]}}],
+      "passwordCredentials": [{{"displayName": "bench", "secretText": "{CLIENT_SECRET}"}}], "keyCredentials": []}}
+  ],
+  "oauth2PermissionGrants": [],
+  "appRoleAssignments": [{{"principalId": "{CLIENT_ID}", "resourceId": "{API_ID}", "appRoleId": "{ROLE_ID}"}}]
+}}
+"#
+    )
+}
+
+fn bench_easyauth(root: &Path, work: &Path, opts: &Options) -> Result<Load> {
+    let bin = root.join("target/release/easyauth");
+    let dir = work.join("easyauth");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).context("creating easyauth data dir")?;
+    let directory = dir.join("directory.json");
+    std::fs::write(&directory, easyauth_directory()).context("writing directory.json")?;
+    let port = free_port()?;
+    let base = format!("https://127.0.0.1:{port}");
+    let mut server = Server::spawn(
+        "easyauth idp",
+        Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(&bin)
+            .arg("idp")
+            .arg("--directory")
+            .arg(&directory)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--public-url", &base])
+            .args(["--worker-threads", "1"]),
+        work.join("easyauth.log"),
+    )?;
+    let ca = data.join("ca.pem");
+    server.wait_ready(
+        &format!("{base}/{TENANT_ID}/v2.0/.well-known/openid-configuration"),
+        &ca,
+    )?;
+    let url = format!("{base}/{TENANT_ID}/oauth2/v2.0/token");
+    let body = format!(
+        "grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}&scope=api%3A%2F%2F{API_ID}%2F.default"
+    );
+    sanity_check(&url, &body, &ca)?;
+    let load = run_wrk(&url, &body, work, "easyauth", opts);
+    server.ensure_running()?;
+    server.stop();
+    load
+}
+
+fn bench_peer(root: &Path, work: &Path, opts: &Options) -> Result<Load> {
+    let dir = work.join("oidc-provider");
+    std::fs::create_dir_all(&dir).context("creating oidc-provider dir")?;
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    output(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    )?;
+    let port = free_port()?;
+    let base = format!("https://127.0.0.1:{port}");
+    let mut server = Server::spawn(
+        "node oidc-provider",
+        Command::new("taskset")
+            .args(["-c", "0", "node"])
+            .arg(root.join("bench/node/server.mjs"))
+            .env("BENCH_PORT", port.to_string())
+            .env("BENCH_ISSUER", &base)
+            .env("BENCH_TLS_CERT", &cert)
+            .env("BENCH_TLS_KEY", &key)
+            .env("NODE_ENV", "production"),
+        work.join("oidc-provider.log"),
+    )?;
+    server.wait_ready(&format!("{base}/.well-known/openid-configuration"), &cert)?;
+    let url = format!("{base}/token");
+    let body = format!(
+        "grant_type=client_credentials&client_id={PEER_CLIENT_ID}&client_secret={PEER_CLIENT_SECRET}&scope={PEER_SCOPE}&resource=api%3A%2F%2Fbench-api"
+    );
+    debug_assert!(PEER_RESOURCE == "api://bench-api");
+    sanity_check(&url, &body, &cert)?;
+    let load = run_wrk(&url, &body, work, "oidc-provider", opts);
+    server.ensure_running()?;
+    server.stop();
+    load
+}
+
+fn first_line(program: &str, args: &[&str]) -> String {
+    util::probe(program, args)
+        .map(|(_, out)| out.lines().next().unwrap_or("").trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn package_version(package_json: &Path) -> String {
+    let text = std::fs::read_to_string(package_json).unwrap_or_default();
+    text.split("\"version\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').nth(1))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn render(
+    root: &Path,
+    opts: &Options,
+    signs: f64,
+    easyauth: &Load,
+    peer: Option<&Load>,
+) -> Result<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let nproc = first_line("nproc", &[] as &[&str]);
+    let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]);
+    let kernel = first_line("uname", &["-sr"]);
+    let git = first_line(
+        "git",
+        &[
+            "-C",
+            &root.to_string_lossy(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    );
+    let easyauth_version = first_line(
+        &root.join("target/release/easyauth").to_string_lossy(),
+        &["--version"],
+    );
+    let pct = |x: f64| if signs > 0.0 { 100.0 * x / signs } else { 0.0 };
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `cargo xtask bench` on {date}. Do not edit by hand; re-run the command.\n"
+    );
+    let _ = writeln!(
+        md,
+        "**Question:** how many OAuth 2.0 `client_credentials` tokens per second does one CPU core issue, \
+         compared with the RSA-2048 signing ceiling (every token is an RS256 JWT, so one RSA signature per token)?\n"
+    );
+    let _ = writeln!(
+        md,
+        "| | what (server pinned to core 0) | tokens or signs per second | vs (a) |\n|---|---|---:|---:|"
+    );
+    let _ = writeln!(
+        md,
+        "| (a) | `taskset -c 0 openssl speed -seconds 5 rsa2048` (sign/s) | {signs:.0} | 100 % |"
+    );
+    let _ = writeln!(
+        md,
+        "| (b) | `easyauth idp --worker-threads 1` | {:.0} | **{:.1} %** (target ≥ 90 %) |",
+        easyauth.tokens_per_s(),
+        pct(easyauth.tokens_per_s())
+    );
+    match peer {
+        Some(p) => {
+            let _ = writeln!(
+                md,
+                "| (c) | node `oidc-provider` (client_credentials, RS256 JWT access tokens) | {:.0} | {:.1} % |",
+                p.tokens_per_s(),
+                pct(p.tokens_per_s())
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "| (c) | node `oidc-provider` | skipped (`--skip-peer`) | |"
+            );
+        }
+    }
+    let verdict = if pct(easyauth.tokens_per_s()) >= 90.0 {
+        "meets"
+    } else {
+        "does NOT meet"
+    };
+    let _ = writeln!(
+        md,
+        "\neasyauth reaches {:.1} % of the single-core RSA-2048 signing rate: it {verdict} the 90 % target.\n",
+        pct(easyauth.tokens_per_s())
+    );
+
+    let _ = writeln!(md, "## Load details\n");
+    let _ = writeln!(
+        md,
+        "| server | requests | non-200 | socket errors | duration | p50 latency | p99 latency |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut row = |name: &str, l: &Load| {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {:.1} s | {:.2} ms | {:.2} ms |",
+            l.requests, l.non200, l.socket_errors, l.duration_s, l.p50_ms, l.p99_ms
+        );
+    };
+    row("easyauth idp", easyauth);
+    if let Some(p) = peer {
+        row("oidc-provider", p);
+    }
+
+    let _ = writeln!(md, "\n## Method\n");
+    let _ = writeln!(
+        md,
+        "- Load: `taskset -c 1 wrk -t1 -c{} -d{}s` with a Lua script that POSTs a form-encoded \
+         `client_credentials` request (client_secret_post) on keep-alive HTTPS connections and counts \
+         every non-200 answer; the run fails if there is any.",
+        opts.connections, opts.duration
+    );
+    let _ = writeln!(
+        md,
+        "- (b) `taskset -c 0 target/release/easyauth idp --worker-threads 1` with a generated directory: \
+         one daemon app with a secret and one `Application` app role assigned on a v2 API; \
+         `scope=api://<api>/.default`; TLS certificate from its own local CA; default log settings."
+    );
+    let _ = writeln!(
+        md,
+        "- (c) `taskset -c 0 node bench/node/server.mjs`: oidc-provider with one confidential client, \
+         `features.clientCredentials` + `features.resourceIndicators` (`accessTokenFormat: 'jwt'`, RS256, \
+         RSA-2048 key), HTTPS with an `openssl req -x509` certificate, in-memory adapter."
+    );
+    let _ = writeln!(
+        md,
+        "- Both servers run one at a time on core 0 while wrk runs on core 1; a curl request checks that \
+         each token endpoint answers 200 with an `access_token` before the load starts."
+    );
+
+    let _ = writeln!(md, "\n## Machine and versions\n");
+    let _ = writeln!(md, "- CPU: {cpu}; `nproc` = {nproc}; kernel {kernel}");
+    let _ = writeln!(
+        md,
+        "- easyauth: {easyauth_version} (git {git}), release profile"
+    );
+    let _ = writeln!(md, "- rustc: {}", first_line("rustc", &["--version"]));
+    let _ = writeln!(md, "- openssl: {}", first_line("openssl", &["version"]));
+    let _ = writeln!(md, "- wrk: {}", first_line("wrk", &["-v"]));
+    if peer.is_some() {
+        let _ = writeln!(md, "- node: {}", first_line("node", &["--version"]));
+        let _ = writeln!(
+            md,
+            "- oidc-provider: {}",
+            package_version(&root.join("bench/node/node_modules/oidc-provider/package.json"))
+        );
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_openssl_speed() {
+        let out = "                  sign    verify    sign/s verify/s\nrsa 2048 bits 0.000230s 0.000014s   4356.2  70682.0\n";
+        assert_eq!(parse_openssl_speed(out), Some(4356.2));
+    }
+
+    #[test]
+    fn load_rate_excludes_failures() {
+        let l = Load {
+            requests: 110,
+            non200: 10,
+            duration_s: 10.0,
+            ..Load::default()
+        };
+        assert!((l.tokens_per_s() - 10.0).abs() < 1e-9);
+    }
+}

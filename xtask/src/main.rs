@@ -1,0 +1,50 @@
+//! `cargo xtask test` and `cargo xtask bench`.
+//!
+//! Both commands must work on a fresh machine and in CI (`CI=true`, no stdin, running as root):
+//! they install what is missing (Debian packages through apt, a Python virtual environment, npm
+//! packages), print a `==> step` header for every step and stop at the first failure with a
+//! non-zero exit status.
+
+mod bench;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  test [--skip-lint] [--only-e2e] [--no-e2e] [-- <pytest args>]
+        tools + Python venv + npm packages, cargo fmt/clippy, cargo nextest, e2e suite (pytest)
+  bench [--duration SECS] [--connections N] [--skip-peer]
+        client_credentials tokens/s on one core: openssl speed, easyauth idp, node oidc-provider;
+        writes docs/benchmarks.md
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match cmd.as_str() {
+        "test" => test::main(rest),
+        "bench" => bench::main(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("xtask: unknown command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask {cmd}: FAILED: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

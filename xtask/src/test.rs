@@ -1,0 +1,247 @@
+//! `cargo xtask test`: tools, Python venv, npm packages, lint, unit tests, end-to-end suite.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{
+    self, Steps, cargo, ensure_debian_packages, fnv1a, read_or_empty, repo_root, run,
+};
+
+#[derive(Debug, Default)]
+struct Options {
+    skip_lint: bool,
+    only_e2e: bool,
+    no_e2e: bool,
+    pytest_args: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut opts = Options::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--skip-lint" => opts.skip_lint = true,
+            "--only-e2e" => opts.only_e2e = true,
+            "--no-e2e" => opts.no_e2e = true,
+            "--" => {
+                opts.pytest_args = it.by_ref().cloned().collect();
+            }
+            other => bail!(
+                "unknown option `{other}` (expected --skip-lint, --only-e2e, --no-e2e, -- <pytest args>)"
+            ),
+        }
+    }
+    if opts.only_e2e && opts.no_e2e {
+        bail!("--only-e2e and --no-e2e exclude each other");
+    }
+    Ok(opts)
+}
+
+pub(crate) fn main(args: &[String]) -> Result<()> {
+    let opts = parse(args)?;
+    let root = repo_root();
+    let e2e = root.join("tests/e2e");
+    let venv = root.join("target/e2e/venv");
+    let artifacts = root.join("target/test-artifacts");
+    let mut steps = Steps::default();
+
+    if std::env::var_os("CI").is_some() {
+        println!("CI detected: non-interactive run");
+    }
+
+    if opts.no_e2e {
+        steps.skipped("tools / venv / npm", "--no-e2e");
+    } else {
+        steps.step("ensure tools (python3, node, npm)", ensure_tools)?;
+        steps.step("python venv (target/e2e/venv)", || python_venv(&e2e, &venv))?;
+        steps.step("npm packages (tests/e2e)", || npm_packages(&e2e))?;
+    }
+
+    if opts.skip_lint || opts.only_e2e {
+        steps.skipped("lint (cargo fmt, cargo clippy)", "--skip-lint/--only-e2e");
+    } else {
+        steps.step("cargo fmt --check", || {
+            run(cargo().args(["fmt", "--all", "--", "--check"]))
+        })?;
+        steps.step("cargo clippy", || {
+            run(cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+    }
+
+    if opts.only_e2e {
+        steps.skipped("unit tests", "--only-e2e");
+    } else {
+        steps.step("unit tests", unit_tests)?;
+    }
+
+    if opts.no_e2e {
+        steps.skipped("e2e", "--no-e2e");
+    } else {
+        steps.step("cargo build -p easyauth", || {
+            run(cargo().args(["build", "-p", "easyauth"]))
+        })?;
+        steps.step("e2e suite (pytest tests/e2e)", || {
+            e2e_suite(&root, &venv, &artifacts, &opts.pytest_args)
+        })?;
+    }
+
+    steps.summary("PASSED");
+    Ok(())
+}
+
+fn ensure_tools() -> Result<()> {
+    let mut packages: Vec<&str> = Vec::new();
+    match util::which("python3") {
+        None => packages.extend(["python3", "python3-venv"]),
+        Some(python) => {
+            // Debian's own python3 ships venv/ensurepip separately.
+            let ok = util::probe(&python.to_string_lossy(), &["-c", "import venv, ensurepip"])
+                .is_some_and(|(ok, _)| ok);
+            if !ok {
+                packages.push("python3-venv");
+            }
+        }
+    }
+    if util::which("node").is_none() {
+        packages.push("nodejs");
+    }
+    if util::which("npm").is_none() {
+        packages.push("npm");
+    }
+    ensure_debian_packages(&packages)?;
+    for tool in ["python3", "node", "npm"] {
+        let (_, version) = util::probe(tool, &["--version"])
+            .with_context(|| format!("`{tool}` is still not runnable"))?;
+        println!("    {tool}: {}", version.trim());
+    }
+    Ok(())
+}
+
+fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
+    let requirements = e2e.join("requirements.txt");
+    let python_version = util::probe("python3", &["--version"])
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let want = fnv1a(&[
+        &read_or_empty(&requirements),
+        python_version.trim().as_bytes(),
+    ]);
+    let stamp = venv.join(".xtask-requirements-stamp");
+    let venv_python = venv.join("bin/python");
+
+    let healthy = venv_python.is_file()
+        && util::probe(&venv_python.to_string_lossy(), &["-c", "import sys"])
+            .is_some_and(|(ok, _)| ok);
+    if healthy && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        println!("    up to date (requirements.txt unchanged)");
+        return Ok(());
+    }
+    if !healthy {
+        if venv.exists() {
+            std::fs::remove_dir_all(venv)
+                .with_context(|| format!("removing broken venv {}", venv.display()))?;
+        }
+        run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+    }
+    run(Command::new(&venv_python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-r",
+        ])
+        .arg(&requirements))?;
+    std::fs::write(&stamp, want).context("writing venv stamp")?;
+    Ok(())
+}
+
+fn npm_packages(e2e: &Path) -> Result<()> {
+    npm_install(e2e)
+}
+
+/// `npm ci` (or `npm install` without a lockfile) in `dir`, skipped when a stamp in
+/// node_modules shows package.json and package-lock.json unchanged.
+pub(crate) fn npm_install(dir: &Path) -> Result<()> {
+    let lock = dir.join("package-lock.json");
+    let node_version = util::probe("node", &["--version"])
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let fingerprint = |dir: &Path| {
+        fnv1a(&[
+            &read_or_empty(&dir.join("package.json")),
+            &read_or_empty(&dir.join("package-lock.json")),
+            node_version.trim().as_bytes(),
+        ])
+    };
+    let stamp: PathBuf = dir.join("node_modules/.xtask-stamp");
+    if lock.is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint(dir).as_str())
+    {
+        println!("    up to date (package.json / package-lock.json unchanged)");
+        return Ok(());
+    }
+    let verb = if lock.is_file() { "ci" } else { "install" };
+    run(Command::new("npm")
+        .args([verb, "--no-audit", "--no-fund"])
+        .current_dir(dir))?;
+    std::fs::write(&stamp, fingerprint(dir)).context("writing npm stamp")?;
+    Ok(())
+}
+
+fn unit_tests() -> Result<()> {
+    let nextest = util::probe("cargo-nextest", &["nextest", "--version"]).is_some_and(|(ok, _)| ok)
+        || cargo()
+            .args(["nextest", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if nextest {
+        run(cargo().args(["nextest", "run", "--workspace", "--no-tests=warn"]))
+    } else {
+        println!("    cargo-nextest not found; falling back to cargo test");
+        run(cargo().args(["test", "--workspace"]))
+    }
+}
+
+fn e2e_suite(root: &Path, venv: &Path, artifacts: &Path, extra: &[String]) -> Result<()> {
+    let bin = root.join("target/debug/easyauth");
+    if !bin.is_file() {
+        bail!("{} was not built", bin.display());
+    }
+    if artifacts.exists() {
+        std::fs::remove_dir_all(artifacts).context("cleaning target/test-artifacts")?;
+    }
+    std::fs::create_dir_all(artifacts).context("creating target/test-artifacts")?;
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.current_dir(root)
+        .args(["-m", "pytest", "tests/e2e", "-v", "-o"])
+        .arg(format!(
+            "cache_dir={}",
+            root.join("target/e2e/pytest-cache").display()
+        ))
+        .arg(format!(
+            "--junitxml={}",
+            artifacts.join("junit.xml").display()
+        ))
+        .args(extra)
+        .env("EASYAUTH_BIN", &bin)
+        .env("EASYAUTH_ARTIFACTS", artifacts)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    let result = run(&mut cmd);
+    println!(
+        "    artifacts (server logs, junit.xml): {}",
+        artifacts.display()
+    );
+    result
+}
