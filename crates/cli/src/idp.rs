@@ -37,7 +37,11 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     let public_url = match &args.public_url {
         Some(u) => u.as_str().trim_end_matches('/').to_owned(),
         None => {
-            let host = if listen.ip().is_unspecified() || listen.ip().is_loopback() { "localhost".to_owned() } else { listen.ip().to_string() };
+            let host = if listen.ip().is_unspecified() || listen.ip().is_loopback() {
+                "localhost".to_owned()
+            } else {
+                listen.ip().to_string()
+            };
             format!("https://{host}:{}", listen.port())
         }
     };
@@ -48,8 +52,15 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     let idp = Idp::start(store.clone(), config, &seed).await?;
 
     let ca = LocalCa::load_or_create(&data_dir)?;
-    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    if let Some(host) = url::Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned)) {
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(host) = url::Url::parse(&public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
         hosts.insert(0, host.trim_matches(['[', ']']).to_owned());
     }
     if !listen.ip().is_unspecified() {
@@ -58,16 +69,31 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     hosts.dedup();
     let tls = ca.server_config(&hosts)?;
 
-    let listener = std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
-        .handle(handle.clone());
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )?
+    .handle(handle.clone());
 
-    print_banner(&idp, &public_url, listen, &ca, &data_dir, demo_secrets.as_ref(), &seed);
+    print_banner(
+        &idp,
+        &public_url,
+        listen,
+        &ca,
+        &data_dir,
+        demo_secrets.as_ref(),
+        &seed,
+    );
     tokio::spawn(purge_expired(store));
     tokio::spawn(shutdown_on_signal(handle));
-    server.serve(idp.router().into_make_service()).await.context("the https server failed")?;
+    server
+        .serve(idp.router().into_make_service())
+        .await
+        .context("the https server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -76,9 +102,15 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
 async fn demo_secrets(store: &dyn Store) -> anyhow::Result<DemoSecrets> {
     let new = easyauth_entra::credentials::generate_secret;
     Ok(DemoSecrets {
-        user_password: store.get_or_create_setting("demo.user-password", &format!("Demo-{}", new(9))).await?,
-        frontend_secret: store.get_or_create_setting("demo.frontend-secret", &new(30)).await?,
-        backend_secret: store.get_or_create_setting("demo.backend-secret", &new(30)).await?,
+        user_password: store
+            .get_or_create_setting("demo.user-password", &format!("Demo-{}", new(9)))
+            .await?,
+        frontend_secret: store
+            .get_or_create_setting("demo.frontend-secret", &new(30))
+            .await?,
+        backend_secret: store
+            .get_or_create_setting("demo.backend-secret", &new(30))
+            .await?,
     })
 }
 
@@ -97,27 +129,53 @@ fn print_banner(
     println!("  tenant          {tid} ({})", seed.tenant.domain);
     println!("  authority       {public_url}/{tid}");
     println!("  issuer          {}", idp.issuer());
-    println!("  discovery       {}/.well-known/openid-configuration", idp.issuer());
+    println!(
+        "  discovery       {}/.well-known/openid-configuration",
+        idp.issuer()
+    );
     println!("  graph /me       {public_url}/v1.0/me");
     println!("  CA certificate  {}", ca.cert_path().display());
-    println!("                  trust it with REQUESTS_CA_BUNDLE, SSL_CERT_FILE or NODE_EXTRA_CA_CERTS");
+    println!(
+        "                  trust it with REQUESTS_CA_BUNDLE, SSL_CERT_FILE or NODE_EXTRA_CA_CERTS"
+    );
     println!("  data dir        {}", data_dir.display());
-    println!("  MSAL            Python: instance_discovery=False; Node: knownAuthorities: [\"{}\"]", host_port(public_url));
+    println!(
+        "  MSAL            Python: instance_discovery=False; Node: knownAuthorities: [\"{}\"]",
+        host_port(public_url)
+    );
     println!("  users           {}", seed.users.len());
     println!("  applications    {}", seed.applications.len());
     if let Some(d) = demo {
         println!("demo tenant (generated for this data dir):");
-        println!("  sign in as      alice@{}  /  {}", demo::TENANT_DOMAIN, d.user_password);
-        println!("  front end app   {}  secret {}", demo::FRONTEND_APP_ID, d.frontend_secret);
-        println!("  back end app    {}  secret {}", demo::BACKEND_APP_ID, d.backend_secret);
-        println!("  back end scope  api://{}/user_impersonation", demo::BACKEND_APP_ID);
+        println!(
+            "  sign in as      alice@{}  /  {}",
+            demo::TENANT_DOMAIN,
+            d.user_password
+        );
+        println!(
+            "  front end app   {}  secret {}",
+            demo::FRONTEND_APP_ID,
+            d.frontend_secret
+        );
+        println!(
+            "  back end app    {}  secret {}",
+            demo::BACKEND_APP_ID,
+            d.backend_secret
+        );
+        println!(
+            "  back end scope  api://{}/user_impersonation",
+            demo::BACKEND_APP_ID
+        );
     }
 }
 
 fn host_port(url: &str) -> String {
     url::Url::parse(url)
         .ok()
-        .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443))))
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443)))
+        })
         .unwrap_or_default()
 }
 
@@ -125,7 +183,9 @@ async fn purge_expired(store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         if let Err(e) = store.purge_expired(now).await {
             tracing::warn!(error = %e, "purging expired records failed");
         }
@@ -136,14 +196,15 @@ async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                handle.graceful_shutdown(Some(Duration::from_secs(5)));
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

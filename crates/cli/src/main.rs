@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "easyauth", version, about = "Azure App Service authentication (Easy Auth) and a local Microsoft Entra ID, anywhere")]
+#[command(
+    name = "easyauth",
+    version,
+    about = "Azure App Service authentication (Easy Auth) and a local Microsoft Entra ID, anywhere"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,8 +93,11 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_tracing(filter: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),

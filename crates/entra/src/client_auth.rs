@@ -41,18 +41,27 @@ impl ClientRequest {
         let body_id = params.get("client_id");
         let client_id = match (&basic, body_id) {
             (Some((id, _)), Some(body)) if id != body => {
-                return Err(EntraError::Malformed("client_id in the body differs from the one in the Authorization header.".into()));
+                return Err(EntraError::Malformed(
+                    "client_id in the body differs from the one in the Authorization header."
+                        .into(),
+                ));
             }
             (Some((id, _)), _) => id.clone(),
             (None, Some(body)) => body.to_owned(),
             (None, None) => return Err(EntraError::MissingParameter("client_id")),
         };
-        let assertion = match (params.get("client_assertion_type"), params.get("client_assertion")) {
+        let assertion = match (
+            params.get("client_assertion_type"),
+            params.get("client_assertion"),
+        ) {
             (Some(ASSERTION_TYPE), Some(a)) => Some(a.to_owned()),
             (Some(other), _) if other != ASSERTION_TYPE => {
                 return Err(EntraError::InvalidRequest {
                     code: 700023,
-                    message: format!("Invalid client assertion type '{}'.", other.chars().take(100).collect::<String>()),
+                    message: format!(
+                        "Invalid client assertion type '{}'.",
+                        other.chars().take(100).collect::<String>()
+                    ),
                 });
             }
             (Some(_), None) => return Err(EntraError::MissingParameter("client_assertion")),
@@ -61,7 +70,10 @@ impl ClientRequest {
         };
         let secret = match (basic.map(|(_, s)| s), params.get("client_secret")) {
             (Some(_), Some(_)) => {
-                return Err(EntraError::Malformed("The client secret was sent both in the body and in the Authorization header.".into()));
+                return Err(EntraError::Malformed(
+                    "The client secret was sent both in the body and in the Authorization header."
+                        .into(),
+                ));
             }
             (Some(s), None) => Some(s),
             (None, Some(s)) => Some(s.to_owned()),
@@ -69,13 +81,18 @@ impl ClientRequest {
         };
         let credential = match (secret, assertion) {
             (Some(_), Some(_)) => {
-                return Err(EntraError::Malformed("Send either client_secret or client_assertion, not both.".into()));
+                return Err(EntraError::Malformed(
+                    "Send either client_secret or client_assertion, not both.".into(),
+                ));
             }
             (Some(s), None) => Credential::Secret(s),
             (None, Some(a)) => Credential::Assertion(a),
             (None, None) => Credential::None,
         };
-        Ok(ClientRequest { client_id, credential })
+        Ok(ClientRequest {
+            client_id,
+            credential,
+        })
     }
 
     pub fn has_credential(&self) -> bool {
@@ -90,17 +107,22 @@ impl ClientRequest {
         token_endpoints: &[String],
         required: bool,
     ) -> Result<(Arc<Application>, ClientAcr), EntraError> {
-        let app = dir.app(&self.client_id).filter(|a| a.app_id.eq_ignore_ascii_case(&self.client_id)).ok_or_else(|| {
-            EntraError::UnknownClient { client_id: self.client_id.chars().take(64).collect(), tenant: dir.tenant.id.clone() }
-        })?;
+        let app = dir
+            .app(&self.client_id)
+            .filter(|a| a.app_id.eq_ignore_ascii_case(&self.client_id))
+            .ok_or_else(|| EntraError::UnknownClient {
+                client_id: self.client_id.chars().take(64).collect(),
+                tenant: dir.tenant.id.clone(),
+            })?;
         match &self.credential {
             Credential::None if required => Err(EntraError::MissingClientCredential),
             Credential::None => Ok((app.clone(), ClientAcr::Public)),
             _ if !app.has_credentials() => Err(EntraError::PublicClientWithCredential),
-            Credential::Secret(secret) => verify_secret(app, secret).map(|()| (app.clone(), ClientAcr::Secret)),
-            Credential::Assertion(jwt) => {
-                verify_assertion(app, jwt, token_endpoints).map(|()| (app.clone(), ClientAcr::Certificate))
+            Credential::Secret(secret) => {
+                verify_secret(app, secret).map(|()| (app.clone(), ClientAcr::Secret))
             }
+            Credential::Assertion(jwt) => verify_assertion(app, jwt, token_endpoints)
+                .map(|()| (app.clone(), ClientAcr::Certificate)),
         }
     }
 }
@@ -109,17 +131,31 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, En
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed = || EntraError::Malformed("The Authorization header is not valid HTTP Basic client authentication.".into());
+    let malformed = || {
+        EntraError::Malformed(
+            "The Authorization header is not valid HTTP Basic client authentication.".into(),
+        )
+    };
     let value = value.to_str().map_err(|_| malformed())?;
-    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
         return Err(malformed());
     };
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    Ok(Some((unescape(id).ok_or_else(malformed)?, unescape(secret).ok_or_else(malformed)?)))
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Ok(Some((
+        unescape(id).ok_or_else(malformed)?,
+        unescape(secret).ok_or_else(malformed)?,
+    )))
 }
 
 fn verify_secret(app: &Application, secret: &str) -> Result<(), EntraError> {
@@ -128,9 +164,15 @@ fn verify_secret(app: &Application, secret: &str) -> Result<(), EntraError> {
     // Check every credential so timing does not reveal which one matched.
     let mut matched = false;
     for cred in &app.password_credentials {
-        let Some(hash) = &cred.secret_hash else { continue };
+        let Some(hash) = &cred.secret_hash else {
+            continue;
+        };
         if verify_client_secret(hash, secret) {
-            let expired = cred.end_date_time.as_deref().and_then(parse_rfc3339).is_some_and(|end| end <= now);
+            let expired = cred
+                .end_date_time
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .is_some_and(|end| end <= now);
             matched_expired |= expired;
             matched |= !expired;
         }
@@ -148,9 +190,14 @@ fn verify_secret(app: &Application, secret: &str) -> Result<(), EntraError> {
 /// `x5t` or `x5t#S256`), `aud` = this token endpoint, `iss` = `sub` = client id, current times.
 /// MSAL Python writes `exp`/`iat` as floats and reuses one assertion for its lifetime, as Entra
 /// allows, so times are read as numbers and `jti` is not treated as single-use.
-fn verify_assertion(app: &Application, jwt: &str, token_endpoints: &[String]) -> Result<(), EntraError> {
+fn verify_assertion(
+    app: &Application,
+    jwt: &str,
+    token_endpoints: &[String],
+) -> Result<(), EntraError> {
     let bad = |why: &str| EntraError::InvalidClientAssertion(why.into());
-    let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("The assertion is not a well-formed JWT."))?;
+    let header = jsonwebtoken::decode_header(jwt)
+        .map_err(|_| bad("The assertion is not a well-formed JWT."))?;
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
         return Err(bad("The assertion must be signed with RS256 or PS256."));
     }
@@ -158,29 +205,49 @@ fn verify_assertion(app: &Application, jwt: &str, token_endpoints: &[String]) ->
         .key_credentials
         .iter()
         .filter_map(|k| ClientCertificate::parse(&k.key).ok().map(|c| (k, c)))
-        .find(|(_, c)| header.x5t.as_deref() == Some(c.x5t.as_str()) || header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str()));
+        .find(|(_, c)| {
+            header.x5t.as_deref() == Some(c.x5t.as_str())
+                || header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str())
+        });
     let Some((registered, cert)) = cert else {
-        return Err(bad("No certificate registered for the application matches the assertion's x5t or x5t#S256 thumbprint."));
+        return Err(bad(
+            "No certificate registered for the application matches the assertion's x5t or x5t#S256 thumbprint.",
+        ));
     };
     let now_s = now();
-    let end = registered.end_date_time.as_deref().and_then(parse_rfc3339).unwrap_or(i64::MAX);
+    let end = registered
+        .end_date_time
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(i64::MAX);
     if cert.not_after < now_s || end < now_s {
-        return Err(bad("The certificate used to sign the assertion has expired."));
+        return Err(bad(
+            "The certificate used to sign the assertion has expired.",
+        ));
     }
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(jwt, &DecodingKey::from_rsa_der(&cert.rsa_public_key), &validation)
-        .map_err(|_| bad("The signature does not verify with the registered certificate."))?
-        .claims;
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(
+        jwt,
+        &DecodingKey::from_rsa_der(&cert.rsa_public_key),
+        &validation,
+    )
+    .map_err(|_| bad("The signature does not verify with the registered certificate."))?
+    .claims;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     if text("iss") != Some(app.app_id.as_str()) || text("sub") != Some(app.app_id.as_str()) {
-        return Err(bad("The assertion's iss and sub must both be the client id."));
+        return Err(bad(
+            "The assertion's iss and sub must both be the client id.",
+        ));
     }
     let audience_ok = match claims.get("aud") {
         Some(Value::String(aud)) => token_endpoints.iter().any(|e| e == aud),
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str().is_some_and(|a| token_endpoints.iter().any(|e| e == a))),
+        Some(Value::Array(list)) => list.iter().any(|a| {
+            a.as_str()
+                .is_some_and(|a| token_endpoints.iter().any(|e| e == a))
+        }),
         _ => false,
     };
     if !audience_ok {
@@ -192,7 +259,11 @@ fn verify_assertion(app: &Application, jwt: &str, token_endpoints: &[String]) ->
         Some(_) => return Err(EntraError::ExpiredClientAssertion),
         None => return Err(bad("The assertion has no numeric exp claim.")),
     }
-    if claims.get("nbf").and_then(Value::as_f64).is_some_and(|nbf| nbf - SKEW > now_f) {
+    if claims
+        .get("nbf")
+        .and_then(Value::as_f64)
+        .is_some_and(|nbf| nbf - SKEW > now_f)
+    {
         return Err(EntraError::ExpiredClientAssertion);
     }
     Ok(())

@@ -8,14 +8,21 @@ use crate::directory::{Application, Directory, PermissionGrant, seed::grant_id};
 use crate::scopes::ResourceScopes;
 
 /// Permission values (lower-cased) granted to `client` on `resource` for `user`.
-pub fn granted(dir: &Directory, client: &Application, resource: &Application, user: Option<&str>) -> BTreeSet<String> {
+pub fn granted(
+    dir: &Directory,
+    client: &Application,
+    resource: &Application,
+    user: Option<&str>,
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for g in &dir.grants {
         let applies = g.client_id.eq_ignore_ascii_case(&client.app_id)
             && g.resource_id.eq_ignore_ascii_case(&resource.app_id)
             && match g.consent_type.as_str() {
                 "AllPrincipals" => true,
-                _ => matches!((&g.principal_id, user), (Some(p), Some(u)) if p.eq_ignore_ascii_case(u)),
+                _ => {
+                    matches!((&g.principal_id, user), (Some(p), Some(u)) if p.eq_ignore_ascii_case(u))
+                }
             };
         if applies {
             out.extend(g.scope.split_whitespace().map(str::to_ascii_lowercase));
@@ -36,7 +43,12 @@ pub fn granted(dir: &Directory, client: &Application, resource: &Application, us
 
 /// The permissions a consent page would have to ask for. For `/.default` with nothing granted
 /// yet, that is what the client's registration statically requires of the resource.
-pub fn missing(dir: &Directory, client: &Application, requested: &ResourceScopes, user: Option<&str>) -> Vec<String> {
+pub fn missing(
+    dir: &Directory,
+    client: &Application,
+    requested: &ResourceScopes,
+    user: Option<&str>,
+) -> Vec<String> {
     let granted = granted(dir, client, &requested.app, user);
     if requested.default {
         if !granted.is_empty() {
@@ -44,12 +56,22 @@ pub fn missing(dir: &Directory, client: &Application, requested: &ResourceScopes
         }
         return required(client, &requested.app);
     }
-    requested.values.iter().filter(|v| !granted.contains(&v.to_ascii_lowercase())).cloned().collect()
+    requested
+        .values
+        .iter()
+        .filter(|v| !granted.contains(&v.to_ascii_lowercase()))
+        .cloned()
+        .collect()
 }
 
 /// The `scp` values a token carries: the named permissions, or for `/.default` everything
 /// granted (canonical spelling, the resource's definition order).
-pub fn effective(dir: &Directory, client: &Application, requested: &ResourceScopes, user: Option<&str>) -> Vec<String> {
+pub fn effective(
+    dir: &Directory,
+    client: &Application,
+    requested: &ResourceScopes,
+    user: Option<&str>,
+) -> Vec<String> {
     if !requested.default {
         return requested.values.clone();
     }
@@ -78,11 +100,21 @@ fn required(client: &Application, resource: &Application) -> Vec<String> {
 
 /// Whether any of `values` needs an administrator (type `Admin`) and no grant covers it.
 pub fn needs_admin(resource: &Application, values: &[String]) -> bool {
-    values.iter().any(|v| resource.scope_by_value(v).is_some_and(|s| s.consent_type == "Admin"))
+    values.iter().any(|v| {
+        resource
+            .scope_by_value(v)
+            .is_some_and(|s| s.consent_type == "Admin")
+    })
 }
 
 /// The grant document recording `user`'s consent, merged with what they consented to before.
-pub fn user_grant(dir: &Directory, client: &Application, resource: &Application, user: &str, values: &[String]) -> PermissionGrant {
+pub fn user_grant(
+    dir: &Directory,
+    client: &Application,
+    resource: &Application,
+    user: &str,
+    values: &[String],
+) -> PermissionGrant {
     let id = grant_id(&client.app_id, &resource.app_id, Some(user));
     let mut scopes: Vec<String> = dir
         .grants

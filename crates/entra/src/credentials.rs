@@ -18,23 +18,41 @@ pub(crate) fn hash_password(password: &str) -> String {
     let salt = random_token(16);
     let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
     let mut out = [0u8; 32];
-    pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt.as_bytes(), password.as_bytes(), &mut out);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt.as_bytes(),
+        password.as_bytes(),
+        &mut out,
+    );
     format!("pbkdf2-sha256${PBKDF2_ITERATIONS}${salt}${}", b64url(&out))
 }
 
 pub(crate) fn verify_password(stored: &str, password: &str) -> bool {
     let mut parts = stored.split('$');
-    let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(hash), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return false;
     };
-    let (Some(iterations), Some(expected)) =
-        (iterations.parse::<u32>().ok().and_then(NonZeroU32::new), b64url_decode(hash))
-    else {
+    let (Some(iterations), Some(expected)) = (
+        iterations.parse::<u32>().ok().and_then(NonZeroU32::new),
+        b64url_decode(hash),
+    ) else {
         return false;
     };
-    pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt.as_bytes(), password.as_bytes(), &expected).is_ok()
+    pbkdf2::verify(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt.as_bytes(),
+        password.as_bytes(),
+        &expected,
+    )
+    .is_ok()
 }
 
 pub(crate) fn hash_client_secret(secret: &str) -> String {
@@ -45,7 +63,10 @@ pub(crate) fn verify_client_secret(stored: &str, secret: &str) -> bool {
     let Some(expected) = stored.strip_prefix("sha256$") else {
         return false;
     };
-    ct_eq(expected.as_bytes(), sha256_hex(secret.as_bytes()).as_bytes())
+    ct_eq(
+        expected.as_bytes(),
+        sha256_hex(secret.as_bytes()).as_bytes(),
+    )
 }
 
 pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
@@ -75,12 +96,17 @@ impl ClientCertificate {
                 .skip(1)
                 .take_while(|l| !l.starts_with("-----END"))
                 .collect();
-            STANDARD.decode(body.trim()).map_err(|e| format!("bad PEM body: {e}"))?
+            STANDARD
+                .decode(body.trim())
+                .map_err(|e| format!("bad PEM body: {e}"))?
         } else {
             let compact: String = key.chars().filter(|c| !c.is_whitespace()).collect();
-            STANDARD.decode(compact).map_err(|e| format!("bad base64: {e}"))?
+            STANDARD
+                .decode(compact)
+                .map_err(|e| format!("bad base64: {e}"))?
         };
-        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
         let spki = cert.public_key();
         if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
             return Err("only RSA certificates are supported".into());
@@ -93,6 +119,11 @@ impl ClientCertificate {
             not_after: cert.validity().not_after.timestamp(),
         })
     }
+}
+
+/// A new random secret (base64url, `bytes` of entropy): demo passwords and client secrets.
+pub fn generate_secret(bytes: usize) -> String {
+    random_token(bytes)
 }
 
 #[cfg(test)]
@@ -115,9 +146,4 @@ mod tests {
         assert!(!verify_client_secret(&h, "abd"));
         assert!(!verify_client_secret("plain", "plain"));
     }
-}
-
-/// A new random secret (base64url, `bytes` of entropy): demo passwords and client secrets.
-pub fn generate_secret(bytes: usize) -> String {
-    random_token(bytes)
 }

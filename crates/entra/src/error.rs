@@ -24,20 +24,30 @@ pub enum EntraError {
     ResourceParameterUnsupported,
     #[error("AADSTS900561: The endpoint only accepts POST requests. Received a {0} request.")]
     MethodNotAllowed(String),
-    #[error("AADSTS90002: Tenant '{0}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")]
+    #[error(
+        "AADSTS90002: Tenant '{0}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+    )]
     TenantNotFound(String),
     #[error("AADSTS70003: The app requested an unsupported grant type '{0}'.")]
     UnsupportedGrantType(String),
 
-    #[error("AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.")]
+    #[error(
+        "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+    )]
     UnknownClient { client_id: String, tenant: String },
-    #[error("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{0}'.")]
+    #[error(
+        "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{0}'."
+    )]
     InvalidClientSecret(String),
     #[error("AADSTS7000222: The provided client secret keys for app '{0}' are expired.")]
     ExpiredClientSecret(String),
-    #[error("AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")]
+    #[error(
+        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+    )]
     MissingClientCredential,
-    #[error("AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")]
+    #[error(
+        "AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented."
+    )]
     PublicClientWithCredential,
     #[error("AADSTS700027: Client assertion failed signature validation. {0}")]
     InvalidClientAssertion(String),
@@ -45,33 +55,63 @@ pub enum EntraError {
     #[error("AADSTS700024: Client assertion is not within its valid time range.")]
     ExpiredClientAssertion,
     /// Observed as `invalid_client` at redemption (contract §3.7).
-    #[error("AADSTS50011: The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'.")]
+    #[error(
+        "AADSTS50011: The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."
+    )]
     RedirectUriMismatch { uri: String, client_id: String },
 
-    #[error("AADSTS70000: The provided value for the '{parameter}' parameter is not valid. {reason}")]
-    InvalidGrant { parameter: &'static str, reason: String },
-    #[error("AADSTS54005: OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")]
+    #[error(
+        "AADSTS70000: The provided value for the '{parameter}' parameter is not valid. {reason}"
+    )]
+    InvalidGrant {
+        parameter: &'static str,
+        reason: String,
+    },
+    #[error(
+        "AADSTS54005: OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."
+    )]
     CodeRedeemed,
-    #[error("AADSTS70008: The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.")]
+    #[error(
+        "AADSTS70008: The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."
+    )]
     GrantExpired,
-    #[error("AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed. {0}")]
+    #[error(
+        "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed. {0}"
+    )]
     GrantRevoked(String),
-    #[error("AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.")]
+    #[error(
+        "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request."
+    )]
     PkceMismatch,
-    #[error("AADSTS65001: The user or administrator has not consented to use the application with ID '{client_id}' named '{client_name}'. Send an interactive authorization request for this user and resource.")]
-    ConsentRequired { client_id: String, client_name: String },
-    #[error("AADSTS70011: The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid. {reason}")]
+    #[error(
+        "AADSTS65001: The user or administrator has not consented to use the application with ID '{client_id}' named '{client_name}'. Send an interactive authorization request for this user and resource."
+    )]
+    ConsentRequired {
+        client_id: String,
+        client_name: String,
+    },
+    #[error(
+        "AADSTS70011: The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid. {reason}"
+    )]
     InvalidScope { scope: String, reason: String },
     /// The `error` string for 28000 is UNCONFIRMED; `invalid_scope` matches its meaning.
-    #[error("AADSTS28000: Provided value for the input parameter scope is not valid because it contains more than one resource. Scope {0} is not valid.")]
+    #[error(
+        "AADSTS28000: Provided value for the input parameter scope is not valid because it contains more than one resource. Scope {0} is not valid."
+    )]
     MultipleResources(String),
-    #[error("AADSTS500011: The resource principal named {identifier} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.")]
+    #[error(
+        "AADSTS500011: The resource principal named {identifier} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+    )]
     UnknownResource { identifier: String, tenant: String },
     #[error("AADSTS50013: Assertion failed signature validation. [Reason - {0}]")]
     InvalidAssertion(String),
-    #[error("AADSTS500133: Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token.")]
+    #[error(
+        "AADSTS500133: Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token."
+    )]
     AssertionExpired,
-    #[error("AADSTS240002: Input id_token cannot be used as 'urn:ietf:params:oauth:grant-type:jwt-bearer' grant.")]
+    #[error(
+        "AADSTS240002: Input id_token cannot be used as 'urn:ietf:params:oauth:grant-type:jwt-bearer' grant."
+    )]
     IdTokenAsAssertion,
     #[error("AADSTS50034: The user account {0} does not exist in the directory.")]
     UserNotFound(String),
@@ -81,15 +121,24 @@ pub enum EntraError {
     LoginRequired,
     #[error("AADSTS65004: User declined to consent to access the app.")]
     ConsentDeclined,
-    #[error("AADSTS65001: The user or administrator has not consented to use the application with ID '{client_id}' named '{client_name}'. Send an interactive authorization request for this user and resource.")]
-    InteractiveConsentRequired { client_id: String, client_name: String },
+    #[error(
+        "AADSTS65001: The user or administrator has not consented to use the application with ID '{client_id}' named '{client_name}'. Send an interactive authorization request for this user and resource."
+    )]
+    InteractiveConsentRequired {
+        client_id: String,
+        client_name: String,
+    },
     #[error("AADSTS700054: response_type '{0}' is not enabled for the application.")]
     ResponseTypeNotEnabled(String),
     /// UNCONFIRMED code; Entra answers unknown response types with `unsupported_response_type`.
-    #[error("AADSTS900352: The response_type '{0}' is not supported. Supported values are 'code' and 'code id_token'.")]
+    #[error(
+        "AADSTS900352: The response_type '{0}' is not supported. Supported values are 'code' and 'code id_token'."
+    )]
     UnsupportedResponseType(String),
 
-    #[error("AADSTS50000: There was an error issuing a token or an issue with our sign-in service. {0}")]
+    #[error(
+        "AADSTS50000: There was an error issuing a token or an issue with our sign-in service. {0}"
+    )]
     Internal(String),
 }
 
@@ -213,7 +262,10 @@ impl EntraError {
             timestamp,
             trace_id,
             correlation_id,
-            error_uri: format!("https://login.microsoftonline.com/error?code={}", self.code()),
+            error_uri: format!(
+                "https://login.microsoftonline.com/error?code={}",
+                self.code()
+            ),
             suberror: self.suberror(),
         }
     }
@@ -249,7 +301,11 @@ pub struct JsonError {
 
 impl From<EntraError> for JsonError {
     fn from(error: EntraError) -> Self {
-        JsonError { error, correlation_id: None, fields: None }
+        JsonError {
+            error,
+            correlation_id: None,
+            fields: None,
+        }
     }
 }
 
@@ -258,13 +314,18 @@ impl IntoResponse for JsonError {
         let body = self.error.body(self.correlation_id.as_deref());
         let mut response = (self.error.status(), axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        );
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if self.error.status() == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
         // The request log line reads the outcome from here.
-        response.extensions_mut().insert(Outcome::Error(self.error.code()));
+        response
+            .extensions_mut()
+            .insert(Outcome::Error(self.error.code()));
         if let Some(fields) = self.fields {
             response.extensions_mut().insert(fields);
         }

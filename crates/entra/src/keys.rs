@@ -53,7 +53,10 @@ pub struct SigningKeys {
 
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeys").field("kid", &self.kid).field("published", &self.by_kid.len()).finish()
+        f.debug_struct("SigningKeys")
+            .field("kid", &self.kid)
+            .field("published", &self.by_kid.len())
+            .finish()
     }
 }
 
@@ -77,23 +80,52 @@ impl SigningKeys {
         // The newest active key signs; ties are broken by kid so every instance picks the same.
         records.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
         let Some(active) = records.iter().rev().find(|r| !r.retired) else {
-            return Err(KeyError::Create("no active signing key after creating one".into()));
+            return Err(KeyError::Create(
+                "no active signing key after creating one".into(),
+            ));
         };
-        let corrupt = |r: &SigningKeyRecord, reason: String| KeyError::Corrupt { kid: r.kid.clone(), reason };
-        let pair = RsaKeyPair::from_pkcs8(&active.pkcs8_der).map_err(|e| corrupt(active, e.to_string()))?;
-        let header_v2 = b64url(json!({"typ": "JWT", "alg": "RS256", "kid": active.kid}).to_string().as_bytes());
-        let header_v1 =
-            b64url(json!({"typ": "JWT", "alg": "RS256", "x5t": active.kid, "kid": active.kid}).to_string().as_bytes());
+        let corrupt = |r: &SigningKeyRecord, reason: String| KeyError::Corrupt {
+            kid: r.kid.clone(),
+            reason,
+        };
+        let pair = RsaKeyPair::from_pkcs8(&active.pkcs8_der)
+            .map_err(|e| corrupt(active, e.to_string()))?;
+        let header_v2 = b64url(
+            json!({"typ": "JWT", "alg": "RS256", "kid": active.kid})
+                .to_string()
+                .as_bytes(),
+        );
+        let header_v1 = b64url(
+            json!({"typ": "JWT", "alg": "RS256", "x5t": active.kid, "kid": active.kid})
+                .to_string()
+                .as_bytes(),
+        );
         let mut published = Vec::new();
         let mut by_kid = HashMap::new();
         for record in &records {
-            let key = RsaKeyPair::from_pkcs8(&record.pkcs8_der).map_err(|e| corrupt(record, e.to_string()))?;
+            let key = RsaKeyPair::from_pkcs8(&record.pkcs8_der)
+                .map_err(|e| corrupt(record, e.to_string()))?;
             let (n, e) = public_components(&key).map_err(|reason| corrupt(record, reason))?;
-            let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| corrupt(record, e.to_string()))?;
+            let decoding = DecodingKey::from_rsa_components(&n, &e)
+                .map_err(|e| corrupt(record, e.to_string()))?;
             by_kid.insert(record.kid.clone(), published.len());
-            published.push(PublishedKey { kid: record.kid.clone(), n, e, x5c: STANDARD.encode(&record.cert_der), decoding });
+            published.push(PublishedKey {
+                kid: record.kid.clone(),
+                n,
+                e,
+                x5c: STANDARD.encode(&record.cert_der),
+                decoding,
+            });
         }
-        Ok(SigningKeys { kid: active.kid.clone(), pair, rng: SystemRandom::new(), header_v2, header_v1, published, by_kid })
+        Ok(SigningKeys {
+            kid: active.kid.clone(),
+            pair,
+            rng: SystemRandom::new(),
+            header_v2,
+            header_v1,
+            published,
+            by_kid,
+        })
     }
 
     pub fn active_kid(&self) -> &str {
@@ -112,7 +144,9 @@ impl SigningKeys {
         jws.push('.');
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
         let mut signature = vec![0u8; self.pair.public_modulus_len()];
-        self.pair.sign(&RSA_PKCS1_SHA256, &self.rng, jws.as_bytes(), &mut signature).map_err(|e| e.to_string())?;
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &self.rng, jws.as_bytes(), &mut signature)
+            .map_err(|e| e.to_string())?;
         jws.push('.');
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&signature, &mut jws);
         Ok(jws)
@@ -149,7 +183,11 @@ impl SigningKeys {
             return Err(VerifyError::Algorithm);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-        let key = self.by_kid.get(&kid).map(|&i| &self.published[i]).ok_or(VerifyError::UnknownKey)?;
+        let key = self
+            .by_kid
+            .get(&kid)
+            .map(|&i| &self.published[i])
+            .ok_or(VerifyError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.validate_exp = false;
         validation.validate_aud = false;
@@ -175,7 +213,8 @@ pub enum VerifyError {
 fn public_components(pair: &RsaKeyPair) -> Result<(String, String), String> {
     // The public key DER is PKCS#1 RSAPublicKey: SEQUENCE { INTEGER n, INTEGER e }.
     let der = pair.public_key().as_ref();
-    let (_, seq) = x509_parser::der_parser::der::parse_der_sequence(der).map_err(|e| e.to_string())?;
+    let (_, seq) =
+        x509_parser::der_parser::der::parse_der_sequence(der).map_err(|e| e.to_string())?;
     let items = seq.as_sequence().map_err(|e| e.to_string())?;
     let [n, e] = items.as_slice() else {
         return Err("unexpected RSA public key layout".into());
@@ -194,8 +233,11 @@ fn generate() -> Result<SigningKeyRecord, KeyError> {
     let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|e| create(&e))?;
     let pkcs8 = pair.as_der().map_err(|e| create(&e))?;
     let pkcs8 = pkcs8.as_ref().to_vec();
-    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.clone().into(), &rcgen::PKCS_RSA_SHA256)
-        .map_err(|e| create(&e))?;
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.clone().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .map_err(|e| create(&e))?;
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, "easyauth token signing");
@@ -205,8 +247,15 @@ fn generate() -> Result<SigningKeyRecord, KeyError> {
     params.not_after = issued + time::Duration::days(5 * 365);
     let cert = params.self_signed(&key).map_err(|e| create(&e))?;
     let cert_der = cert.der().to_vec();
-    let thumbprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
-    Ok(SigningKeyRecord { kid: b64url(thumbprint.as_ref()), pkcs8_der: pkcs8, cert_der, created_at: now(), retired: false })
+    let thumbprint =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
+    Ok(SigningKeyRecord {
+        kid: b64url(thumbprint.as_ref()),
+        pkcs8_der: pkcs8,
+        cert_der,
+        created_at: now(),
+        retired: false,
+    })
 }
 
 #[cfg(test)]
@@ -217,8 +266,14 @@ mod tests {
     async fn signs_and_verifies_and_survives_reload() {
         let store = easyauth_store::MemoryStore::new();
         let keys = SigningKeys::load_or_create(&store).await.expect("keys");
-        assert_eq!(keys.active_kid().len(), 27, "kid is unpadded base64url SHA-1");
-        let token = keys.sign(HeaderStyle::V2, &json!({"aud": "x", "n": 1})).expect("sign");
+        assert_eq!(
+            keys.active_kid().len(),
+            27,
+            "kid is unpadded base64url SHA-1"
+        );
+        let token = keys
+            .sign(HeaderStyle::V2, &json!({"aud": "x", "n": 1}))
+            .expect("sign");
         let claims = keys.verify_own(&token).expect("verify");
         assert_eq!(claims["aud"], "x");
         let reloaded = SigningKeys::load_or_create(&store).await.expect("reload");
@@ -226,13 +281,22 @@ mod tests {
         assert!(reloaded.verify_own(&token).is_ok());
 
         let mut tampered = token.clone();
-        tampered.replace_range(token.len() - 5..token.len() - 4, if token.ends_with('A') { "B" } else { "A" });
-        assert_eq!(keys.verify_own(&tampered).err(), Some(VerifyError::Signature));
+        tampered.replace_range(
+            token.len() - 5..token.len() - 4,
+            if token.ends_with('A') { "B" } else { "A" },
+        );
+        assert_eq!(
+            keys.verify_own(&tampered).err(),
+            Some(VerifyError::Signature)
+        );
         // alg=none and HS256 keyed with the public key must be refused.
         let body = token.split('.').nth(1).expect("payload");
         let none = format!("{}.{body}.", b64url(br#"{"alg":"none","kid":"x"}"#));
         assert!(keys.verify_own(&none).is_err());
-        let hs = format!("{}.{body}.AAAA", b64url(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, keys.kid).as_bytes()));
+        let hs = format!(
+            "{}.{body}.AAAA",
+            b64url(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, keys.kid).as_bytes())
+        );
         assert_eq!(keys.verify_own(&hs).err(), Some(VerifyError::Algorithm));
     }
 }

@@ -82,19 +82,30 @@ pub struct Idp {
 
 impl std::fmt::Debug for Idp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idp").field("issuer", &self.issuer_v2).field("keys", &self.keys).finish_non_exhaustive()
+        f.debug_struct("Idp")
+            .field("issuer", &self.issuer_v2)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
     }
 }
 
 impl Idp {
     /// Writes `seed` into the store, then loads the directory, keys and per-store secrets.
-    pub async fn start(store: Arc<dyn Store>, config: IdpConfig, seed: &Seed) -> Result<Arc<Idp>, StartError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: IdpConfig,
+        seed: &Seed,
+    ) -> Result<Arc<Idp>, StartError> {
         Directory::save_seed(store.as_ref(), seed).await?;
         let directory = Directory::load(store.as_ref(), &seed.tenant.id).await?;
         let keys = SigningKeys::load_or_create(store.as_ref()).await?;
         // Created once per store, so every instance sharing the store agrees.
-        let cookie_secret = store.get_or_create_setting("idp.cookie-key", &util::random_token(64)).await?;
-        let pairwise_secret = store.get_or_create_setting("idp.pairwise-key", &util::random_token(32)).await?;
+        let cookie_secret = store
+            .get_or_create_setting("idp.cookie-key", &util::random_token(64))
+            .await?;
+        let pairwise_secret = store
+            .get_or_create_setting("idp.pairwise-key", &util::random_token(32))
+            .await?;
         let tid = &directory.tenant.id;
         let issuer_v2 = format!("{}/{tid}/v2.0", config.public_url);
         let issuer_v1 = format!("{}/{tid}/", config.public_url);
@@ -147,7 +158,11 @@ impl Idp {
 
     /// The token endpoint URL (also the audience of client assertions).
     pub fn token_endpoint(&self) -> String {
-        format!("{}/{}/oauth2/v2.0/token", self.config.public_url, self.tenant_id())
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.config.public_url,
+            self.tenant_id()
+        )
     }
 
     /// The HTTP surface: every endpoint, wrapped in the request-log layer.

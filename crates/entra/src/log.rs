@@ -23,7 +23,11 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    let fields = response.extensions().get::<LogFields>().cloned().unwrap_or_default();
+    let fields = response
+        .extensions()
+        .get::<LogFields>()
+        .cloned()
+        .unwrap_or_default();
     let outcome = match response.extensions().get::<Outcome>() {
         Some(Outcome::Error(code)) => format!("AADSTS{code}"),
         None if response.status().is_server_error() => "error".to_owned(),

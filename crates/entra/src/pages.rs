@@ -20,7 +20,11 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn hidden(name: &str, value: &str) -> String {
-    format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", attr(name), attr(value))
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        attr(name),
+        attr(value)
+    )
 }
 
 pub(crate) struct SignIn<'a> {
@@ -34,7 +38,10 @@ pub(crate) struct SignIn<'a> {
 }
 
 pub(crate) fn sign_in(p: &SignIn<'_>) -> String {
-    let error = p.error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", text(e))).unwrap_or_default();
+    let error = p
+        .error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", text(e)))
+        .unwrap_or_default();
     page(
         "Sign in to your account",
         &format!(
@@ -101,12 +108,18 @@ pub(crate) fn consent(p: &Consent<'_>) -> String {
 pub(crate) fn error(message: &str) -> String {
     page(
         "Sign in error",
-        &format!("<h1>Sorry, but we're having trouble signing you in.</h1><p class=\"error\">{}</p>", text(message)),
+        &format!(
+            "<h1>Sorry, but we're having trouble signing you in.</h1><p class=\"error\">{}</p>",
+            text(message)
+        ),
     )
 }
 
 pub(crate) fn signed_out() -> String {
-    page("Signed out", "<h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>")
+    page(
+        "Signed out",
+        "<h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>",
+    )
 }
 
 /// The `form_post` response: a form the browser submits to the app (automatically where

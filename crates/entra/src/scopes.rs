@@ -30,9 +30,14 @@ impl OidcScopes {
 
     /// The granted OIDC scopes in the order Entra lists them in a token response.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        [(self.profile, "profile"), (self.openid, "openid"), (self.email, "email"), (self.offline_access, "offline_access")]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
+        [
+            (self.profile, "profile"),
+            (self.openid, "openid"),
+            (self.email, "email"),
+            (self.offline_access, "offline_access"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
     }
 }
 
@@ -67,14 +72,21 @@ impl Scopes {
                 Some(i) => (&item[..i], &item[i + 1..]),
                 None => (GRAPH_RESOURCE, item),
             };
-            let invalid = |reason: &str| EntraError::InvalidScope { scope: item.into(), reason: reason.into() };
+            let invalid = |reason: &str| EntraError::InvalidScope {
+                scope: item.into(),
+                reason: reason.into(),
+            };
             if identifier.is_empty() || value.is_empty() {
-                return Err(invalid("A scope is a resource identifier and a permission separated by '/'."));
+                return Err(invalid(
+                    "A scope is a resource identifier and a permission separated by '/'.",
+                ));
             }
-            let app = dir.resource(identifier).ok_or_else(|| EntraError::UnknownResource {
-                identifier: identifier.into(),
-                tenant: dir.tenant.id.clone(),
-            })?;
+            let app = dir
+                .resource(identifier)
+                .ok_or_else(|| EntraError::UnknownResource {
+                    identifier: identifier.into(),
+                    tenant: dir.tenant.id.clone(),
+                })?;
             let index = match out.resources.iter().position(|r| Arc::ptr_eq(&r.app, app)) {
                 Some(i) => i,
                 None => {
@@ -93,14 +105,19 @@ impl Scopes {
                 resource.default = true;
             } else {
                 let scope = app.scope_by_value(value).ok_or_else(|| {
-                    invalid(&format!("The resource {} exposes no permission named '{value}'.", app.display_name))
+                    invalid(&format!(
+                        "The resource {} exposes no permission named '{value}'.",
+                        app.display_name
+                    ))
                 })?;
                 if !resource.values.contains(&scope.value) {
                     resource.values.push(scope.value.clone());
                 }
             }
             if resource.default && !resource.values.is_empty() {
-                return Err(invalid(".default scope can't be combined with resource-specific scopes."));
+                return Err(invalid(
+                    ".default scope can't be combined with resource-specific scopes.",
+                ));
             }
             resource.requested.push(item.into());
         }
@@ -134,13 +151,22 @@ mod tests {
             backend_secret: "b".into(),
         });
         let _ = graph_application();
-        Directory::new(seed.tenant, seed.users, seed.applications, seed.grants, seed.assignments)
+        Directory::new(
+            seed.tenant,
+            seed.users,
+            seed.applications,
+            seed.grants,
+            seed.assignments,
+        )
     }
 
     #[test]
     fn resolves_resources_and_oidc_scopes() {
         let d = dir();
-        let raw = format!("openid offline_access api://{}/user_impersonation", demo::BACKEND_APP_ID);
+        let raw = format!(
+            "openid offline_access api://{}/user_impersonation",
+            demo::BACKEND_APP_ID
+        );
         let s = Scopes::parse(&d, &raw).expect("valid");
         assert!(s.oidc.openid && s.oidc.offline_access && !s.oidc.profile);
         let r = s.single_resource(&raw).expect("one").expect("some");
@@ -165,8 +191,21 @@ mod tests {
         let d = dir();
         let code = |raw: &str| Scopes::parse(&d, raw).err().map(|e| e.code());
         assert_eq!(code("api://nobody/x"), Some(500011));
-        assert_eq!(code(&format!("api://{}/nope", demo::BACKEND_APP_ID)), Some(70011));
-        assert_eq!(code(&format!("api://{0}/.default api://{0}/user_impersonation", demo::BACKEND_APP_ID)), Some(70011));
-        assert_eq!(code("https://graph.microsoft.com//.default"), None, "documented double-slash form");
+        assert_eq!(
+            code(&format!("api://{}/nope", demo::BACKEND_APP_ID)),
+            Some(70011)
+        );
+        assert_eq!(
+            code(&format!(
+                "api://{0}/.default api://{0}/user_impersonation",
+                demo::BACKEND_APP_ID
+            )),
+            Some(70011)
+        );
+        assert_eq!(
+            code("https://graph.microsoft.com//.default"),
+            None,
+            "documented double-slash form"
+        );
     }
 }

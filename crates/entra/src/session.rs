@@ -8,8 +8,8 @@ use axum::http::HeaderMap;
 use cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
 
-use crate::util::{ct_eq, now, random_token};
 use crate::Idp;
+use crate::util::{ct_eq, now, random_token};
 
 /// Entra's name for its session cookie.
 pub(crate) const SESSION_COOKIE: &str = "ESTSAUTH";
@@ -42,18 +42,40 @@ impl Idp {
         let mut jar = CookieJar::new();
         jar.add_original(raw);
         // A tampered cookie fails authentication here and counts as signed out.
-        let id = jar.private(&self.cookie_key).get(SESSION_COOKIE)?.value().to_owned();
-        let json = self.store.get_ephemeral(SESSION_KIND, &id, now()).await.ok()??;
+        let id = jar
+            .private(&self.cookie_key)
+            .get(SESSION_COOKIE)?
+            .value()
+            .to_owned();
+        let json = self
+            .store
+            .get_ephemeral(SESSION_KIND, &id, now())
+            .await
+            .ok()??;
         let mut session: SignInSession = serde_json::from_str(&json).ok()?;
         session.id = id;
         Some(session)
     }
 
     /// Creates a session and returns it with the `Set-Cookie` value.
-    pub(crate) async fn create_session(&self, user_id: &str) -> Result<(SignInSession, String), crate::EntraError> {
-        let session = SignInSession { id: random_token(32), user_id: user_id.to_owned(), auth_time: now() };
+    pub(crate) async fn create_session(
+        &self,
+        user_id: &str,
+    ) -> Result<(SignInSession, String), crate::EntraError> {
+        let session = SignInSession {
+            id: random_token(32),
+            user_id: user_id.to_owned(),
+            auth_time: now(),
+        };
         let json = serde_json::to_string(&session).unwrap_or_default();
-        self.store.put_ephemeral(SESSION_KIND, &session.id, &json, now() + self.config.session_lifetime).await?;
+        self.store
+            .put_ephemeral(
+                SESSION_KIND,
+                &session.id,
+                &json,
+                now() + self.config.session_lifetime,
+            )
+            .await?;
         let mut jar = CookieJar::new();
         let cookie = Cookie::build((SESSION_COOKIE, session.id.clone()))
             .path("/")
@@ -62,7 +84,11 @@ impl Idp {
             .same_site(SameSite::Lax)
             .build();
         jar.private_mut(&self.cookie_key).add(cookie);
-        let set = jar.delta().next().map(|c| c.to_string()).unwrap_or_default();
+        let set = jar
+            .delta()
+            .next()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
         Ok((session, set))
     }
 
@@ -71,13 +97,18 @@ impl Idp {
         if let Some(session) = self.current_session(headers).await {
             let _ = self.store.delete_ephemeral(SESSION_KIND, &session.id).await;
         }
-        Cookie::build((SESSION_COOKIE, "")).path("/").max_age(cookie::time::Duration::ZERO).build().to_string()
+        Cookie::build((SESSION_COOKIE, ""))
+            .path("/")
+            .max_age(cookie::time::Duration::ZERO)
+            .build()
+            .to_string()
     }
 
     /// The CSRF token for a form, and the cookie to set when the browser has none yet
     /// (double-submit: the form field must equal the cookie).
     pub(crate) fn csrf_token(&self, headers: &HeaderMap) -> (String, Option<String>) {
-        if let Some(c) = cookies(headers).find(|c| c.name() == CSRF_COOKIE && c.value().len() >= 32) {
+        if let Some(c) = cookies(headers).find(|c| c.name() == CSRF_COOKIE && c.value().len() >= 32)
+        {
             return (c.value().to_owned(), None);
         }
         let token = random_token(32);
@@ -91,7 +122,10 @@ impl Idp {
     }
 
     pub(crate) fn csrf_ok(&self, headers: &HeaderMap, submitted: Option<&str>) -> bool {
-        let Some(submitted) = submitted else { return false };
-        cookies(headers).any(|c| c.name() == CSRF_COOKIE && ct_eq(c.value().as_bytes(), submitted.as_bytes()))
+        let Some(submitted) = submitted else {
+            return false;
+        };
+        cookies(headers)
+            .any(|c| c.name() == CSRF_COOKIE && ct_eq(c.value().as_bytes(), submitted.as_bytes()))
     }
 }

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use easyauth_store::RefreshTokenRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::Idp;
 use crate::directory::{Application, Directory, GRAPH_APP_ID, GRAPH_RESOURCE, User};
 use crate::error::EntraError;
 use crate::keys::HeaderStyle;
 use crate::log::LogFields;
 use crate::util::{b64url, now, random_token, sha256, sha256_hex};
-use crate::Idp;
 
 /// How the client authenticated: `appidacr` / `azpacr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,12 +140,19 @@ const RH: &str = "0.AAAAeasyauth";
 impl Idp {
     /// Pairwise subject: stable per (user, application), different across applications.
     pub(crate) fn pairwise_sub(&self, user_id: &str, app_id: &str) -> String {
-        let tag = hmac::sign(&self.pairwise_key, format!("{user_id}|{}", app_id.to_ascii_lowercase()).as_bytes());
+        let tag = hmac::sign(
+            &self.pairwise_key,
+            format!("{user_id}|{}", app_id.to_ascii_lowercase()).as_bytes(),
+        );
         b64url(tag.as_ref())
     }
 
     /// Signs an access token; returns it with its lifetime in seconds.
-    pub(crate) fn access_token(&self, dir: &Directory, spec: &AccessTokenSpec<'_>) -> Result<(String, i64), EntraError> {
+    pub(crate) fn access_token(
+        &self,
+        dir: &Directory,
+        spec: &AccessTokenSpec<'_>,
+    ) -> Result<(String, i64), EntraError> {
         let v2 = spec.resource.access_token_version() == 2;
         let iat = now();
         let lifetime = self.config.access_token_lifetime;
@@ -166,7 +173,14 @@ impl Idp {
         let client = spec.client.app_id.as_str();
         let acr = spec.acr.as_str();
         let groups = user
-            .filter(|u| !u.groups.is_empty() && spec.resource.group_membership_claims.as_deref().is_some_and(|g| g != "None"))
+            .filter(|u| {
+                !u.groups.is_empty()
+                    && spec
+                        .resource
+                        .group_membership_claims
+                        .as_deref()
+                        .is_some_and(|g| g != "None")
+            })
             .map(|u| u.groups.as_slice());
         let claims = AccessClaims {
             aud,
@@ -181,25 +195,48 @@ impl Idp {
             appidacr: (!v2).then_some(acr),
             azp: v2.then_some(client),
             azpacr: v2.then_some(acr),
-            family_name: if v2 { None } else { user.and_then(|u| u.surname.as_deref()) },
-            given_name: if v2 { None } else { user.and_then(|u| u.given_name.as_deref()) },
+            family_name: if v2 {
+                None
+            } else {
+                user.and_then(|u| u.surname.as_deref())
+            },
+            given_name: if v2 {
+                None
+            } else {
+                user.and_then(|u| u.given_name.as_deref())
+            },
             groups,
             idtyp: user.is_none().then_some("app"),
             name: user.map(|u| u.display_name.as_str()),
             oid,
-            preferred_username: if v2 { user.map(|u| u.user_principal_name.as_str()) } else { None },
+            preferred_username: if v2 {
+                user.map(|u| u.user_principal_name.as_str())
+            } else {
+                None
+            },
             rh: RH,
             roles: (!spec.roles.is_empty()).then_some(spec.roles.as_slice()),
             scp: spec.scp.as_deref(),
             sub: &sub,
             tid,
-            unique_name: if v2 { None } else { user.map(|u| u.user_principal_name.as_str()) },
-            upn: if v2 { None } else { user.map(|u| u.user_principal_name.as_str()) },
+            unique_name: if v2 {
+                None
+            } else {
+                user.map(|u| u.user_principal_name.as_str())
+            },
+            upn: if v2 {
+                None
+            } else {
+                user.map(|u| u.user_principal_name.as_str())
+            },
             uti: random_token(16),
             ver: if v2 { "2.0" } else { "1.0" },
         };
         let style = if v2 { HeaderStyle::V2 } else { HeaderStyle::V1 };
-        let token = self.keys.sign(style, &claims).map_err(EntraError::Internal)?;
+        let token = self
+            .keys
+            .sign(style, &claims)
+            .map_err(EntraError::Internal)?;
         Ok((token, lifetime))
     }
 
@@ -223,7 +260,11 @@ impl Idp {
             nbf: iat,
             name: spec.profile.then_some(user.display_name.as_str()),
             preferred_username: spec.profile.then_some(user.user_principal_name.as_str()),
-            email: if spec.email { user.mail.as_deref() } else { None },
+            email: if spec.email {
+                user.mail.as_deref()
+            } else {
+                None
+            },
             oid: &user.id,
             roles: (!roles.is_empty()).then_some(roles.as_slice()),
             tid: &dir.tenant.id,
@@ -234,12 +275,18 @@ impl Idp {
             rh: RH,
             uti: random_token(16),
         };
-        self.keys.sign(HeaderStyle::V2, &claims).map_err(EntraError::Internal)
+        self.keys
+            .sign(HeaderStyle::V2, &claims)
+            .map_err(EntraError::Internal)
     }
 
     /// `client_info`: base64url `{"uid": <oid>, "utid": <tid>}`, which MSAL uses as the account key.
     pub(crate) fn client_info(&self, dir: &Directory, user: &User) -> String {
-        b64url(serde_json::json!({"uid": user.id, "utid": dir.tenant.id}).to_string().as_bytes())
+        b64url(
+            serde_json::json!({"uid": user.id, "utid": dir.tenant.id})
+                .to_string()
+                .as_bytes(),
+        )
     }
 
     /// Creates and stores a refresh token; `family` continues an existing rotation family.
@@ -313,7 +360,10 @@ impl TokenResponse {
     pub(crate) fn into_response_with(self, fields: LogFields) -> Response {
         let mut response = axum::Json(self).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        );
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         response.extensions_mut().insert(fields);
         response

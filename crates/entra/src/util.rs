@@ -19,7 +19,9 @@ pub(crate) fn random_token(n: usize) -> String {
     // The system RNG only fails if the OS has no entropy source at all; an all-zero token would
     // be a security bug, so abort rather than continue.
     #[allow(clippy::expect_used)]
-    SystemRandom::new().fill(&mut buf).expect("the operating system's random source failed");
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the operating system's random source failed");
     b64url(&buf)
 }
 
@@ -63,4 +65,3 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
-

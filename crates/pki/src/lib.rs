@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -25,7 +25,10 @@ const CA_COMMON_NAME: &str = "easyauth local CA";
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot read or write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a usable CA key: {reason}")]
     BadKey { path: PathBuf, reason: String },
     #[error("cannot issue a certificate: {0}")]
@@ -54,20 +57,32 @@ impl LocalCa {
         let key_path = dir.join(CA_KEY_FILE);
         if cert_path.exists() && key_path.exists() {
             let key_pem = fs::read_to_string(&key_path).map_err(io(&key_path))?;
-            let key = KeyPair::from_pem(&key_pem)
-                .map_err(|e| PkiError::BadKey { path: key_path.clone(), reason: e.to_string() })?;
+            let key = KeyPair::from_pem(&key_pem).map_err(|e| PkiError::BadKey {
+                path: key_path.clone(),
+                reason: e.to_string(),
+            })?;
             let cert_pem = fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
-            return Ok(LocalCa { cert_path, cert_pem, key });
+            return Ok(LocalCa {
+                cert_path,
+                cert_pem,
+                key,
+            });
         }
         let key = KeyPair::generate().map_err(|e| PkiError::Issue(e.to_string()))?;
         let mut params = ca_params();
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::days(1);
         params.not_after = now + Duration::days(3650);
-        let cert = params.self_signed(&key).map_err(|e| PkiError::Issue(e.to_string()))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| PkiError::Issue(e.to_string()))?;
         write_private(&key_path, key.serialize_pem().as_bytes()).map_err(io(&key_path))?;
         fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))?;
-        Ok(LocalCa { cert_path, cert_pem: cert.pem(), key })
+        Ok(LocalCa {
+            cert_path,
+            cert_pem: cert.pem(),
+            key,
+        })
     }
 
     /// Path of the CA certificate (PEM) that clients must trust.
@@ -97,12 +112,20 @@ impl LocalCa {
     fn issue_server_cert(
         &self,
         hosts: &[String],
-    ) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>), PkiError>
-    {
+    ) -> Result<
+        (
+            Vec<rustls::pki_types::CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+        PkiError,
+    > {
         let issue = |e: rcgen::Error| PkiError::Issue(e.to_string());
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, hosts.first().map(String::as_str).unwrap_or("localhost"));
+        dn.push(
+            DnType::CommonName,
+            hosts.first().map(String::as_str).unwrap_or("localhost"),
+        );
         params.distinguished_name = dn;
         for host in hosts {
             let san = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
@@ -116,7 +139,10 @@ impl LocalCa {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::days(1);
         params.not_after = now + Duration::days(365);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         let leaf_key = KeyPair::generate().map_err(issue)?;
@@ -138,7 +164,11 @@ fn ca_params() -> CertificateParams {
     dn.push(DnType::OrganizationName, "easyauth");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params
 }
 
@@ -167,13 +197,20 @@ mod tests {
         let first = LocalCa::load_or_create(&dir).expect("create");
         let pem = first.cert_pem().to_owned();
         let second = LocalCa::load_or_create(&dir).expect("reload");
-        assert_eq!(pem, second.cert_pem(), "a restart must keep the CA clients already trust");
+        assert_eq!(
+            pem,
+            second.cert_pem(),
+            "a restart must keep the CA clients already trust"
+        );
         let config = second.server_config(&["localhost".into(), "127.0.0.1".into()]);
         assert!(config.is_ok(), "{config:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.join(CA_KEY_FILE)).expect("key").permissions().mode();
+            let mode = fs::metadata(dir.join(CA_KEY_FILE))
+                .expect("key")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "CA key must be private");
         }
         let _ = fs::remove_dir_all(&dir);

@@ -53,7 +53,10 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
     };
     let graph_user_read = RequiredResourceAccess {
         resource_app_id: GRAPH_APP_ID.into(),
-        resource_access: vec![ResourceAccess { id: GRAPH_USER_READ.into(), kind: "Scope".into() }],
+        resource_access: vec![ResourceAccess {
+            id: GRAPH_USER_READ.into(),
+            kind: "Scope".into(),
+        }],
     };
     // Any loopback port: the platform gives each app its own origin.
     let loopback_callbacks = vec![
@@ -97,13 +100,19 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         web: WebApplication {
             redirect_uris: loopback_callbacks,
             logout_url: None,
-            implicit_grant_settings: ImplicitGrantSettings { enable_id_token_issuance: true, enable_access_token_issuance: false },
+            implicit_grant_settings: ImplicitGrantSettings {
+                enable_id_token_issuance: true,
+                enable_access_token_issuance: false,
+            },
         },
         required_resource_access: vec![
             graph_user_read,
             RequiredResourceAccess {
                 resource_app_id: BACKEND_APP_ID.into(),
-                resource_access: vec![ResourceAccess { id: USER_IMPERSONATION_ID.into(), kind: "Scope".into() }],
+                resource_access: vec![ResourceAccess {
+                    id: USER_IMPERSONATION_ID.into(),
+                    kind: "Scope".into(),
+                }],
             },
         ],
         password_credentials: vec![secret(&secrets.frontend_secret)],
@@ -111,9 +120,16 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
     };
     let mut applications = vec![frontend, backend];
     for app in &mut applications {
-        app.id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/application", app.app_id).as_bytes()).to_string();
-        app.service_principal_id =
-            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/servicePrincipal", app.app_id).as_bytes()).to_string();
+        app.id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{}/application", app.app_id).as_bytes(),
+        )
+        .to_string();
+        app.service_principal_id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{}/servicePrincipal", app.app_id).as_bytes(),
+        )
+        .to_string();
     }
     // Admin consent for the back end's on-behalf-of call to Graph (the tutorial's next step).
     let grants = vec![PermissionGrant {
@@ -125,8 +141,15 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         scope: "User.Read".into(),
     }];
     Seed {
-        tenant: Tenant { id: TENANT_ID.into(), domain: TENANT_DOMAIN.into(), display_name: Some("Contoso (easyauth demo)".into()) },
-        users: vec![user(ALICE_ID, "Alice", "Smith"), user(BOB_ID, "Bob", "Jones")],
+        tenant: Tenant {
+            id: TENANT_ID.into(),
+            domain: TENANT_DOMAIN.into(),
+            display_name: Some("Contoso (easyauth demo)".into()),
+        },
+        users: vec![
+            user(ALICE_ID, "Alice", "Smith"),
+            user(BOB_ID, "Bob", "Jones"),
+        ],
         applications,
         grants,
         assignments: Vec::new(),

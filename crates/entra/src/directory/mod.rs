@@ -27,12 +27,6 @@ pub struct Directory {
     pub assignments: Vec<AppRoleAssignment>,
 }
 
-impl Default for Tenant {
-    fn default() -> Self {
-        Tenant { id: String::new(), domain: String::new(), display_name: None }
-    }
-}
-
 impl Directory {
     pub fn new(
         tenant: Tenant,
@@ -44,18 +38,26 @@ impl Directory {
         if !apps.iter().any(|a| a.app_id == GRAPH_APP_ID) {
             apps.push(graph_application());
         }
-        let mut dir = Directory { tenant, grants, assignments, ..Default::default() };
+        let mut dir = Directory {
+            tenant,
+            grants,
+            assignments,
+            ..Default::default()
+        };
         for (i, user) in users.iter().enumerate() {
             dir.user_by_id.insert(user.id.to_ascii_lowercase(), i);
-            dir.user_by_upn.insert(user.user_principal_name.to_ascii_lowercase(), i);
+            dir.user_by_upn
+                .insert(user.user_principal_name.to_ascii_lowercase(), i);
         }
         dir.users = users;
         for (i, app) in apps.into_iter().enumerate() {
             dir.app_by_key.insert(app.app_id.to_ascii_lowercase(), i);
-            dir.app_by_key.insert(app.service_principal_id.to_ascii_lowercase(), i);
+            dir.app_by_key
+                .insert(app.service_principal_id.to_ascii_lowercase(), i);
             for uri in &app.identifier_uris {
                 dir.app_by_uri.insert(uri.to_ascii_lowercase(), i);
-                dir.app_by_uri.insert(uri.trim_end_matches('/').to_ascii_lowercase(), i);
+                dir.app_by_uri
+                    .insert(uri.trim_end_matches('/').to_ascii_lowercase(), i);
             }
             dir.apps.push(Arc::new(app));
         }
@@ -64,7 +66,10 @@ impl Directory {
 
     /// Reads the snapshot of `tenant_id` from the store.
     pub async fn load(store: &dyn Store, tenant_id: &str) -> Result<Directory, LoadError> {
-        let tenant: Tenant = match store.get_object(ObjectKind::Tenant, tenant_id, tenant_id).await? {
+        let tenant: Tenant = match store
+            .get_object(ObjectKind::Tenant, tenant_id, tenant_id)
+            .await?
+        {
             Some(json) => parse(&json)?,
             None => return Err(LoadError::NoTenant(tenant_id.into())),
         };
@@ -73,7 +78,12 @@ impl Directory {
             kind: ObjectKind,
             tenant: &str,
         ) -> Result<Vec<T>, LoadError> {
-            store.list_objects(kind, tenant).await?.iter().map(|(_, json)| parse(json)).collect()
+            store
+                .list_objects(kind, tenant)
+                .await?
+                .iter()
+                .map(|(_, json)| parse(json))
+                .collect()
         }
         Ok(Directory::new(
             tenant,
@@ -88,18 +98,28 @@ impl Directory {
     pub async fn save_seed(store: &dyn Store, seed: &Seed) -> Result<(), StoreError> {
         let t = &seed.tenant.id;
         let json = |v: &dyn erased::Json| v.to_json();
-        store.put_object(ObjectKind::Tenant, t, t, &json(&seed.tenant)).await?;
+        store
+            .put_object(ObjectKind::Tenant, t, t, &json(&seed.tenant))
+            .await?;
         for u in &seed.users {
-            store.put_object(ObjectKind::User, t, &u.id, &json(u)).await?;
+            store
+                .put_object(ObjectKind::User, t, &u.id, &json(u))
+                .await?;
         }
         for a in &seed.applications {
-            store.put_object(ObjectKind::Application, t, &a.app_id, &json(a)).await?;
+            store
+                .put_object(ObjectKind::Application, t, &a.app_id, &json(a))
+                .await?;
         }
         for g in &seed.grants {
-            store.put_object(ObjectKind::PermissionGrant, t, &g.id, &json(g)).await?;
+            store
+                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(g))
+                .await?;
         }
         for a in &seed.assignments {
-            store.put_object(ObjectKind::AppRoleAssignment, t, &a.id, &json(a)).await?;
+            store
+                .put_object(ObjectKind::AppRoleAssignment, t, &a.id, &json(a))
+                .await?;
         }
         Ok(())
     }
@@ -113,16 +133,22 @@ impl Directory {
     }
 
     pub fn user(&self, id: &str) -> Option<&User> {
-        self.user_by_id.get(&id.to_ascii_lowercase()).map(|&i| &self.users[i])
+        self.user_by_id
+            .get(&id.to_ascii_lowercase())
+            .map(|&i| &self.users[i])
     }
 
     pub fn user_by_upn(&self, upn: &str) -> Option<&User> {
-        self.user_by_upn.get(&upn.trim().to_ascii_lowercase()).map(|&i| &self.users[i])
+        self.user_by_upn
+            .get(&upn.trim().to_ascii_lowercase())
+            .map(|&i| &self.users[i])
     }
 
     /// By appId or service principal id.
     pub fn app(&self, id: &str) -> Option<&Arc<Application>> {
-        self.app_by_key.get(&id.to_ascii_lowercase()).map(|&i| &self.apps[i])
+        self.app_by_key
+            .get(&id.to_ascii_lowercase())
+            .map(|&i| &self.apps[i])
     }
 
     /// Resolves a resource identifier as used in scopes and `aud`: an App ID URI (with or
@@ -142,11 +168,19 @@ impl Directory {
     }
 
     /// App roles of `resource` assigned to `principal` (a user id or a client appId), as values.
-    pub fn assigned_roles(&self, resource: &Application, principal: &str, member_type: &str) -> Vec<String> {
+    pub fn assigned_roles(
+        &self,
+        resource: &Application,
+        principal: &str,
+        member_type: &str,
+    ) -> Vec<String> {
         let mut roles: Vec<String> = self
             .assignments
             .iter()
-            .filter(|a| a.resource_id.eq_ignore_ascii_case(&resource.app_id) && a.principal_id.eq_ignore_ascii_case(principal))
+            .filter(|a| {
+                a.resource_id.eq_ignore_ascii_case(&resource.app_id)
+                    && a.principal_id.eq_ignore_ascii_case(principal)
+            })
             .filter_map(|a| resource.role_by_id(&a.app_role_id))
             .filter(|r| r.is_enabled && r.allowed_member_types.iter().any(|m| m == member_type))
             .map(|r| r.value.clone())
@@ -217,13 +251,48 @@ pub fn graph_application() -> Application {
         api: ApiApplication {
             requested_access_token_version: Some(1),
             oauth2_permission_scopes: vec![
-                scope("e1fe6dd8-ba31-4d61-89e7-88639da4683d", "User.Read", "User", "Sign in and read user profile"),
-                scope("b340eb25-3456-403f-be2f-af7a0d370277", "User.ReadBasic.All", "User", "Read all users' basic profiles"),
-                scope("a154be20-db9c-4678-8ab7-66f6cc099a59", "User.Read.All", "Admin", "Read all users' full profiles"),
-                scope("37f7f235-527c-4136-accd-4a02d197296e", "openid", "User", "Sign users in"),
-                scope("14dad69e-099b-42c9-810b-d002981feec1", "profile", "User", "View users' basic profile"),
-                scope("64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0", "email", "User", "View users' email address"),
-                scope("7427e0e9-2fba-42fe-b0c0-848c9e6a8182", "offline_access", "User", "Maintain access to data you have given it access to"),
+                scope(
+                    "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
+                    "User.Read",
+                    "User",
+                    "Sign in and read user profile",
+                ),
+                scope(
+                    "b340eb25-3456-403f-be2f-af7a0d370277",
+                    "User.ReadBasic.All",
+                    "User",
+                    "Read all users' basic profiles",
+                ),
+                scope(
+                    "a154be20-db9c-4678-8ab7-66f6cc099a59",
+                    "User.Read.All",
+                    "Admin",
+                    "Read all users' full profiles",
+                ),
+                scope(
+                    "37f7f235-527c-4136-accd-4a02d197296e",
+                    "openid",
+                    "User",
+                    "Sign users in",
+                ),
+                scope(
+                    "14dad69e-099b-42c9-810b-d002981feec1",
+                    "profile",
+                    "User",
+                    "View users' basic profile",
+                ),
+                scope(
+                    "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0",
+                    "email",
+                    "User",
+                    "View users' email address",
+                ),
+                scope(
+                    "7427e0e9-2fba-42fe-b0c0-848c9e6a8182",
+                    "offline_access",
+                    "User",
+                    "Maintain access to data you have given it access to",
+                ),
             ],
             ..Default::default()
         },

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     pub id: String,
@@ -289,11 +289,16 @@ impl Application {
     }
 
     pub fn scope_by_id(&self, id: &str) -> Option<&PermissionScope> {
-        self.api.oauth2_permission_scopes.iter().find(|s| s.id.eq_ignore_ascii_case(id))
+        self.api
+            .oauth2_permission_scopes
+            .iter()
+            .find(|s| s.id.eq_ignore_ascii_case(id))
     }
 
     pub fn role_by_id(&self, id: &str) -> Option<&AppRole> {
-        self.app_roles.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+        self.app_roles
+            .iter()
+            .find(|r| r.id.eq_ignore_ascii_case(id))
     }
 
     /// Whether `uri` is a registered redirect URI (Entra's matching: exact, except that the
@@ -301,7 +306,10 @@ impl Application {
     pub fn redirect_kind(&self, uri: &str) -> Option<RedirectKind> {
         let lists = [
             (&self.web.redirect_uris, RedirectKind::Web),
-            (&self.public_client.redirect_uris, RedirectKind::PublicClient),
+            (
+                &self.public_client.redirect_uris,
+                RedirectKind::PublicClient,
+            ),
             (&self.spa.redirect_uris, RedirectKind::Spa),
         ];
         for (list, kind) in lists {
@@ -346,11 +354,20 @@ mod tests {
     #[test]
     fn localhost_redirects_ignore_the_port_only() {
         let app = Application {
-            web: WebApplication { redirect_uris: vec!["http://localhost".into()], ..Default::default() },
+            web: WebApplication {
+                redirect_uris: vec!["http://localhost".into()],
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(app.redirect_kind("http://localhost:8400"), Some(RedirectKind::Web));
-        assert_eq!(app.redirect_kind("http://localhost:8400/"), Some(RedirectKind::Web));
+        assert_eq!(
+            app.redirect_kind("http://localhost:8400"),
+            Some(RedirectKind::Web)
+        );
+        assert_eq!(
+            app.redirect_kind("http://localhost:8400/"),
+            Some(RedirectKind::Web)
+        );
         assert_eq!(app.redirect_kind("http://localhost:8400/other"), None);
         assert_eq!(app.redirect_kind("https://localhost:8400"), None);
         assert_eq!(app.redirect_kind("http://localhost.evil.test"), None);

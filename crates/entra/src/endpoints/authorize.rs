@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::form::Params;
 use super::tenant;
+use crate::Idp;
 use crate::consent;
 use crate::directory::{Application, Directory, RedirectKind, User};
 use crate::error::{EntraError, Outcome};
@@ -24,7 +25,6 @@ use crate::scopes::Scopes;
 use crate::session::SignInSession;
 use crate::tokens::IdTokenSpec;
 use crate::util::{now, random_token, sha256_hex};
-use crate::Idp;
 
 pub(crate) const CODE_KIND: &str = "authorization-code";
 
@@ -80,7 +80,10 @@ struct Target {
 
 impl From<(EntraError, &AuthorizeRequest)> for Rejection {
     fn from((error, req): (EntraError, &AuthorizeRequest)) -> Self {
-        Rejection::Redirect { error, target: req.target() }
+        Rejection::Redirect {
+            error,
+            target: req.target(),
+        }
     }
 }
 
@@ -99,7 +102,9 @@ pub(crate) struct CodeRecord {
 
 impl AuthorizeRequest {
     fn parse(dir: &Directory, params: Params) -> Result<AuthorizeRequest, Rejection> {
-        let client_id = params.get("client_id").ok_or(Rejection::Page(EntraError::MissingParameter("client_id")))?;
+        let client_id = params
+            .get("client_id")
+            .ok_or(Rejection::Page(EntraError::MissingParameter("client_id")))?;
         let client = dir
             .app(client_id)
             .filter(|a| a.app_id.eq_ignore_ascii_case(client_id))
@@ -135,11 +140,26 @@ impl AuthorizeRequest {
                     None => EntraError::MissingParameter("response_type"),
                     Some(t) => EntraError::UnsupportedResponseType(t.chars().take(50).collect()),
                 };
-                let mode = if response_type.is_some_and(|t| t.contains("id_token")) { ResponseMode::Fragment } else { ResponseMode::Query };
-                return Err(Rejection::Redirect { error, target: Target { redirect_uri, mode, state } });
+                let mode = if response_type.is_some_and(|t| t.contains("id_token")) {
+                    ResponseMode::Fragment
+                } else {
+                    ResponseMode::Query
+                };
+                return Err(Rejection::Redirect {
+                    error,
+                    target: Target {
+                        redirect_uri,
+                        mode,
+                        state,
+                    },
+                });
             }
         };
-        let default_mode = if id_token { ResponseMode::Fragment } else { ResponseMode::Query };
+        let default_mode = if id_token {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        };
         let mode = match params.get("response_mode") {
             None => default_mode,
             Some("query") if !id_token => ResponseMode::Query,
@@ -147,13 +167,24 @@ impl AuthorizeRequest {
             Some("form_post") => ResponseMode::FormPost,
             Some(other) => {
                 let message = if other == "query" {
-                    "The response_mode 'query' is not allowed when an id_token is requested.".to_owned()
+                    "The response_mode 'query' is not allowed when an id_token is requested."
+                        .to_owned()
                 } else {
-                    format!("The response_mode '{}' is not supported.", other.chars().take(50).collect::<String>())
+                    format!(
+                        "The response_mode '{}' is not supported.",
+                        other.chars().take(50).collect::<String>()
+                    )
                 };
                 return Err(Rejection::Redirect {
-                    error: EntraError::InvalidRequest { code: 900352, message },
-                    target: Target { redirect_uri, mode: default_mode, state },
+                    error: EntraError::InvalidRequest {
+                        code: 900352,
+                        message,
+                    },
+                    target: Target {
+                        redirect_uri,
+                        mode: default_mode,
+                        state,
+                    },
                 });
             }
         };
@@ -174,7 +205,13 @@ impl AuthorizeRequest {
             params,
         };
         let fail = |e: EntraError, r: &AuthorizeRequest| Err(Rejection::from((e, r)));
-        if req.id_token && !req.client.web.implicit_grant_settings.enable_id_token_issuance {
+        if req.id_token
+            && !req
+                .client
+                .web
+                .implicit_grant_settings
+                .enable_id_token_issuance
+        {
             return fail(EntraError::ResponseTypeNotEnabled("id_token".into()), &req);
         }
         if req.params.get("resource").is_some() {
@@ -190,7 +227,11 @@ impl AuthorizeRequest {
         req.scope_raw = scope_raw;
         if req.id_token && !req.scopes.oidc.openid {
             return fail(
-                EntraError::InvalidRequest { code: 900144, message: "An id_token was requested but the scope does not include 'openid'.".into() },
+                EntraError::InvalidRequest {
+                    code: 900144,
+                    message: "An id_token was requested but the scope does not include 'openid'."
+                        .into(),
+                },
                 &req,
             );
         }
@@ -204,23 +245,57 @@ impl AuthorizeRequest {
             Some("consent") => Prompt::Consent,
             Some("select_account") => Prompt::SelectAccount,
             Some(other) => {
-                let message = format!("Invalid value '{}' for the 'prompt' parameter.", other.chars().take(50).collect::<String>());
-                return fail(EntraError::InvalidRequest { code: 90023, message }, &req);
+                let message = format!(
+                    "Invalid value '{}' for the 'prompt' parameter.",
+                    other.chars().take(50).collect::<String>()
+                );
+                return fail(
+                    EntraError::InvalidRequest {
+                        code: 90023,
+                        message,
+                    },
+                    &req,
+                );
             }
         };
         if req.prompt == Prompt::SelectAccount && req.login_hint.is_some() {
             let message = "login_hint and prompt=select_account cannot be used together.".into();
-            return fail(EntraError::InvalidRequest { code: 90023, message }, &req);
+            return fail(
+                EntraError::InvalidRequest {
+                    code: 90023,
+                    message,
+                },
+                &req,
+            );
         }
         if let Some(challenge) = req.params.get("code_challenge") {
             let method = req.params.get("code_challenge_method").unwrap_or("plain");
             let valid_len = (43..=128).contains(&challenge.len());
             if !matches!(method, "S256" | "plain") {
-                let message = format!("Invalid code_challenge_method '{}'. Use 'S256' or 'plain'.", method.chars().take(20).collect::<String>());
-                return fail(EntraError::InvalidRequest { code: 501491, message }, &req);
+                let message = format!(
+                    "Invalid code_challenge_method '{}'. Use 'S256' or 'plain'.",
+                    method.chars().take(20).collect::<String>()
+                );
+                return fail(
+                    EntraError::InvalidRequest {
+                        code: 501491,
+                        message,
+                    },
+                    &req,
+                );
             }
-            if !valid_len || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
-                return fail(EntraError::InvalidRequest { code: 501491, message: "Invalid size of Code_Challenge parameter.".into() }, &req);
+            if !valid_len
+                || !challenge
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                return fail(
+                    EntraError::InvalidRequest {
+                        code: 501491,
+                        message: "Invalid size of Code_Challenge parameter.".into(),
+                    },
+                    &req,
+                );
             }
             req.challenge = Some((challenge.to_owned(), method.to_owned()));
         } else if req.redirect_kind == RedirectKind::Spa {
@@ -230,7 +305,11 @@ impl AuthorizeRequest {
     }
 
     fn target(&self) -> Target {
-        Target { redirect_uri: self.redirect_uri.clone(), mode: self.mode, state: self.state.clone() }
+        Target {
+            redirect_uri: self.redirect_uri.clone(),
+            mode: self.mode,
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -241,20 +320,39 @@ pub(crate) async fn get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    start(&idp, &tenant_name, &headers, Params::from_query(query.as_deref())).await
+    start(
+        &idp,
+        &tenant_name,
+        &headers,
+        Params::from_query(query.as_deref()),
+    )
+    .await
 }
 
 /// POST /{tenant}/oauth2/v2.0/authorize (the same request, form-encoded).
-pub(crate) async fn post(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn post(
+    State(idp): State<Arc<Idp>>,
+    Path(tenant_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     start(&idp, &tenant_name, &headers, Params::parse(&body)).await
 }
 
-async fn start(idp: &Idp, tenant_name: &str, headers: &HeaderMap, params: Result<Params, EntraError>) -> Response {
+async fn start(
+    idp: &Idp,
+    tenant_name: &str,
+    headers: &HeaderMap,
+    params: Result<Params, EntraError>,
+) -> Response {
     let dir = match tenant(idp, tenant_name) {
         Ok((dir, _)) => dir,
         Err(e) => return error_page(&e),
     };
-    let req = match params.map_err(Rejection::Page).and_then(|p| AuthorizeRequest::parse(&dir, p)) {
+    let req = match params
+        .map_err(Rejection::Page)
+        .and_then(|p| AuthorizeRequest::parse(&dir, p))
+    {
         Ok(r) => r,
         Err(rejection) => return reject(rejection),
     };
@@ -276,13 +374,17 @@ async fn proceed(
     headers: &HeaderMap,
     flow: Flow,
 ) -> Response {
-    let user = session.as_ref().and_then(|s| dir.user(&s.user_id)).filter(|u| u.account_enabled);
+    let user = session
+        .as_ref()
+        .and_then(|s| dir.user(&s.user_id))
+        .filter(|u| u.account_enabled);
     let hint_mismatch = match (&req.login_hint, user) {
         (Some(hint), Some(u)) => !hint.eq_ignore_ascii_case(&u.user_principal_name),
         _ => false,
     };
     let must_sign_in = user.is_none()
-        || (!flow.just_signed_in && (matches!(req.prompt, Prompt::Login | Prompt::SelectAccount) || hint_mismatch));
+        || (!flow.just_signed_in
+            && (matches!(req.prompt, Prompt::Login | Prompt::SelectAccount) || hint_mismatch));
     let (Some(user), Some(session), false) = (user, session.as_ref(), must_sign_in) else {
         if req.prompt == Prompt::None {
             return reject((EntraError::LoginRequired, &req).into());
@@ -297,7 +399,12 @@ async fn proceed(
         if req.prompt == Prompt::Consent && !flow.just_consented {
             missing = resource.values.clone();
             if resource.default {
-                missing.extend(consent::effective(dir, &req.client, resource, Some(&user.id)));
+                missing.extend(consent::effective(
+                    dir,
+                    &req.client,
+                    resource,
+                    Some(&user.id),
+                ));
             }
         }
         if !missing.is_empty() {
@@ -312,10 +419,16 @@ async fn proceed(
         if req.prompt == Prompt::None || flow.just_consented {
             return reject((consent_error, &req).into());
         }
-        if to_consent.iter().any(|(r, values)| consent::needs_admin(&r.app, values)) {
+        if to_consent
+            .iter()
+            .any(|(r, values)| consent::needs_admin(&r.app, values))
+        {
             let error = EntraError::InvalidRequest {
                 code: 90094,
-                message: format!("{} needs permission to access resources in your organization that only an admin can grant.", req.client.display_name),
+                message: format!(
+                    "{} needs permission to access resources in your organization that only an admin can grant.",
+                    req.client.display_name
+                ),
             };
             return reject((error, &req).into());
         }
@@ -328,7 +441,11 @@ async fn proceed(
                     description: r
                         .app
                         .scope_by_value(v)
-                        .and_then(|s| s.user_consent_display_name.clone().or_else(|| s.admin_consent_display_name.clone()))
+                        .and_then(|s| {
+                            s.user_consent_display_name
+                                .clone()
+                                .or_else(|| s.admin_consent_display_name.clone())
+                        })
                         .unwrap_or_else(|| v.clone()),
                 })
             })
@@ -344,12 +461,23 @@ async fn proceed(
             user: &user.user_principal_name,
             permissions: &permissions,
         });
-        return html_response(StatusCode::OK, html, set_cookie, LogFields::for_client(dir, &req.client));
+        return html_response(
+            StatusCode::OK,
+            html,
+            set_cookie,
+            LogFields::for_client(dir, &req.client),
+        );
     }
     issue_code(idp, dir, &req, user, session).await
 }
 
-async fn issue_code(idp: &Idp, dir: &Directory, req: &AuthorizeRequest, user: &User, session: &SignInSession) -> Response {
+async fn issue_code(
+    idp: &Idp,
+    dir: &Directory,
+    req: &AuthorizeRequest,
+    user: &User,
+    session: &SignInSession,
+) -> Response {
     let code = random_token(48);
     let record = CodeRecord {
         client_id: req.client.app_id.clone(),
@@ -362,7 +490,16 @@ async fn issue_code(idp: &Idp, dir: &Directory, req: &AuthorizeRequest, user: &U
         auth_time: session.auth_time,
     };
     let json = serde_json::to_string(&record).unwrap_or_default();
-    if let Err(e) = idp.store.put_ephemeral(CODE_KIND, &sha256_hex(code.as_bytes()), &json, now() + idp.config.code_lifetime).await {
+    if let Err(e) = idp
+        .store
+        .put_ephemeral(
+            CODE_KIND,
+            &sha256_hex(code.as_bytes()),
+            &json,
+            now() + idp.config.code_lifetime,
+        )
+        .await
+    {
         return reject((EntraError::from(e), req).into());
     }
     let mut fields: Vec<(&str, String)> = vec![("code", code.clone())];
@@ -385,9 +522,14 @@ async fn issue_code(idp: &Idp, dir: &Directory, req: &AuthorizeRequest, user: &U
     if req.client_info {
         fields.push(("client_info", idp.client_info(dir, user)));
     }
-    fields.push(("session_state", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, session.id.as_bytes()).to_string()));
+    fields.push((
+        "session_state",
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, session.id.as_bytes()).to_string(),
+    ));
     let mut response = respond(&req.target(), &fields);
-    response.extensions_mut().insert(LogFields::for_client(dir, &req.client));
+    response
+        .extensions_mut()
+        .insert(LogFields::for_client(dir, &req.client));
     response
 }
 
@@ -406,7 +548,11 @@ fn respond(target: &Target, fields: &[(&str, String)]) -> Response {
             return html_response(StatusCode::OK, html, None, LogFields::default());
         }
         ResponseMode::Query => {
-            let separator = if target.redirect_uri.contains('?') { '&' } else { '?' };
+            let separator = if target.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
             format!("{}{separator}{}", target.redirect_uri, encoded())
         }
         ResponseMode::Fragment => format!("{}#{}", target.redirect_uri, encoded()),
@@ -415,10 +561,14 @@ fn respond(target: &Target, fields: &[(&str, String)]) -> Response {
         Ok(value) => {
             let mut response = StatusCode::FOUND.into_response();
             response.headers_mut().insert(header::LOCATION, value);
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(_) => error_page(&EntraError::Malformed("The redirect URI cannot be used in a Location header.".into())),
+        Err(_) => error_page(&EntraError::Malformed(
+            "The redirect URI cannot be used in a Location header.".into(),
+        )),
     }
 }
 
@@ -427,12 +577,17 @@ fn reject(rejection: Rejection) -> Response {
         Rejection::Page(error) => error_page(&error),
         Rejection::Redirect { error, target } => {
             let body = error.body(None);
-            let mut fields: Vec<(&str, String)> = vec![("error", body.error.to_owned()), ("error_description", body.error_description)];
+            let mut fields: Vec<(&str, String)> = vec![
+                ("error", body.error.to_owned()),
+                ("error_description", body.error_description),
+            ];
             if let Some(state) = &target.state {
                 fields.push(("state", state.clone()));
             }
             let mut response = respond(&target, &fields);
-            response.extensions_mut().insert(Outcome::Error(error.code()));
+            response
+                .extensions_mut()
+                .insert(Outcome::Error(error.code()));
             response
         }
     }
@@ -440,12 +595,24 @@ fn reject(rejection: Rejection) -> Response {
 
 fn error_page(error: &EntraError) -> Response {
     let body = error.body(None);
-    let mut response = html_response(StatusCode::BAD_REQUEST, pages::error(&body.error_description), None, LogFields::default());
-    response.extensions_mut().insert(Outcome::Error(error.code()));
+    let mut response = html_response(
+        StatusCode::BAD_REQUEST,
+        pages::error(&body.error_description),
+        None,
+        LogFields::default(),
+    );
+    response
+        .extensions_mut()
+        .insert(Outcome::Error(error.code()));
     response
 }
 
-fn html_response(status: StatusCode, html: String, set_cookie: Option<String>, fields: LogFields) -> Response {
+fn html_response(
+    status: StatusCode,
+    html: String,
+    set_cookie: Option<String>,
+    fields: LogFields,
+) -> Response {
     let mut response = (status, Html(html)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -477,35 +644,67 @@ fn sign_in_page(
         ctx: &ctx,
         csrf: &csrf,
         app_name: &req.client.display_name,
-        tenant_name: dir.tenant.display_name.as_deref().unwrap_or(&dir.tenant.domain),
+        tenant_name: dir
+            .tenant
+            .display_name
+            .as_deref()
+            .unwrap_or(&dir.tenant.domain),
         login_hint: req.login_hint.as_deref(),
         error,
     });
-    html_response(status, html, set_cookie, LogFields::for_client(dir, &req.client))
+    html_response(
+        status,
+        html,
+        set_cookie,
+        LogFields::for_client(dir, &req.client),
+    )
 }
 
 /// Re-validates the authorize request a form carried.
-fn from_form(dir: &Directory, form: &Params) -> Result<AuthorizeRequest, Response> {
-    let ctx = form.get("ctx").ok_or_else(|| error_page(&EntraError::MissingParameter("ctx")))?;
-    let params = Params::parse(ctx.as_bytes()).map_err(|e| error_page(&e))?;
-    AuthorizeRequest::parse(dir, params).map_err(reject)
+fn from_form(dir: &Directory, form: &Params) -> Result<AuthorizeRequest, Box<Response>> {
+    let ctx = form
+        .get("ctx")
+        .ok_or_else(|| error_page(&EntraError::MissingParameter("ctx")))?;
+    let params = Params::parse(ctx.as_bytes()).map_err(|e| Box::new(error_page(&e)))?;
+    AuthorizeRequest::parse(dir, params).map_err(|r| Box::new(reject(r)))
 }
 
 /// POST /{tenant}/login: the sign-in form.
-pub(crate) async fn login(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let (dir, form) = match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
-        Ok(x) => x,
-        Err(e) => return error_page(&e),
-    };
+pub(crate) async fn login(
+    State(idp): State<Arc<Idp>>,
+    Path(tenant_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (dir, form) =
+        match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
+            Ok(x) => x,
+            Err(e) => return error_page(&e),
+        };
     let req = match from_form(&dir, &form) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !idp.csrf_ok(&headers, form.get("csrf")) {
-        return sign_in_page(&idp, &dir, &req, &headers, Some("Your session timed out. Please sign in again."), StatusCode::OK);
+        return sign_in_page(
+            &idp,
+            &dir,
+            &req,
+            &headers,
+            Some("Your session timed out. Please sign in again."),
+            StatusCode::OK,
+        );
     }
-    let (Some(login), Some(password)) = (form.get("login"), form.get("passwd").map(str::to_owned)) else {
-        return sign_in_page(&idp, &dir, &req, &headers, Some("Enter your email and password."), StatusCode::OK);
+    let (Some(login), Some(password)) = (form.get("login"), form.get("passwd").map(str::to_owned))
+    else {
+        return sign_in_page(
+            &idp,
+            &dir,
+            &req,
+            &headers,
+            Some("Enter your email and password."),
+            StatusCode::OK,
+        );
     };
     let user = dir.user_by_upn(login).cloned();
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -513,23 +712,51 @@ pub(crate) async fn login(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<S
     let ok = tokio::task::spawn_blocking(move || match hash {
         Some(h) => crate::credentials::verify_password(&h, &password),
         None => {
-            let _ = crate::credentials::verify_password(&crate::credentials::hash_password("x"), &password);
+            let _ = crate::credentials::verify_password(
+                &crate::credentials::hash_password("x"),
+                &password,
+            );
             false
         }
     })
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        return sign_in_page(&idp, &dir, &req, &headers, Some("Your account or password is incorrect. (AADSTS50126)"), StatusCode::OK);
+        return sign_in_page(
+            &idp,
+            &dir,
+            &req,
+            &headers,
+            Some("Your account or password is incorrect. (AADSTS50126)"),
+            StatusCode::OK,
+        );
     };
     if !user.account_enabled {
-        return sign_in_page(&idp, &dir, &req, &headers, Some("Your account has been locked. (AADSTS50057)"), StatusCode::OK);
+        return sign_in_page(
+            &idp,
+            &dir,
+            &req,
+            &headers,
+            Some("Your account has been locked. (AADSTS50057)"),
+            StatusCode::OK,
+        );
     }
     let (session, cookie) = match idp.create_session(&user.id).await {
         Ok(s) => s,
         Err(e) => return error_page(&e),
     };
-    let mut response = proceed(&idp, &dir, req, Some(session), &headers, Flow { just_signed_in: true, just_consented: false }).await;
+    let mut response = proceed(
+        &idp,
+        &dir,
+        req,
+        Some(session),
+        &headers,
+        Flow {
+            just_signed_in: true,
+            just_consented: false,
+        },
+    )
+    .await;
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -537,19 +764,32 @@ pub(crate) async fn login(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<S
 }
 
 /// POST /{tenant}/consent: the consent form.
-pub(crate) async fn consent(State(idp): State<Arc<Idp>>, Path(tenant_name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let (dir, form) = match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
-        Ok(x) => x,
-        Err(e) => return error_page(&e),
-    };
+pub(crate) async fn consent(
+    State(idp): State<Arc<Idp>>,
+    Path(tenant_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (dir, form) =
+        match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
+            Ok(x) => x,
+            Err(e) => return error_page(&e),
+        };
     let req = match from_form(&dir, &form) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let session = idp.current_session(&headers).await;
     let user = session.as_ref().and_then(|s| dir.user(&s.user_id)).cloned();
     let (Some(user), true) = (user, idp.csrf_ok(&headers, form.get("csrf"))) else {
-        return sign_in_page(&idp, &dir, &req, &headers, Some("Your session timed out. Please sign in again."), StatusCode::OK);
+        return sign_in_page(
+            &idp,
+            &dir,
+            &req,
+            &headers,
+            Some("Your session timed out. Please sign in again."),
+            StatusCode::OK,
+        );
     };
     if form.get("consent") != Some("accept") {
         return reject((EntraError::ConsentDeclined, &req).into());
@@ -558,24 +798,52 @@ pub(crate) async fn consent(State(idp): State<Arc<Idp>>, Path(tenant_name): Path
         Ok(d) => d,
         Err(e) => return reject((e, &req).into()),
     };
-    proceed(&idp, &dir, req, session, &headers, Flow { just_signed_in: false, just_consented: true }).await
+    proceed(
+        &idp,
+        &dir,
+        req,
+        session,
+        &headers,
+        Flow {
+            just_signed_in: false,
+            just_consented: true,
+        },
+    )
+    .await
 }
 
 /// Stores the user's consent for everything the request asks of each resource.
-async fn record_consent(idp: &Idp, req: &AuthorizeRequest, user: &User) -> Result<Arc<Directory>, EntraError> {
+async fn record_consent(
+    idp: &Idp,
+    req: &AuthorizeRequest,
+    user: &User,
+) -> Result<Arc<Directory>, EntraError> {
     let _guard = idp.consent_lock.lock().await;
     let mut dir = idp.directory();
     for resource in &req.scopes.resources {
         let mut values = resource.values.clone();
         if resource.default {
-            values.extend(consent::missing(&dir, &req.client, resource, Some(&user.id)));
+            values.extend(consent::missing(
+                &dir,
+                &req.client,
+                resource,
+                Some(&user.id),
+            ));
         }
         if values.is_empty() {
             continue;
         }
         let grant = consent::user_grant(&dir, &req.client, &resource.app, &user.id, &values);
-        let json = serde_json::to_string(&grant).map_err(|e| EntraError::Internal(e.to_string()))?;
-        idp.store.put_object(easyauth_store::ObjectKind::PermissionGrant, &dir.tenant.id, &grant.id, &json).await?;
+        let json =
+            serde_json::to_string(&grant).map_err(|e| EntraError::Internal(e.to_string()))?;
+        idp.store
+            .put_object(
+                easyauth_store::ObjectKind::PermissionGrant,
+                &dir.tenant.id,
+                &grant.id,
+                &json,
+            )
+            .await?;
         let updated = dir.with_grant(grant);
         idp.replace_directory(updated);
         dir = idp.directory();
@@ -585,6 +853,10 @@ async fn record_consent(idp: &Idp, req: &AuthorizeRequest, user: &User) -> Resul
 
 impl LogFields {
     pub(crate) fn for_client(dir: &Directory, client: &Application) -> LogFields {
-        LogFields { tenant: Some(dir.tenant.id.clone()), client: Some(client.app_id.clone()), grant: None }
+        LogFields {
+            tenant: Some(dir.tenant.id.clone()),
+            client: Some(client.app_id.clone()),
+            grant: None,
+        }
     }
 }

@@ -9,17 +9,29 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{TenantAlias, tenant};
+use crate::Idp;
 use crate::error::JsonError;
 use crate::log::LogFields;
-use crate::Idp;
 
 fn cached_json(body: Value, tenant: Option<String>) -> Response {
     let mut response = Json(body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=86400, private"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
-    response.extensions_mut().insert(LogFields { tenant, ..Default::default() });
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=86400, private"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, OPTIONS"),
+    );
+    response.extensions_mut().insert(LogFields {
+        tenant,
+        ..Default::default()
+    });
     response
 }
 
@@ -105,18 +117,30 @@ pub(crate) async fn openid_configuration_v1(
     Ok(cached_json(body, Some(dir.tenant.id.clone())))
 }
 
-pub(crate) async fn keys_v2(State(idp): State<Arc<Idp>>, Path(name): Path<String>) -> Result<Response, JsonError> {
+pub(crate) async fn keys_v2(
+    State(idp): State<Arc<Idp>>,
+    Path(name): Path<String>,
+) -> Result<Response, JsonError> {
     let (dir, alias) = tenant(&idp, &name)?;
     let issuer = match alias {
         TenantAlias::Specific => idp.issuer_v2.clone(),
         TenantAlias::Multi => format!("{}/{{tenantid}}/v2.0", idp.config.public_url),
     };
-    Ok(cached_json(idp.keys.jwks(Some(&issuer)), Some(dir.tenant.id.clone())))
+    Ok(cached_json(
+        idp.keys.jwks(Some(&issuer)),
+        Some(dir.tenant.id.clone()),
+    ))
 }
 
-pub(crate) async fn keys_v1(State(idp): State<Arc<Idp>>, Path(name): Path<String>) -> Result<Response, JsonError> {
+pub(crate) async fn keys_v1(
+    State(idp): State<Arc<Idp>>,
+    Path(name): Path<String>,
+) -> Result<Response, JsonError> {
     let (dir, _) = tenant(&idp, &name)?;
-    Ok(cached_json(idp.keys.jwks(None), Some(dir.tenant.id.clone())))
+    Ok(cached_json(
+        idp.keys.jwks(None),
+        Some(dir.tenant.id.clone()),
+    ))
 }
 
 /// MSAL's instance discovery, answered for this host only: the aliases list names this host, so
@@ -135,11 +159,18 @@ pub(crate) async fn instance(
         })
     });
     if endpoint_host.as_deref() != Some(host.as_str()) {
-        return Err(crate::EntraError::InvalidRequest { code: 50049, message: "Unknown or invalid instance.".into() }.into());
+        return Err(crate::EntraError::InvalidRequest {
+            code: 50049,
+            message: "Unknown or invalid instance.".into(),
+        }
+        .into());
     }
     let tenant = url::Url::parse(endpoint)
         .ok()
-        .and_then(|u| u.path_segments().and_then(|mut s| s.next().map(str::to_owned)))
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next().map(str::to_owned))
+        })
         .unwrap_or_else(|| "common".into());
     let body = json!({
         "tenant_discovery_endpoint": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", idp.config.public_url),
@@ -152,9 +183,11 @@ pub(crate) async fn instance(
 fn host_of(base: &str) -> String {
     url::Url::parse(base)
         .ok()
-        .and_then(|u| u.host_str().map(|h| match u.port() {
-            Some(p) => format!("{h}:{p}"),
-            None => h.to_owned(),
-        }))
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            })
+        })
         .unwrap_or_default()
 }

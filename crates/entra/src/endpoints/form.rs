@@ -10,11 +10,15 @@ pub struct Params {
 
 impl Params {
     pub fn parse(bytes: &[u8]) -> Result<Params, EntraError> {
-        let pairs: Vec<(String, String)> =
-            form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(bytes)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(other, _)| other == k) {
-                return Err(EntraError::Malformed(format!("The parameter '{}' is repeated.", truncate(k))));
+                return Err(EntraError::Malformed(format!(
+                    "The parameter '{}' is repeated.",
+                    truncate(k)
+                )));
             }
         }
         Ok(Params { pairs })
@@ -26,7 +30,11 @@ impl Params {
 
     /// The value, treating an empty value as absent (as Entra does).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<&str, EntraError> {

@@ -10,15 +10,23 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::form::Params;
+use crate::Idp;
 use crate::directory::{GRAPH_APP_ID, GRAPH_RESOURCE};
 use crate::util::{new_guid, now};
-use crate::Idp;
 
 const DELEGATED_READ: [&str; 3] = ["user.read", "user.readbasic.all", "user.read.all"];
 
-pub(crate) async fn me(State(idp): State<Arc<Idp>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub(crate) async fn me(
+    State(idp): State<Arc<Idp>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let request_id = new_guid();
-    let client_request_id = headers.get("client-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let client_request_id = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let fail = |status: StatusCode, code: &str, message: &str| {
         let body = json!({"error": {"code": code, "message": message, "innerError": {
             "date": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -38,35 +46,73 @@ pub(crate) async fn me(State(idp): State<Arc<Idp>>, headers: HeaderMap, RawQuery
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {
-        return fail(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        );
     };
     let Ok(claims) = idp.keys.verify_own(token) else {
-        return fail(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token validation failure.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token validation failure.",
+        );
     };
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let iss = text("iss").unwrap_or_default();
     if iss != idp.issuer_v1 && iss != idp.issuer_v2 {
-        return fail(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token validation failure. Invalid issuer.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token validation failure. Invalid issuer.",
+        );
     }
     if !matches!(text("aud"), Some(GRAPH_RESOURCE) | Some(GRAPH_APP_ID)) {
-        return fail(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token validation failure. Invalid audience.",
+        );
     }
     if claims.get("exp").and_then(Value::as_i64).unwrap_or(0) <= now() {
-        return fail(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Lifetime validation failed, the token is expired.",
+        );
     }
     let Some(scp) = text("scp") else {
-        return fail(StatusCode::BAD_REQUEST, "BadRequest", "/me request is only valid with delegated authentication flow.");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        );
     };
-    if !scp.split(' ').any(|s| DELEGATED_READ.contains(&s.to_ascii_lowercase().as_str())) {
-        return fail(StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+    if !scp
+        .split(' ')
+        .any(|s| DELEGATED_READ.contains(&s.to_ascii_lowercase().as_str()))
+    {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        );
     }
     let dir = idp.directory();
     let Some(user) = text("oid").and_then(|oid| dir.user(oid)) else {
-        return fail(StatusCode::NOT_FOUND, "Request_ResourceNotFound", "Resource does not exist or one of its queried reference-property objects are not present.");
+        return fail(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            "Resource does not exist or one of its queried reference-property objects are not present.",
+        );
     };
     let mut profile = Map::new();
     let base = format!("{}/v1.0/$metadata#users", idp.config.public_url);
@@ -82,11 +128,15 @@ pub(crate) async fn me(State(idp): State<Arc<Idp>>, headers: HeaderMap, RawQuery
     profile.insert("surname".into(), json!(user.surname));
     profile.insert("userPrincipalName".into(), json!(user.user_principal_name));
     profile.insert("id".into(), json!(user.id));
-    let select = Params::from_query(query.as_deref()).ok().and_then(|p| p.get("$select").map(str::to_owned));
+    let select = Params::from_query(query.as_deref())
+        .ok()
+        .and_then(|p| p.get("$select").map(str::to_owned));
     let context = match &select {
         Some(fields) => {
             let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
-            profile.retain(|k, _| k == "@odata.context" || wanted.iter().any(|w| w.eq_ignore_ascii_case(k)));
+            profile.retain(|k, _| {
+                k == "@odata.context" || wanted.iter().any(|w| w.eq_ignore_ascii_case(k))
+            });
             format!("{base}({fields})/$entity")
         }
         None => format!("{base}/$entity"),

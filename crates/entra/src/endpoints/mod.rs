@@ -14,29 +14,44 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
+use crate::Idp;
 use crate::directory::Directory;
 use crate::error::{EntraError, JsonError};
-use crate::Idp;
 
 pub(crate) fn router(idp: Arc<Idp>) -> Router {
     Router::new()
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration_v2))
-        .route("/{tenant}/.well-known/openid-configuration", get(discovery::openid_configuration_v1))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery::openid_configuration_v2),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(discovery::openid_configuration_v1),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::keys_v2))
         .route("/{tenant}/discovery/keys", get(discovery::keys_v1))
         .route("/common/discovery/instance", get(discovery::instance))
-        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::get).post(authorize::post))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::get).post(authorize::post),
+        )
         .route("/{tenant}/login", post(authorize::login))
         .route("/{tenant}/consent", post(authorize::consent))
         .route("/{tenant}/oauth2/v2.0/token", any(token::token))
-        .route("/{tenant}/oauth2/v2.0/logout", get(logout::logout).post(logout::logout_post))
+        .route(
+            "/{tenant}/oauth2/v2.0/logout",
+            get(logout::logout).post(logout::logout_post),
+        )
         .route("/v1.0/me", get(graph::me))
         .fallback(not_found)
         .with_state(idp)
 }
 
 async fn not_found() -> Response {
-    let err = EntraError::InvalidRequest { code: 900561, message: "The requested endpoint does not exist.".into() };
+    let err = EntraError::InvalidRequest {
+        code: 900561,
+        message: "The requested endpoint does not exist.".into(),
+    };
     let mut response = JsonError::from(err).into_response();
     *response.status_mut() = StatusCode::NOT_FOUND;
     response

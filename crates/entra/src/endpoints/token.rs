@@ -10,10 +10,10 @@ use axum::response::Response;
 
 use super::form::Params;
 use super::tenant;
+use crate::Idp;
 use crate::error::{EntraError, JsonError};
 use crate::grants::{self, GrantContext};
 use crate::log::LogFields;
-use crate::Idp;
 
 pub(crate) async fn token(
     State(idp): State<Arc<Idp>>,
@@ -27,7 +27,11 @@ pub(crate) async fn token(
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .or_else(|| Params::from_query(query.as_deref()).ok().and_then(|p| p.get("client-request-id").map(str::to_owned)));
+        .or_else(|| {
+            Params::from_query(query.as_deref())
+                .ok()
+                .and_then(|p| p.get("client-request-id").map(str::to_owned))
+        });
     let mut fields = LogFields::default();
     let fail = |error: EntraError, fields: &LogFields| JsonError {
         error,
@@ -35,14 +39,25 @@ pub(crate) async fn token(
         fields: Some(fields.clone()),
     };
     if method != Method::POST {
-        return Err(fail(EntraError::MethodNotAllowed(method.to_string()), &fields));
+        return Err(fail(
+            EntraError::MethodNotAllowed(method.to_string()),
+            &fields,
+        ));
     }
     let (dir, _) = tenant(&idp, &tenant_name).map_err(|e| fail(e, &fields))?;
     fields.tenant = Some(dir.tenant.id.clone());
     let params = Params::parse(&body).map_err(|e| fail(e, &fields))?;
     // Only values that identify (never authenticate) reach the log: a known app's id and the grant.
-    fields.client = params.get("client_id").and_then(|id| dir.app(id)).map(|a| a.app_id.clone());
+    fields.client = params
+        .get("client_id")
+        .and_then(|id| dir.app(id))
+        .map(|a| a.app_id.clone());
     fields.grant = params.get("grant_type").and_then(grants::grant_name);
-    let ctx = GrantContext { idp: &idp, dir: &dir, params: &params, headers: &headers };
+    let ctx = GrantContext {
+        idp: &idp,
+        dir: &dir,
+        params: &params,
+        headers: &headers,
+    };
     grants::dispatch(&ctx).await.map_err(|e| fail(e, &fields))
 }

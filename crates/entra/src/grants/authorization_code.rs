@@ -9,7 +9,9 @@ use crate::directory::{GRAPH_APP_ID, RedirectKind};
 use crate::endpoints::authorize::{CODE_KIND, CodeRecord};
 use crate::error::EntraError;
 use crate::scopes::Scopes;
-use crate::tokens::{AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope};
+use crate::tokens::{
+    AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope,
+};
 use crate::util::{b64url, ct_eq, now, sha256, sha256_hex};
 
 pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraError> {
@@ -18,7 +20,10 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let request = ctx.client_request()?;
     let key = sha256_hex(code.as_bytes());
     let store = &ctx.idp.store;
-    let invalid = |reason: &str| EntraError::InvalidGrant { parameter: "code", reason: reason.into() };
+    let invalid = |reason: &str| EntraError::InvalidGrant {
+        parameter: "code",
+        reason: reason.into(),
+    };
 
     // Look before consuming, so a request with the wrong client or credential cannot burn the
     // user's code; consume (atomically) only once everything checks out.
@@ -29,16 +34,21 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
             Consumed::First { .. } => EntraError::GrantExpired,
         });
     };
-    let record: CodeRecord = serde_json::from_str(&json).map_err(|e| EntraError::Internal(e.to_string()))?;
+    let record: CodeRecord =
+        serde_json::from_str(&json).map_err(|e| EntraError::Internal(e.to_string()))?;
     if !record.client_id.eq_ignore_ascii_case(&request.client_id) {
         return Err(invalid("The code was issued to a different client."));
     }
     let dir = ctx.dir;
     let client_app = dir.app(&record.client_id).cloned();
-    let required = record.redirect_kind == RedirectKind::Web && client_app.as_ref().is_some_and(|a| a.has_credentials());
+    let required = record.redirect_kind == RedirectKind::Web
+        && client_app.as_ref().is_some_and(|a| a.has_credentials());
     let (client, acr) = request.authenticate(dir, &ctx.token_endpoints(), required)?;
     if record.redirect_uri != redirect_uri {
-        return Err(EntraError::RedirectUriMismatch { uri: redirect_uri.chars().take(300).collect(), client_id: client.app_id.clone() });
+        return Err(EntraError::RedirectUriMismatch {
+            uri: redirect_uri.chars().take(300).collect(),
+            client_id: client.app_id.clone(),
+        });
     }
     if let Some((challenge, method)) = &record.challenge {
         let verifier = ctx.params.required("code_verifier")?;
@@ -69,7 +79,10 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         Some(resource) => {
             let missing = consent::missing(dir, &client, resource, Some(&user.id));
             if !missing.is_empty() {
-                return Err(EntraError::ConsentRequired { client_id: client.app_id.clone(), client_name: client.display_name.clone() });
+                return Err(EntraError::ConsentRequired {
+                    client_id: client.app_id.clone(),
+                    client_name: client.display_name.clone(),
+                });
             }
             let spec = AccessTokenSpec {
                 client: &client,
@@ -87,7 +100,9 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         }
         None => {
             // Only OpenID Connect scopes: a token for Graph's userinfo, as Entra issues.
-            let graph = dir.app(GRAPH_APP_ID).ok_or_else(|| EntraError::Internal("Graph is missing".into()))?;
+            let graph = dir
+                .app(GRAPH_APP_ID)
+                .ok_or_else(|| EntraError::Internal("Graph is missing".into()))?;
             let scp: Vec<&str> = oidc.names().filter(|n| *n != "offline_access").collect();
             let spec = AccessTokenSpec {
                 client: &client,
@@ -115,7 +130,11 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         response.id_token = Some(ctx.idp.id_token(dir, &client, user, &spec)?);
     }
     if oidc.offline_access {
-        let data = RefreshData { scope: record.scope.clone(), auth_time: record.auth_time, confidential: acr != ClientAcr::Public };
+        let data = RefreshData {
+            scope: record.scope.clone(),
+            auth_time: record.auth_time,
+            confidential: acr != ClientAcr::Public,
+        };
         let (value, rt) = ctx.idp.new_refresh_token(dir, &client, user, &data, None);
         store.insert_refresh_token(&rt).await?;
         response.refresh_token = Some(value);

@@ -26,7 +26,8 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     if !resource.default {
         return Err(EntraError::InvalidScope {
             scope: raw.into(),
-            reason: "The client credentials flow requires the /.default scope of the resource.".into(),
+            reason: "The client credentials flow requires the /.default scope of the resource."
+                .into(),
         });
     }
     let spec = AccessTokenSpec {
@@ -39,5 +40,6 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         roles: dir.assigned_roles(&resource.app, &client.app_id, "Application"),
     };
     let (token, lifetime) = ctx.idp.access_token(dir, &spec)?;
-    Ok(TokenResponse::bearer(token, lifetime).into_response_with(ctx.log(&client, "client_credentials")))
+    Ok(TokenResponse::bearer(token, lifetime)
+        .into_response_with(ctx.log(&client, "client_credentials")))
 }

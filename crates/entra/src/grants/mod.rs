@@ -8,13 +8,13 @@ mod refresh_token;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use crate::Idp;
 use crate::client_auth::ClientRequest;
 use crate::directory::{Application, Directory};
 use crate::endpoints::form::Params;
 use crate::error::EntraError;
 use crate::log::LogFields;
 use crate::tokens::ClientAcr;
-use crate::Idp;
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
@@ -28,7 +28,10 @@ pub(crate) struct GrantContext<'a> {
 
 impl GrantContext<'_> {
     /// Authenticates the client; `required` for grants only confidential clients may use.
-    pub(crate) fn client(&self, required: bool) -> Result<(std::sync::Arc<Application>, ClientAcr), EntraError> {
+    pub(crate) fn client(
+        &self,
+        required: bool,
+    ) -> Result<(std::sync::Arc<Application>, ClientAcr), EntraError> {
         let request = ClientRequest::extract(self.params, self.headers)?;
         request.authenticate(self.dir, &self.token_endpoints(), required)
     }
@@ -49,7 +52,11 @@ impl GrantContext<'_> {
     }
 
     pub(crate) fn log(&self, client: &Application, grant: &'static str) -> LogFields {
-        LogFields { tenant: Some(self.dir.tenant.id.clone()), client: Some(client.app_id.clone()), grant: Some(grant) }
+        LogFields {
+            tenant: Some(self.dir.tenant.id.clone()),
+            client: Some(client.app_id.clone()),
+            grant: Some(grant),
+        }
     }
 
     pub(crate) fn wants_client_info(&self) -> bool {
@@ -77,6 +84,8 @@ pub(crate) async fn dispatch(ctx: &GrantContext<'_>) -> Result<Response, EntraEr
         "refresh_token" => refresh_token::handle(ctx).await,
         "client_credentials" => client_credentials::handle(ctx).await,
         JWT_BEARER => on_behalf_of::handle(ctx).await,
-        other => Err(EntraError::UnsupportedGrantType(other.chars().take(100).collect())),
+        other => Err(EntraError::UnsupportedGrantType(
+            other.chars().take(100).collect(),
+        )),
     }
 }

@@ -23,7 +23,10 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         other => {
             return Err(EntraError::InvalidRequest {
                 code: 50027,
-                message: format!("Invalid requested_token_use '{}'; only 'on_behalf_of' is supported.", other.chars().take(50).collect::<String>()),
+                message: format!(
+                    "Invalid requested_token_use '{}'; only 'on_behalf_of' is supported.",
+                    other.chars().take(50).collect::<String>()
+                ),
             });
         }
     }
@@ -40,7 +43,9 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let iss = text("iss").unwrap_or_default();
     if iss != idp.issuer_v2 && iss != idp.issuer_v1 {
-        return Err(EntraError::InvalidAssertion(format!("issuer '{iss}' is not this tenant")));
+        return Err(EntraError::InvalidAssertion(format!(
+            "issuer '{iss}' is not this tenant"
+        )));
     }
     let now = now();
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
@@ -49,10 +54,15 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         return Err(EntraError::AssertionExpired);
     }
     let aud = text("aud").unwrap_or_default();
-    let for_caller = aud.eq_ignore_ascii_case(&client.app_id) || client.identifier_uris.iter().any(|u| u.eq_ignore_ascii_case(aud));
+    let for_caller = aud.eq_ignore_ascii_case(&client.app_id)
+        || client
+            .identifier_uris
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(aud));
     if text("scp").is_none() {
         // An ID token (it has a nonce or no client claim) or an app-only token: neither may be exchanged.
-        let id_token = claims.contains_key("nonce") || (text("azp").is_none() && text("appid").is_none());
+        let id_token =
+            claims.contains_key("nonce") || (text("azp").is_none() && text("appid").is_none());
         return Err(if id_token {
             EntraError::IdTokenAsAssertion
         } else {
@@ -73,9 +83,15 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let scopes = Scopes::parse(dir, raw)?;
     let resource = scopes
         .single_resource(raw)?
-        .ok_or_else(|| EntraError::InvalidScope { scope: raw.into(), reason: "Name the downstream API.".into() })?;
+        .ok_or_else(|| EntraError::InvalidScope {
+            scope: raw.into(),
+            reason: "Name the downstream API.".into(),
+        })?;
     if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty() {
-        return Err(EntraError::ConsentRequired { client_id: client.app_id.clone(), client_name: client.display_name.clone() });
+        return Err(EntraError::ConsentRequired {
+            client_id: client.app_id.clone(),
+            client_name: client.display_name.clone(),
+        });
     }
     let spec = AccessTokenSpec {
         client: &client,
@@ -91,11 +107,19 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     response.scope = Some(response_scope(&resource.requested, &scopes.oidc));
     let auth_time = claims.get("iat").and_then(Value::as_i64).unwrap_or(now);
     if scopes.oidc.openid {
-        let spec = IdTokenSpec { profile: scopes.oidc.profile, email: scopes.oidc.email, ..Default::default() };
+        let spec = IdTokenSpec {
+            profile: scopes.oidc.profile,
+            email: scopes.oidc.email,
+            ..Default::default()
+        };
         response.id_token = Some(idp.id_token(dir, &client, user, &spec)?);
     }
     if scopes.oidc.offline_access {
-        let data = RefreshData { scope: raw.to_owned(), auth_time, confidential: true };
+        let data = RefreshData {
+            scope: raw.to_owned(),
+            auth_time,
+            confidential: true,
+        };
         let (value, rt) = idp.new_refresh_token(dir, &client, user, &data, None);
         idp.store.insert_refresh_token(&rt).await?;
         response.refresh_token = Some(value);

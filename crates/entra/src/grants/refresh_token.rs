@@ -16,7 +16,10 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let request = ctx.client_request()?;
     let store = &ctx.idp.store;
     let dir = ctx.dir;
-    let invalid = |reason: &str| EntraError::InvalidGrant { parameter: "refresh_token", reason: reason.into() };
+    let invalid = |reason: &str| EntraError::InvalidGrant {
+        parameter: "refresh_token",
+        reason: reason.into(),
+    };
     let hash = sha256_hex(presented.as_bytes());
     let record = store
         .get_refresh_token(&hash)
@@ -24,13 +27,18 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         .filter(|r| r.tenant_id == dir.tenant.id)
         .ok_or_else(|| invalid("The refresh token is unknown or malformed."))?;
     if !record.client_id.eq_ignore_ascii_case(&request.client_id) {
-        return Err(invalid("The refresh token was issued to a different client."));
+        return Err(invalid(
+            "The refresh token was issued to a different client.",
+        ));
     }
-    let data: RefreshData = serde_json::from_str(&record.data).map_err(|e| EntraError::Internal(e.to_string()))?;
+    let data: RefreshData =
+        serde_json::from_str(&record.data).map_err(|e| EntraError::Internal(e.to_string()))?;
     let (client, acr) = request.authenticate(dir, &ctx.token_endpoints(), data.confidential)?;
     let now = now();
     if record.revoked {
-        return Err(EntraError::GrantRevoked("The refresh token has been revoked.".into()));
+        return Err(EntraError::GrantRevoked(
+            "The refresh token has been revoked.".into(),
+        ));
     }
     if record.used_at.is_some() {
         store.revoke_refresh_family(&record.family_id).await?;
@@ -53,17 +61,27 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         Some(r) => r,
         None => original
             .single_resource(&data.scope)?
-            .ok_or_else(|| EntraError::InvalidScope { scope: scope_raw.into(), reason: "Name the resource the token is for.".into() })?,
+            .ok_or_else(|| EntraError::InvalidScope {
+                scope: scope_raw.into(),
+                reason: "Name the resource the token is for.".into(),
+            })?,
     };
     if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty() {
-        return Err(EntraError::ConsentRequired { client_id: client.app_id.clone(), client_name: client.display_name.clone() });
+        return Err(EntraError::ConsentRequired {
+            client_id: client.app_id.clone(),
+            client_name: client.display_name.clone(),
+        });
     }
 
-    let (value, successor) = ctx.idp.new_refresh_token(dir, &client, user, &data, Some(&record.family_id));
+    let (value, successor) =
+        ctx.idp
+            .new_refresh_token(dir, &client, user, &data, Some(&record.family_id));
     if !store.rotate_refresh_token(&hash, &successor, now).await? {
         // Another request exchanged this token first: treat it as reuse.
         store.revoke_refresh_family(&record.family_id).await?;
-        return Err(EntraError::GrantRevoked("The refresh token was already used.".into()));
+        return Err(EntraError::GrantRevoked(
+            "The refresh token was already used.".into(),
+        ));
     }
     let spec = AccessTokenSpec {
         client: &client,
@@ -76,11 +94,20 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     };
     let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
     let mut response = TokenResponse::bearer(at, lifetime);
-    let oidc = if ctx.params.get("scope").is_some() { scopes.oidc } else { original.oidc };
+    let oidc = if ctx.params.get("scope").is_some() {
+        scopes.oidc
+    } else {
+        original.oidc
+    };
     response.scope = Some(response_scope(&resource.requested, &oidc));
     response.refresh_token = Some(value);
     if oidc.openid {
-        let spec = IdTokenSpec { profile: oidc.profile, email: oidc.email, auth_time: Some(data.auth_time), ..Default::default() };
+        let spec = IdTokenSpec {
+            profile: oidc.profile,
+            email: oidc.email,
+            auth_time: Some(data.auth_time),
+            ..Default::default()
+        };
         response.id_token = Some(ctx.idp.id_token(dir, &client, user, &spec)?);
     }
     if ctx.wants_client_info() {

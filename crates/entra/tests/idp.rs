@@ -1,0 +1,1192 @@
+//! The identity provider's HTTP surface, driven in-process through its real router: a table of
+//! authorize and token failures (each with its AADSTS code and HTTP status), and the browser
+//! flows' edge cases. Real-client interoperability (MSAL, azure-identity) lives in tests/e2e.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use easyauth_entra::{Idp, IdpConfig, Seed};
+use easyauth_store::MemoryStore;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const BASE: &str = "https://idp.test";
+const TID: &str = "b8f2e4a1-5c3d-4e6f-9a7b-1c2d3e4f5a6b";
+const ALICE: &str = "f2a9c5e0-7b1d-4c3e-8f6a-2b4c6d8e0a1c";
+const WEB: &str = "3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c";
+const WEB_SECRET: &str = "web-secret-value-0123456789";
+const API: &str = "7a4c2e1f-3b5d-4c6e-9f8a-0b1c2d3e4f5a";
+const API_SECRET: &str = "api-secret-value-0123456789";
+const API2: &str = "5d2e8f1a-4b6c-4d7e-8f9a-0b1c2d3e4f5b";
+const PUBLIC: &str = "6e3f9a2b-5c7d-4e8f-9a0b-1c2d3e4f5a6c";
+const SCOPE_ID: &str = "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+const REDIRECT: &str = "https://app.test/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXkdBjftJeZ4CVP";
+
+fn directory() -> String {
+    serde_json::json!({
+        "tenant": {"id": TID, "domain": "contoso.onmicrosoft.com"},
+        "users": [{"id": ALICE, "userPrincipalName": "alice@contoso.onmicrosoft.com", "displayName": "Alice Smith",
+                   "givenName": "Alice", "surname": "Smith", "mail": "alice@contoso.onmicrosoft.com", "password": "alice-pw"}],
+        "applications": [
+            {"appId": WEB, "displayName": "web", "web": {"redirectUris": [REDIRECT, "http://localhost"],
+              "implicitGrantSettings": {"enableIdTokenIssuance": true}},
+             "passwordCredentials": [{"secretText": WEB_SECRET}]},
+            {"appId": API, "displayName": "api", "identifierUris": [format!("api://{API}")],
+             "api": {"requestedAccessTokenVersion": 2, "oauth2PermissionScopes": [{"id": SCOPE_ID, "value": "user_impersonation", "type": "User"}]},
+             "passwordCredentials": [{"secretText": API_SECRET}]},
+            {"appId": API2, "displayName": "api2", "identifierUris": [format!("api://{API2}")],
+             "api": {"oauth2PermissionScopes": [{"id": "1c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "value": "read", "type": "User"}]},
+             "appRoles": [{"id": "2c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "value": "Data.Read", "allowedMemberTypes": ["Application"]}]},
+            {"appId": PUBLIC, "displayName": "cli", "publicClient": {"redirectUris": ["http://localhost"]}}
+        ],
+        "oauth2PermissionGrants": [{"clientId": API, "consentType": "AllPrincipals", "resourceId": "00000003-0000-0000-c000-000000000000", "scope": "User.Read"}],
+        "appRoleAssignments": [{"principalId": WEB, "resourceId": API2, "appRoleId": "2c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]
+    })
+    .to_string()
+}
+
+struct Harness {
+    app: axum::Router,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+    fn location(&self) -> String {
+        self.headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+    /// Query or fragment parameters of the redirect.
+    fn redirect_params(&self) -> HashMap<String, String> {
+        let loc = self.location();
+        let part = loc.split_once(['?', '#']).map(|(_, p)| p).unwrap_or("");
+        form_urlencoded::parse(part.as_bytes())
+            .into_owned()
+            .collect()
+    }
+    fn hidden(&self, name: &str) -> Option<String> {
+        let needle = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&needle)? + needle.len();
+        let end = start + self.body[start..].find('"')?;
+        Some(html_unescape(&self.body[start..end]))
+    }
+    fn cookies(&self) -> Vec<(String, String)> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| {
+                v.to_str()
+                    .ok()?
+                    .split(';')
+                    .next()?
+                    .split_once('=')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            })
+            .collect()
+    }
+    fn code(&self) -> u32 {
+        self.json()["error_codes"][0].as_u64().unwrap() as u32
+    }
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("JWS");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let seed = Seed::parse("test.json", &directory()).expect("directory");
+        let mut config = IdpConfig::new(BASE);
+        config.access_token_lifetime = 600;
+        let idp = Idp::start(Arc::new(MemoryStore::new()), config, &seed)
+            .await
+            .expect("start");
+        Harness { app: idp.router() }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookies: &Browser) -> Reply {
+        let req = Request::get(path)
+            .header(header::COOKIE, cookies.header())
+            .body(Body::empty())
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)], cookies: &Browser) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookies.header())
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> Reply {
+        self.post(
+            &format!("/{TID}/oauth2/v2.0/token"),
+            form,
+            &Browser::default(),
+        )
+        .await
+    }
+
+    /// Signs alice in through the real pages and returns the authorization response.
+    async fn sign_in(&self, browser: &mut Browser, query: &str) -> Reply {
+        let page = self
+            .get(&format!("/{TID}/oauth2/v2.0/authorize?{query}"), browser)
+            .await;
+        browser.take(&page);
+        if page.status != StatusCode::OK || page.hidden("csrf").is_none() {
+            return page;
+        }
+        let ctx = page.hidden("ctx").unwrap();
+        let csrf = page.hidden("csrf").unwrap();
+        let mut reply = if page.body.contains("name=\"passwd\"") {
+            let r = self
+                .post(
+                    &format!("/{TID}/login"),
+                    &[
+                        ("ctx", &ctx),
+                        ("csrf", &csrf),
+                        ("login", "alice@contoso.onmicrosoft.com"),
+                        ("passwd", "alice-pw"),
+                    ],
+                    browser,
+                )
+                .await;
+            browser.take(&r);
+            r
+        } else {
+            page
+        };
+        if reply.body.contains("name=\"consent\"") {
+            let ctx = reply.hidden("ctx").unwrap();
+            let csrf = reply.hidden("csrf").unwrap();
+            reply = self
+                .post(
+                    &format!("/{TID}/consent"),
+                    &[("ctx", &ctx), ("csrf", &csrf), ("consent", "accept")],
+                    browser,
+                )
+                .await;
+            browser.take(&reply);
+        }
+        reply
+    }
+}
+
+#[derive(Default, Clone)]
+struct Browser {
+    jar: HashMap<String, String>,
+}
+
+impl Browser {
+    fn take(&mut self, reply: &Reply) {
+        for (k, v) in reply.cookies() {
+            if v.is_empty() {
+                self.jar.remove(&k);
+            } else {
+                self.jar.insert(k, v);
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn challenge() -> String {
+    URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()).as_ref())
+}
+
+fn code_query(scope: &str, extra: &str) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    s.append_pair("client_id", WEB)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .append_pair("state", "st-1")
+        .append_pair("nonce", "n-1")
+        .append_pair("code_challenge", &challenge())
+        .append_pair("code_challenge_method", "S256");
+    format!("{}{extra}", s.finish())
+}
+
+fn api_scope() -> String {
+    format!("openid profile offline_access api://{API}/user_impersonation")
+}
+
+async fn redeem(h: &Harness, code: &str) -> Reply {
+    h.token(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", WEB),
+        ("client_secret", WEB_SECRET),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ])
+    .await
+}
+
+/// Signs alice in with consent and redeems the code: (token response, browser).
+async fn user_tokens(h: &Harness) -> (Value, Browser) {
+    let mut browser = Browser::default();
+    let reply = h.sign_in(&mut browser, &code_query(&api_scope(), "")).await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+    let code = reply.redirect_params()["code"].clone();
+    let tokens = redeem(h, &code).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    (tokens.json(), browser)
+}
+
+/// (name, form, expected HTTP status, expected AADSTS code)
+type FailureCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, u32);
+
+#[tokio::test]
+async fn token_endpoint_failures_have_entras_codes_and_statuses() {
+    let h = Harness::new().await;
+    let (user, _) = user_tokens(&h).await;
+    let user_at = user["access_token"].as_str().unwrap().to_owned();
+    let api_default = format!("api://{API2}/.default");
+    let api2_read = format!("api://{API2}/read");
+    let two_resources = format!("User.Read api://{API2}/read");
+    let cases: Vec<FailureCase<'_>> = vec![
+        ("missing grant_type", vec![("client_id", WEB)], 400, 900144),
+        (
+            "unsupported grant",
+            vec![("grant_type", "password"), ("client_id", WEB)],
+            400,
+            70003,
+        ),
+        (
+            "v1 resource parameter",
+            vec![("grant_type", "client_credentials"), ("resource", "x")],
+            400,
+            901002,
+        ),
+        (
+            "repeated parameter",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+            400,
+            9002313,
+        ),
+        (
+            "missing client_id",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("scope", &api_default),
+            ],
+            400,
+            900144,
+        ),
+        (
+            "unknown client",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "00000000-0000-0000-0000-000000000001"),
+                ("client_secret", "x"),
+                ("scope", &api_default),
+            ],
+            400,
+            700016,
+        ),
+        (
+            "wrong secret",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                ("client_secret", "nope"),
+                ("scope", &api_default),
+            ],
+            401,
+            7000215,
+        ),
+        (
+            "no credential",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                ("scope", &api_default),
+            ],
+            401,
+            7000218,
+        ),
+        (
+            "public client with secret",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", PUBLIC),
+                ("client_secret", "x"),
+                ("scope", &api_default),
+            ],
+            401,
+            700025,
+        ),
+        (
+            "garbage assertion",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", "a.b.c"),
+                ("scope", &api_default),
+            ],
+            401,
+            700027,
+        ),
+        (
+            "cc missing scope",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+            ],
+            400,
+            900144,
+        ),
+        (
+            "cc named scope",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("scope", "User.Read"),
+            ],
+            400,
+            70011,
+        ),
+        (
+            "cc unknown resource",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("scope", "api://nobody/.default"),
+            ],
+            400,
+            500011,
+        ),
+        (
+            "unknown code",
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("code", "nope"),
+                ("redirect_uri", REDIRECT),
+            ],
+            400,
+            70000,
+        ),
+        (
+            "code without redirect_uri",
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", WEB),
+                ("code", "nope"),
+            ],
+            400,
+            900144,
+        ),
+        (
+            "unknown refresh token",
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("refresh_token", "nope"),
+            ],
+            400,
+            70000,
+        ),
+        (
+            "obo without requested_token_use",
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("client_id", API),
+                ("client_secret", API_SECRET),
+                ("assertion", "x"),
+                ("scope", "User.Read"),
+            ],
+            400,
+            900144,
+        ),
+        (
+            "obo garbage assertion",
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("requested_token_use", "on_behalf_of"),
+                ("client_id", API),
+                ("client_secret", API_SECRET),
+                ("assertion", "x.y.z"),
+                ("scope", "User.Read"),
+            ],
+            400,
+            50013,
+        ),
+        (
+            "obo assertion for another app",
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("requested_token_use", "on_behalf_of"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("assertion", &user_at),
+                ("scope", "User.Read"),
+            ],
+            400,
+            50013,
+        ),
+        (
+            "obo without consent",
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("requested_token_use", "on_behalf_of"),
+                ("client_id", API),
+                ("client_secret", API_SECRET),
+                ("assertion", &user_at),
+                ("scope", &api2_read),
+            ],
+            400,
+            65001,
+        ),
+        (
+            "obo two resources",
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("requested_token_use", "on_behalf_of"),
+                ("client_id", API),
+                ("client_secret", API_SECRET),
+                ("assertion", &user_at),
+                ("scope", &two_resources),
+            ],
+            400,
+            28000,
+        ),
+    ];
+    for (name, form, status, code) in cases {
+        let reply = h.token(&form).await;
+        assert_eq!(reply.status.as_u16(), status, "{name}: {}", reply.body);
+        let body = reply.json();
+        assert_eq!(reply.code(), code, "{name}: {}", reply.body);
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.starts_with(&format!("AADSTS{code}: ")),
+            "{name}: {description}"
+        );
+        for field in ["error", "timestamp", "trace_id", "correlation_id"] {
+            assert!(body[field].is_string(), "{name}: {field} missing");
+        }
+    }
+    let consent = h
+        .token(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("requested_token_use", "on_behalf_of"),
+            ("client_id", API),
+            ("client_secret", API_SECRET),
+            ("assertion", &user_at),
+            ("scope", &format!("api://{API2}/read")),
+        ])
+        .await;
+    assert_eq!(consent.json()["suberror"], "consent_required");
+
+    let get = h
+        .send(
+            Request::get(format!("/{TID}/oauth2/v2.0/token"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((get.status.as_u16(), get.code()), (405, 900561));
+    let unknown_tenant = h
+        .post(
+            "/nobody.test/oauth2/v2.0/token",
+            &[("grant_type", "client_credentials")],
+            &Browser::default(),
+        )
+        .await;
+    assert_eq!(
+        (unknown_tenant.status.as_u16(), unknown_tenant.code()),
+        (400, 90002)
+    );
+    let bad_basic = h
+        .send(
+            Request::post(format!("/{TID}/oauth2/v2.0/token"))
+                .header(header::AUTHORIZATION, "Basic !!!")
+                .body(Body::from("grant_type=client_credentials"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (bad_basic.status.as_u16(), bad_basic.code()),
+        (400, 9002313)
+    );
+    let non_utf8 = h
+        .send(
+            Request::post(format!("/{TID}/oauth2/v2.0/token"))
+                .body(Body::from(vec![0xff, 0xfe, b'=', 0x80]))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        non_utf8.status.as_u16(),
+        400,
+        "malformed bodies are client errors: {}",
+        non_utf8.body
+    );
+}
+
+#[tokio::test]
+async fn authorize_failures_are_shown_or_redirected_with_their_codes() {
+    let h = Harness::new().await;
+    let browser = Browser::default();
+    let base = |extra: &str| format!("client_id={WEB}&redirect_uri={}{extra}", urlenc(REDIRECT));
+    // Shown on the identity provider's page: the redirect URI cannot be trusted yet.
+    let page_cases = [
+        (
+            "missing client_id",
+            format!(
+                "redirect_uri={}&response_type=code&scope=openid",
+                urlenc(REDIRECT)
+            ),
+            900144,
+        ),
+        (
+            "unknown client",
+            format!(
+                "client_id=00000000-0000-0000-0000-000000000001&redirect_uri={}&response_type=code&scope=openid",
+                urlenc(REDIRECT)
+            ),
+            700016,
+        ),
+        (
+            "missing redirect_uri",
+            format!("client_id={WEB}&response_type=code&scope=openid"),
+            900971,
+        ),
+        (
+            "unregistered redirect_uri",
+            format!(
+                "client_id={WEB}&redirect_uri={}&response_type=code&scope=openid",
+                urlenc("https://evil.test/cb")
+            ),
+            50011,
+        ),
+    ];
+    for (name, query, code) in page_cases {
+        let r = h
+            .get(&format!("/{TID}/oauth2/v2.0/authorize?{query}"), &browser)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}");
+        assert!(
+            r.body.contains(&format!("AADSTS{code}:")),
+            "{name}: {}",
+            r.body
+        );
+        assert!(
+            r.headers.get(header::LOCATION).is_none(),
+            "{name} must not redirect"
+        );
+    }
+    // Returned to the registered redirect URI.
+    let redirect_cases = [
+        (
+            "unsupported response_type",
+            base("&response_type=token&scope=openid&state=s"),
+            "unsupported_response_type",
+            900352,
+        ),
+        (
+            "missing scope",
+            base("&response_type=code&state=s"),
+            "invalid_request",
+            900144,
+        ),
+        (
+            "unknown permission",
+            base(&format!(
+                "&response_type=code&state=s&scope={}",
+                urlenc(&format!("api://{API}/nope"))
+            )),
+            "invalid_scope",
+            70011,
+        ),
+        (
+            "unknown resource",
+            base("&response_type=code&state=s&scope=api%3A%2F%2Fnobody%2Fx"),
+            "invalid_resource",
+            500011,
+        ),
+        (
+            "id_token without nonce",
+            base("&response_type=code+id_token&scope=openid&state=s"),
+            "invalid_request",
+            900144,
+        ),
+        (
+            "query mode with id_token",
+            base("&response_type=code+id_token&response_mode=query&nonce=n&scope=openid&state=s"),
+            "invalid_request",
+            900352,
+        ),
+        (
+            "prompt=none signed out",
+            base("&response_type=code&scope=openid&prompt=none&state=s"),
+            "login_required",
+            50058,
+        ),
+        (
+            "bad prompt",
+            base("&response_type=code&scope=openid&prompt=sometimes&state=s"),
+            "invalid_request",
+            90023,
+        ),
+        (
+            "bad PKCE method",
+            base(
+                "&response_type=code&scope=openid&state=s&code_challenge=abcdefghijabcdefghijabcdefghijabcdefghij123&code_challenge_method=S512",
+            ),
+            "invalid_request",
+            501491,
+        ),
+        (
+            "v1 resource parameter",
+            base("&response_type=code&scope=openid&state=s&resource=x"),
+            "invalid_request",
+            901002,
+        ),
+    ];
+    for (name, query, error, code) in redirect_cases {
+        let r = h
+            .get(&format!("/{TID}/oauth2/v2.0/authorize?{query}"), &browser)
+            .await;
+        assert_eq!(r.status, StatusCode::FOUND, "{name}: {}", r.body);
+        assert!(
+            r.location().starts_with(REDIRECT),
+            "{name}: {}",
+            r.location()
+        );
+        let p = r.redirect_params();
+        assert_eq!(p.get("error").map(String::as_str), Some(error), "{name}");
+        assert!(
+            p["error_description"].starts_with(&format!("AADSTS{code}: ")),
+            "{name}: {}",
+            p["error_description"]
+        );
+        assert_eq!(
+            p.get("state").map(String::as_str),
+            Some("s"),
+            "{name}: state is echoed"
+        );
+    }
+}
+
+fn urlenc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_consent_refresh_rotation_and_reuse_detection() {
+    let h = Harness::new().await;
+    let (tokens, mut browser) = user_tokens(&h).await;
+    let at = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(at["aud"], API, "v2 API: aud is the appId");
+    assert_eq!(at["iss"], format!("{BASE}/{TID}/v2.0"));
+    assert_eq!(at["scp"], "user_impersonation");
+    assert_eq!(at["azp"], WEB);
+    assert_eq!(at["azpacr"], "1");
+    assert_eq!(at["oid"], ALICE);
+    assert_eq!(at["ver"], "2.0");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["aud"], WEB);
+    assert_eq!(id["nonce"], "n-1");
+    assert_eq!(id["preferred_username"], "alice@contoso.onmicrosoft.com");
+    assert_ne!(id["sub"], at["sub"], "sub is pairwise per application");
+    assert_eq!(
+        tokens["scope"],
+        format!("api://{API}/user_impersonation profile openid offline_access")
+    );
+    assert!(tokens["expires_in"].is_i64());
+
+    // Second sign-in: the session cookie skips the sign-in page, the stored consent the consent page.
+    let again = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&api_scope(), "")
+            ),
+            &browser,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FOUND, "{}", again.body);
+    let code = again.redirect_params()["code"].clone();
+    assert_eq!(again.redirect_params()["state"], "st-1");
+
+    // PKCE: the wrong verifier fails without burning the code; the right one works once.
+    let wrong = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", "x".repeat(43).as_str()),
+        ])
+        .await;
+    assert_eq!(wrong.code(), 501481);
+    let other_redirect = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("code", &code),
+            ("redirect_uri", "http://localhost"),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(other_redirect.code(), 50011);
+    assert_eq!(redeem(&h, &code).await.status, StatusCode::OK);
+    assert_eq!(redeem(&h, &code).await.code(), 54005, "a code works once");
+
+    // Rotation: each refresh token works once; replaying a used one revokes the family.
+    let rt1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |rt: String| {
+        let h = &h;
+        async move {
+            h.token(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("refresh_token", &rt),
+                ("scope", &api_scope()),
+            ])
+            .await
+        }
+    };
+    let r2 = refresh(rt1.clone()).await;
+    assert_eq!(r2.status, StatusCode::OK, "{}", r2.body);
+    let rt2 = r2.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1, rt2);
+    assert_eq!(
+        claims(r2.json()["access_token"].as_str().unwrap())["aud"],
+        API
+    );
+    let reuse = refresh(rt1).await;
+    assert_eq!(reuse.code(), 50173, "{}", reuse.body);
+    assert_eq!(
+        refresh(rt2).await.code(),
+        50173,
+        "the whole family is revoked"
+    );
+    let stolen = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", API),
+            ("client_secret", API_SECRET),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(stolen.code(), 70000, "another client cannot use the token");
+
+    // Logout ends the session: replaying the old cookie counts as signed out.
+    let old_cookies = browser.clone();
+    let out = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/logout?client_id={WEB}&post_logout_redirect_uri={}&state=x",
+                urlenc(REDIRECT)
+            ),
+            &browser,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::FOUND);
+    assert_eq!(out.location(), format!("{REDIRECT}?state=x"));
+    browser.take(&out);
+    let replay = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&api_scope(), "")
+            ),
+            &old_cookies,
+        )
+        .await;
+    assert!(
+        replay.body.contains("name=\"passwd\""),
+        "a replayed cookie after logout must show the sign-in page"
+    );
+    let unregistered = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/logout?client_id={WEB}&post_logout_redirect_uri={}",
+                urlenc("https://evil.test/")
+            ),
+            &browser,
+        )
+        .await;
+    assert_eq!(
+        unregistered.status,
+        StatusCode::OK,
+        "unregistered targets are not followed"
+    );
+    assert!(unregistered.location().is_empty());
+}
+
+#[tokio::test]
+async fn sign_in_page_rules() {
+    let h = Harness::new().await;
+    let mut browser = Browser::default();
+    let page = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&api_scope(), "")
+            ),
+            &browser,
+        )
+        .await;
+    browser.take(&page);
+    let ctx = page.hidden("ctx").unwrap();
+    let csrf = page.hidden("csrf").unwrap();
+    let bad = h
+        .post(
+            &format!("/{TID}/login"),
+            &[
+                ("ctx", &ctx),
+                ("csrf", &csrf),
+                ("login", "alice@contoso.onmicrosoft.com"),
+                ("passwd", "wrong"),
+            ],
+            &browser,
+        )
+        .await;
+    assert!(bad.body.contains("AADSTS50126"), "{}", bad.body);
+    assert!(
+        !bad.cookies().iter().any(|(k, _)| k == "ESTSAUTH"),
+        "no session after a wrong password"
+    );
+    let forged = h
+        .post(
+            &format!("/{TID}/login"),
+            &[
+                ("ctx", &ctx),
+                ("csrf", "forged"),
+                ("login", "alice@contoso.onmicrosoft.com"),
+                ("passwd", "alice-pw"),
+            ],
+            &browser,
+        )
+        .await;
+    assert!(
+        !forged.cookies().iter().any(|(k, _)| k == "ESTSAUTH"),
+        "a forged CSRF token must not sign in"
+    );
+    let tampered = Browser {
+        jar: HashMap::from([("ESTSAUTH".to_owned(), "dGFtcGVyZWQ".to_owned())]),
+    };
+    let r = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&api_scope(), "")
+            ),
+            &tampered,
+        )
+        .await;
+    assert!(
+        r.body.contains("name=\"passwd\""),
+        "a tampered session cookie counts as signed out"
+    );
+
+    // Declining consent returns access_denied.
+    let signed = h
+        .post(
+            &format!("/{TID}/login"),
+            &[
+                ("ctx", &ctx),
+                ("csrf", &csrf),
+                ("login", "alice@contoso.onmicrosoft.com"),
+                ("passwd", "alice-pw"),
+            ],
+            &browser,
+        )
+        .await;
+    browser.take(&signed);
+    assert!(
+        signed.body.contains("name=\"consent\""),
+        "consent is asked the first time"
+    );
+    let declined = h
+        .post(
+            &format!("/{TID}/consent"),
+            &[
+                ("ctx", &signed.hidden("ctx").unwrap()),
+                ("csrf", &signed.hidden("csrf").unwrap()),
+                ("consent", "deny"),
+            ],
+            &browser,
+        )
+        .await;
+    let p = declined.redirect_params();
+    assert_eq!(p["error"], "access_denied");
+    assert!(p["error_description"].starts_with("AADSTS65004:"));
+    // prompt=none with a session but no consent: consent_required.
+    let silent = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&api_scope(), "&prompt=none")
+            ),
+            &browser,
+        )
+        .await;
+    assert_eq!(silent.redirect_params()["error"], "consent_required");
+}
+
+#[tokio::test]
+async fn hybrid_form_post_and_fragment_responses() {
+    let h = Harness::new().await;
+    let mut browser = Browser::default();
+    let query = format!(
+        "client_id={WEB}&response_type=code+id_token&redirect_uri={}&scope=openid+profile&nonce=n-9&state=s-9&response_mode=form_post",
+        urlenc(REDIRECT)
+    );
+    let r = h.sign_in(&mut browser, &query).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(&format!("action=\"{REDIRECT}\"")));
+    let code = r.hidden("code").expect("code");
+    let id = claims(&r.hidden("id_token").expect("id_token"));
+    assert_eq!(id["nonce"], "n-9");
+    let c_hash = URL_SAFE_NO_PAD.encode(
+        &aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes()).as_ref()[..16],
+    );
+    assert_eq!(id["c_hash"], c_hash);
+    assert_eq!(r.hidden("state").as_deref(), Some("s-9"));
+
+    let fragment = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                query.replace("&response_mode=form_post", "")
+            ),
+            &browser,
+        )
+        .await;
+    assert_eq!(fragment.status, StatusCode::FOUND);
+    assert!(
+        fragment.location().starts_with(&format!("{REDIRECT}#")),
+        "{}",
+        fragment.location()
+    );
+    assert!(fragment.redirect_params().contains_key("id_token"));
+}
+
+#[tokio::test]
+async fn client_credentials_on_behalf_of_and_graph() {
+    let h = Harness::new().await;
+    let cc = h
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("scope", &format!("api://{API2}/.default")),
+        ])
+        .await;
+    assert_eq!(cc.status, StatusCode::OK, "{}", cc.body);
+    let body = cc.json();
+    assert!(body.get("scope").is_none() && body.get("refresh_token").is_none());
+    let app = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        app["aud"],
+        format!("api://{API2}"),
+        "v1 API: aud is the identifier as requested"
+    );
+    assert_eq!(app["iss"], format!("{BASE}/{TID}/"));
+    assert_eq!(app["roles"], serde_json::json!(["Data.Read"]));
+    assert_eq!(app["appid"], WEB);
+    assert!(app.get("scp").is_none());
+    assert_eq!(app["sub"], app["oid"]);
+
+    // HTTP Basic client authentication works too.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{WEB}:{WEB_SECRET}"));
+    let r = h
+        .send(
+            Request::post(format!("/{TID}/oauth2/v2.0/token"))
+                .header(header::AUTHORIZATION, format!("Basic {basic}"))
+                .body(Body::from(format!(
+                    "grant_type=client_credentials&scope={}",
+                    urlenc(&format!("{API2}/.default"))
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let (user, _) = user_tokens(&h).await;
+    let user_at = user["access_token"].as_str().unwrap();
+    let obo = h
+        .token(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("requested_token_use", "on_behalf_of"),
+            ("client_id", API),
+            ("client_secret", API_SECRET),
+            ("assertion", user_at),
+            (
+                "scope",
+                "https://graph.microsoft.com/User.Read offline_access",
+            ),
+        ])
+        .await;
+    assert_eq!(obo.status, StatusCode::OK, "{}", obo.body);
+    let graph_at = obo.json()["access_token"].as_str().unwrap().to_owned();
+    let g = claims(&graph_at);
+    assert_eq!(g["aud"], "https://graph.microsoft.com");
+    assert_eq!(
+        g["appid"], API,
+        "the middle tier is the client of the new token"
+    );
+    assert_eq!(g["scp"], "User.Read");
+    assert_eq!(g["oid"], ALICE);
+    assert!(obo.json()["refresh_token"].is_string());
+
+    let me = h
+        .send(
+            Request::get("/v1.0/me")
+                .header(header::AUTHORIZATION, format!("Bearer {graph_at}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["id"], ALICE);
+    assert_eq!(me.json()["displayName"], "Alice Smith");
+    let anonymous = h
+        .send(Request::get("/v1.0/me").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.json()["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
+    assert!(anonymous.headers.contains_key(header::WWW_AUTHENTICATE));
+    let wrong_aud = h
+        .send(
+            Request::get("/v1.0/me")
+                .header(header::AUTHORIZATION, format!("Bearer {user_at}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(wrong_aud.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn discovery_documents_and_keys() {
+    let h = Harness::new().await;
+    let b = Browser::default();
+    for t in [TID, "contoso.onmicrosoft.com"] {
+        let v2 = h
+            .get(&format!("/{t}/v2.0/.well-known/openid-configuration"), &b)
+            .await
+            .json();
+        assert_eq!(v2["issuer"], format!("{BASE}/{TID}/v2.0"));
+        assert_eq!(
+            v2["token_endpoint"],
+            format!("{BASE}/{TID}/oauth2/v2.0/token"),
+            "GUID endpoints even by domain"
+        );
+        let v1 = h
+            .get(&format!("/{t}/.well-known/openid-configuration"), &b)
+            .await
+            .json();
+        assert_eq!(v1["issuer"], format!("{BASE}/{TID}/"));
+    }
+    let common = h
+        .get("/common/v2.0/.well-known/openid-configuration", &b)
+        .await
+        .json();
+    assert_eq!(common["issuer"], format!("{BASE}/{{tenantid}}/v2.0"));
+    let keys = h
+        .get(&format!("/{TID}/discovery/v2.0/keys"), &b)
+        .await
+        .json();
+    let key = &keys["keys"][0];
+    assert_eq!(key["kid"], key["x5t"]);
+    assert_eq!(key["issuer"], format!("{BASE}/{TID}/v2.0"));
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(key["x5c"][0].as_str().unwrap())
+        .unwrap();
+    let thumb = URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der).as_ref(),
+    );
+    assert_eq!(key["kid"], thumb.as_str());
+    let v1keys = h.get(&format!("/{TID}/discovery/keys"), &b).await.json();
+    assert!(v1keys["keys"][0].get("issuer").is_none());
+    let missing = h
+        .get("/nobody.test/v2.0/.well-known/openid-configuration", &b)
+        .await;
+    assert_eq!((missing.status.as_u16(), missing.code()), (400, 90002));
+    let instance = h
+        .get(
+            &format!(
+                "/common/discovery/instance?api-version=1.1&authorization_endpoint={}",
+                urlenc(&format!("{BASE}/{TID}/oauth2/v2.0/authorize"))
+            ),
+            &b,
+        )
+        .await
+        .json();
+    assert_eq!(instance["metadata"][0]["aliases"][0], "idp.test");
+}
