@@ -503,6 +503,9 @@ class TokenValidator:
         c = self.validate(token, audience=audience, issuer=self.idp.issuer_v1,
                           jwks_uri=self.idp.jwks_uri_v1, kind="access-v1")
         assert c["ver"] == "1.0", c
+        # v1 tokens carry x5t == kid in the header (passport-azure-ad looks keys up by x5t)
+        assert self.validated[-1].header.get("x5t") == self.validated[-1].header["kid"], \
+            self.validated[-1].header
         assert "appid" in c and "appidacr" in c, c
         assert c.get("uti") and c.get("oid") and c.get("sub"), c
         return c

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -44,6 +45,9 @@ def test_login_and_consent_pages(first: InteractiveResult, world: World, tokens:
                                  backend_scope: str):
     assert first.sign_in.pages == ["login", "consent"], first.sign_in
     assert first.sign_in.params.get("state") == first.flow["state"]
+    # client_info is also returned in the authorize response (MSAL asked with client_info=1)
+    assert json.loads(b64url_decode(first.sign_in.params["client_info"])) == {
+        "uid": world.alice.id, "utid": world.tenant_id}
     r = require_token(first.result)
     assert r["token_type"] == "Bearer"
     assert isinstance(r["expires_in"], int) and 0 < r["expires_in"] <= 120, r["expires_in"]
@@ -198,3 +202,50 @@ def test_wrong_password_shows_login_again(idp: IdpServer, world: World, backend_
     assert resp.status_code != 302 or "code=" not in resp.headers.get("Location", ""), describe(resp)
     if resp.status_code == 200:
         assert any("passwd" in f.field_names() for f in parse_forms(resp.text, resp.url)), describe(resp)
+
+
+def test_localhost_redirect_port_is_ignored(idp: IdpServer, world: World, tokens: TokenValidator,
+                                            backend_scope: str):
+    """`http://localhost` is registered: MSAL's random-port loopback redirect URIs must match."""
+    app = confidential_app(idp, world.webapp)
+    redirect = "http://localhost:53123"
+    flow = app.initiate_auth_code_flow([backend_scope], redirect_uri=redirect)
+    si = sign_in(Browser(idp), flow["auth_uri"], redirect, world.alice)
+    assert "code" in si.params, si
+    r = require_token(app.acquire_token_by_auth_code_flow(flow, si.params))
+    check_backend_token(tokens, world, r["access_token"])
+
+
+def test_unregistered_redirect_uri_is_not_followed(idp: IdpServer, world: World, backend_scope: str):
+    app = confidential_app(idp, world.webapp)
+    flow = app.initiate_auth_code_flow([backend_scope], redirect_uri="https://evil.test/callback")
+    resp = Browser(idp).request("GET", flow["auth_uri"])
+    assert resp.status_code not in (301, 302, 303, 307, 308), describe(resp)
+    assert "AADSTS50011" in resp.text, describe(resp)
+    assert not any("passwd" in f.field_names() for f in parse_forms(resp.text, resp.url)), \
+        "no login form for an invalid request"
+
+
+def test_logout_ends_the_session(idp: IdpServer, world: World, tokens: TokenValidator,
+                                 backend_scope: str):
+    browser = Browser(idp)
+    first = interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser)
+    require_token(first.result)
+    again = interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser)
+    assert again.sign_in.pages == [], "session cookie should skip the login page"
+    # sign out (front channel); follow redirects that stay on the IdP
+    url = f"{idp.base}/{idp.tenant_id}/oauth2/v2.0/logout?post_logout_redirect_uri={REDIRECT_URI}"
+    resp = browser.request("GET", url)
+    for _ in range(5):
+        if resp.status_code in (301, 302, 303, 307, 308):
+            loc = urljoin(resp.url, resp.headers["Location"])
+            if not browser.on_idp(loc):
+                assert loc.startswith(REDIRECT_URI), loc
+                break
+            resp = browser.request("GET", loc)
+        else:
+            assert resp.status_code == 200, describe(resp)
+            break
+    after = interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser)
+    assert after.sign_in.pages == ["login"], after.sign_in.pages
+    check_backend_token(tokens, world, require_token(after.result)["access_token"])

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import time
+import uuid
 
+import jwt
+import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 from azure.identity import CertificateCredential, ClientSecretCredential
 
-from easyauth_e2e import IdpServer, TokenValidator, World, describe, require_token, token_error
+from easyauth_e2e import (
+    IdpServer,
+    TokenValidator,
+    World,
+    b64url,
+    describe,
+    require_token,
+    token_error,
+)
 
 
 def default_scope(world: World) -> str:
@@ -83,6 +97,7 @@ def test_client_secret_basic(idp: IdpServer, world: World, tokens: TokenValidato
                       data={"grant_type": "client_credentials", "scope": default_scope(world)})
     assert r.status_code == 200, describe(r)
     body = r.json()
+    assert "no-store" in r.headers.get("Cache-Control", ""), describe(r)
     assert "scope" not in body and "refresh_token" not in body, body
     assert isinstance(body["expires_in"], int) and isinstance(body["ext_expires_in"], int), body
     check_app_token(tokens, world, body["access_token"], "1")
@@ -105,3 +120,29 @@ def test_unassigned_client_gets_no_roles(make_app, world: World, tokens: TokenVa
     c = tokens.access_v2(r["access_token"], world.api2.app_id)
     assert c["azp"] == world.other_client.app_id
     assert not c.get("roles"), c
+
+
+@pytest.mark.parametrize("variant", ["x5t", "x5t-padded", "x5t#S256-PS256"])
+def test_raw_client_assertion(idp: IdpServer, world: World, tokens: TokenValidator, variant: str):
+    """Hand-made certificate assertions in the shapes real libraries send: msal-node (RS256, x5t
+    unpadded base64url), MSAL Python / azure-identity (RS256, x5t base64url WITH '=' padding),
+    and SHA-256 thumbprints (PS256, x5t#S256)."""
+    cert = world.daemon.cert
+    key = serialization.load_pem_private_key(cert.key_pem.encode(), password=None)
+    sha1 = hashlib.sha1(cert.cert_der).digest()
+    if variant == "x5t":
+        alg, headers = "RS256", {"x5t": b64url(sha1)}
+    elif variant == "x5t-padded":
+        alg, headers = "RS256", {"x5t": base64.urlsafe_b64encode(sha1).decode()}
+    else:
+        alg, headers = "PS256", {"x5t#S256": b64url(hashlib.sha256(cert.cert_der).digest())}
+    now = time.time()
+    assertion = jwt.encode({"aud": idp.token_endpoint, "iss": world.daemon.app_id,
+                            "sub": world.daemon.app_id, "jti": str(uuid.uuid4()),
+                            "iat": now, "exp": now + 600}, key, algorithm=alg, headers=headers)
+    r = requests.post(idp.token_endpoint, timeout=10, data={
+        "grant_type": "client_credentials", "client_id": world.daemon.app_id,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion, "scope": default_scope(world)})
+    assert r.status_code == 200, describe(r)
+    check_app_token(tokens, world, r.json()["access_token"], "2")

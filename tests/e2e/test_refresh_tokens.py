@@ -11,7 +11,7 @@ def refresh(idp: IdpServer, world: World, rt: str, scope: str) -> requests.Respo
     return requests.post(idp.token_endpoint, timeout=10, data={
         "grant_type": "refresh_token", "client_id": world.webapp.app_id,
         "client_secret": world.webapp.secret, "refresh_token": rt,
-        "scope": f"{scope} openid offline_access"})
+        "scope": f"{scope} openid profile offline_access"})
 
 
 def test_refresh_rotation_and_reuse_revokes_family(idp: IdpServer, world: World, tokens: TokenValidator,

@@ -33,7 +33,7 @@ def test_restart_keeps_keys_and_refresh_tokens(idp: IdpServer, world: World, tok
     resp = requests.post(idp.token_endpoint, timeout=10, data={
         "grant_type": "refresh_token", "client_id": world.webapp.app_id,
         "client_secret": world.webapp.secret, "refresh_token": rt,
-        "scope": f"{backend_scope} openid offline_access"})
+        "scope": f"{backend_scope} openid profile offline_access"})
     assert resp.status_code == 200, describe(resp)
     c = tokens.access_v1(resp.json()["access_token"], world.backend.identifier_uri)
     assert c["oid"] == world.alice.id, c

@@ -1190,3 +1190,213 @@ async fn discovery_documents_and_keys() {
         .json();
     assert_eq!(instance["metadata"][0]["aliases"][0], "idp.test");
 }
+
+/// Captures this thread's log lines.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_log_line_per_request_and_no_secret_in_it() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::new().await;
+    let (tokens, _) = user_tokens(&h).await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("refresh_token", rt),
+        ])
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    let failed = h
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB),
+            ("client_secret", "wrong-secret-value"),
+            ("scope", "User.Read"),
+        ])
+        .await;
+    assert_eq!(failed.code(), 7000215);
+
+    let refreshed_rt = refreshed.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("easyauth::idp::request"))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("grant=\"authorization_code\"")
+                && l.contains(&format!("client=\"{WEB}\""))
+                && l.contains("outcome=ok")),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("grant=\"refresh_token\"")
+                && l.contains(&format!("tenant=\"{TID}\""))),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("outcome=AADSTS7000215")
+                && l.contains("grant=\"client_credentials\"")),
+        "{log}"
+    );
+    let secrets = [
+        WEB_SECRET,
+        "wrong-secret-value",
+        "alice-pw",
+        VERIFIER,
+        rt,
+        tokens["access_token"].as_str().unwrap(),
+        tokens["id_token"].as_str().unwrap(),
+        refreshed_rt.as_str(),
+    ];
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "a secret or token reached the log: {}",
+            &secret[..8.min(secret.len())]
+        );
+    }
+    assert!(
+        !log.contains("code="),
+        "authorization codes never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn malformed_input_never_causes_a_server_error() {
+    let h = Harness::new().await;
+    let b = Browser::default();
+    let long = "a".repeat(100_000);
+    let weird = [
+        "%",
+        "%zz",
+        "\u{0}",
+        "\u{202e}evil",
+        "é",
+        "'\"<script>",
+        long.as_str(),
+        "a=b&a=c",
+        "&&&===",
+    ];
+    for w in weird {
+        let e = urlenc(w);
+        for path in [
+            format!("/{TID}/oauth2/v2.0/authorize?{w}"),
+            format!(
+                "/{TID}/oauth2/v2.0/authorize?client_id={e}&redirect_uri={e}&scope={e}&response_type={e}"
+            ),
+            format!(
+                "/{TID}/oauth2/v2.0/authorize?client_id={WEB}&redirect_uri={}&scope={e}&response_type=code&prompt={e}&code_challenge={e}",
+                urlenc(REDIRECT)
+            ),
+            format!(
+                "/{TID}/oauth2/v2.0/logout?post_logout_redirect_uri={e}&client_id={e}&id_token_hint={e}"
+            ),
+            format!("/{e}/v2.0/.well-known/openid-configuration"),
+            format!("/common/discovery/instance?authorization_endpoint={e}"),
+            format!("/v1.0/me?$select={e}"),
+        ] {
+            if path.parse::<axum::http::Uri>().is_err() {
+                continue; // not even a valid request line: hyper refuses it before any handler
+            }
+            let r = h.get(&path, &b).await;
+            assert!(!r.status.is_server_error(), "{path:.120}: {}", r.status);
+        }
+        for form in [
+            vec![("grant_type", w)],
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", w),
+                ("code", w),
+                ("redirect_uri", w),
+            ],
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", WEB),
+                ("client_secret", w),
+                ("refresh_token", w),
+            ],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("scope", w),
+            ],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", w),
+            ],
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("requested_token_use", "on_behalf_of"),
+                ("client_id", API),
+                ("client_secret", API_SECRET),
+                ("assertion", w),
+                ("scope", "User.Read"),
+            ],
+        ] {
+            let r = h.token(&form).await;
+            assert!(!r.status.is_server_error(), "{form:.120?}: {}", r.status);
+            assert!(r.json()["error"].is_string());
+        }
+        for path in [format!("/{TID}/login"), format!("/{TID}/consent")] {
+            let r = h
+                .post(
+                    &path,
+                    &[
+                        ("ctx", w),
+                        ("csrf", w),
+                        ("login", w),
+                        ("passwd", w),
+                        ("consent", w),
+                    ],
+                    &b,
+                )
+                .await;
+            assert!(!r.status.is_server_error(), "{path}: {}", r.status);
+        }
+        let me = h
+            .send(
+                Request::get("/v1.0/me")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", e))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    }
+}
