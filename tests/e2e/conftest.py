@@ -29,7 +29,7 @@ from easyauth_e2e import (
 )
 
 
-def _binary() -> str:
+def binary() -> str:
     env = os.environ.get("EASYAUTH_BIN")
     candidate = Path(env) if env else ROOT / "target" / "debug" / "easyauth"
     if not candidate.is_file():
@@ -49,10 +49,7 @@ def idp(world: World, tmp_path_factory: pytest.TempPathFactory):
 
     `idp.restart()` stops it and starts it again on the same data dir and port."""
     workdir = tmp_path_factory.mktemp("idp")
-    server = IdpServer(
-        _binary(), world, workdir,
-        extra_args=["--access-token-lifetime", str(ACCESS_TOKEN_LIFETIME)],
-    )
+    server = IdpServer(binary(), world, workdir, access_token_lifetime=ACCESS_TOKEN_LIFETIME)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(server.directory_path, ARTIFACTS / "directory.json")
     try:

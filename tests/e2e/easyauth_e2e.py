@@ -299,8 +299,12 @@ class IdpServer:
 
     _counter = 0
 
-    def __init__(self, binary: str, world: World, workdir: Path, extra_args: list[str] | None = None):
+    _trusted: dict[Path, str] = {}  # every CA started in this session (one bundle for all)
+
+    def __init__(self, binary: str, world: World, workdir: Path, extra_args: list[str] | None = None,
+                 access_token_lifetime: int | None = None):
         self.binary = binary
+        self.access_token_lifetime = access_token_lifetime
         self.world = world
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -308,7 +312,9 @@ class IdpServer:
         self.directory_path = workdir / "directory.json"
         self.directory_path.write_text(json.dumps(world.directory(), indent=2))
         self.port = free_port()
-        self.extra_args = extra_args or []
+        self.extra_args = list(extra_args or [])
+        if access_token_lifetime is not None:
+            self.extra_args += ["--access-token-lifetime", str(access_token_lifetime)]
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
         self.starts = 0
@@ -414,10 +420,13 @@ class IdpServer:
         raise RuntimeError(f"easyauth idp not ready after {timeout}s: {last_error}\n{self.log_tail()}")
 
     def trust_ca(self) -> None:
-        """The machine sets REQUESTS_CA_BUNDLE etc. globally; point them at our CA."""
-        ca = str(self.ca_path)
+        """The machine sets REQUESTS_CA_BUNDLE etc. globally; point them at a bundle holding the
+        CA of every identity provider started in this session (msal/azure-identity use requests)."""
+        IdpServer._trusted[self.ca_path] = self.ca_path.read_text()
+        bundle = ARTIFACTS / "ca-bundle.pem"
+        bundle.write_text("\n".join(IdpServer._trusted.values()))
         for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
-            os.environ[var] = ca
+            os.environ[var] = str(bundle)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -487,13 +496,18 @@ class TokenValidator:
         )
         for c in ("exp", "iat", "nbf"):
             assert isinstance(claims[c], int), f"{c} must be an integer: {claims[c]!r}"
+        lifetime = self.idp.access_token_lifetime
+        if kind == "access" and lifetime is not None:
+            assert claims["exp"] - claims["iat"] == lifetime, \
+                f"access token lifetime {claims['exp'] - claims['iat']} != --access-token-lifetime {lifetime}"
         assert claims["tid"] == self.idp.tenant_id, claims
         self.validated.append(ValidatedToken(kind, claims, header))
         return claims
 
     def access_v2(self, token: str, resource_app_id: str) -> dict[str, Any]:
         c = self.validate(token, audience=resource_app_id, issuer=self.idp.issuer_v2,
-                          jwks_uri=self.idp.jwks_uri_v2, kind="access-v2")
+                          jwks_uri=self.idp.jwks_uri_v2, kind="access")
+        self.validated[-1].kind = "access-v2"
         assert c["ver"] == "2.0", c
         assert "azp" in c and "azpacr" in c, c
         assert c.get("uti") and c.get("oid") and c.get("sub"), c
@@ -501,7 +515,8 @@ class TokenValidator:
 
     def access_v1(self, token: str, audience: str) -> dict[str, Any]:
         c = self.validate(token, audience=audience, issuer=self.idp.issuer_v1,
-                          jwks_uri=self.idp.jwks_uri_v1, kind="access-v1")
+                          jwks_uri=self.idp.jwks_uri_v1, kind="access")
+        self.validated[-1].kind = "access-v1"
         assert c["ver"] == "1.0", c
         # v1 tokens carry x5t == kid in the header (passport-azure-ad looks keys up by x5t)
         assert self.validated[-1].header.get("x5t") == self.validated[-1].header["kid"], \

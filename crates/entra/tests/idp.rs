@@ -4,286 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use easyauth_entra::{Idp, IdpConfig, Seed};
-use easyauth_store::MemoryStore;
 use serde_json::Value;
-use tower::ServiceExt;
 
-const BASE: &str = "https://idp.test";
-const TID: &str = "b8f2e4a1-5c3d-4e6f-9a7b-1c2d3e4f5a6b";
-const ALICE: &str = "f2a9c5e0-7b1d-4c3e-8f6a-2b4c6d8e0a1c";
-const WEB: &str = "3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c";
-const WEB_SECRET: &str = "web-secret-value-0123456789";
-const API: &str = "7a4c2e1f-3b5d-4c6e-9f8a-0b1c2d3e4f5a";
-const API_SECRET: &str = "api-secret-value-0123456789";
-const API2: &str = "5d2e8f1a-4b6c-4d7e-8f9a-0b1c2d3e4f5b";
-const PUBLIC: &str = "6e3f9a2b-5c7d-4e8f-9a0b-1c2d3e4f5a6c";
-const SCOPE_ID: &str = "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
-const REDIRECT: &str = "https://app.test/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXkdBjftJeZ4CVP";
-
-fn directory() -> String {
-    serde_json::json!({
-        "tenant": {"id": TID, "domain": "contoso.onmicrosoft.com"},
-        "users": [{"id": ALICE, "userPrincipalName": "alice@contoso.onmicrosoft.com", "displayName": "Alice Smith",
-                   "givenName": "Alice", "surname": "Smith", "mail": "alice@contoso.onmicrosoft.com", "password": "alice-pw"}],
-        "applications": [
-            {"appId": WEB, "displayName": "web", "web": {"redirectUris": [REDIRECT, "http://localhost"],
-              "implicitGrantSettings": {"enableIdTokenIssuance": true}},
-             "passwordCredentials": [{"secretText": WEB_SECRET}]},
-            {"appId": API, "displayName": "api", "identifierUris": [format!("api://{API}")],
-             "api": {"requestedAccessTokenVersion": 2, "oauth2PermissionScopes": [{"id": SCOPE_ID, "value": "user_impersonation", "type": "User"}]},
-             "passwordCredentials": [{"secretText": API_SECRET}]},
-            {"appId": API2, "displayName": "api2", "identifierUris": [format!("api://{API2}")],
-             "api": {"oauth2PermissionScopes": [{"id": "1c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "value": "read", "type": "User"}]},
-             "appRoles": [{"id": "2c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "value": "Data.Read", "allowedMemberTypes": ["Application"]}]},
-            {"appId": PUBLIC, "displayName": "cli", "publicClient": {"redirectUris": ["http://localhost"]}}
-        ],
-        "oauth2PermissionGrants": [{"clientId": API, "consentType": "AllPrincipals", "resourceId": "00000003-0000-0000-c000-000000000000", "scope": "User.Read"}],
-        "appRoleAssignments": [{"principalId": WEB, "resourceId": API2, "appRoleId": "2c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]
-    })
-    .to_string()
-}
-
-struct Harness {
-    app: axum::Router,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
-    }
-    fn location(&self) -> String {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    }
-    /// Query or fragment parameters of the redirect.
-    fn redirect_params(&self) -> HashMap<String, String> {
-        let loc = self.location();
-        let part = loc.split_once(['?', '#']).map(|(_, p)| p).unwrap_or("");
-        form_urlencoded::parse(part.as_bytes())
-            .into_owned()
-            .collect()
-    }
-    fn hidden(&self, name: &str) -> Option<String> {
-        let needle = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&needle)? + needle.len();
-        let end = start + self.body[start..].find('"')?;
-        Some(html_unescape(&self.body[start..end]))
-    }
-    fn cookies(&self) -> Vec<(String, String)> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| {
-                v.to_str()
-                    .ok()?
-                    .split(';')
-                    .next()?
-                    .split_once('=')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            })
-            .collect()
-    }
-    fn code(&self) -> u32 {
-        self.json()["error_codes"][0].as_u64().unwrap() as u32
-    }
-}
-
-fn html_unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("JWS");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-impl Harness {
-    async fn new() -> Harness {
-        let seed = Seed::parse("test.json", &directory()).expect("directory");
-        let mut config = IdpConfig::new(BASE);
-        config.access_token_lifetime = 600;
-        let idp = Idp::start(Arc::new(MemoryStore::new()), config, &seed)
-            .await
-            .expect("start");
-        Harness { app: idp.router() }
-    }
-
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str, cookies: &Browser) -> Reply {
-        let req = Request::get(path)
-            .header(header::COOKIE, cookies.header())
-            .body(Body::empty())
-            .unwrap();
-        self.send(req).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)], cookies: &Browser) -> Reply {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let req = Request::post(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, cookies.header())
-            .body(Body::from(body))
-            .unwrap();
-        self.send(req).await
-    }
-
-    async fn token(&self, form: &[(&str, &str)]) -> Reply {
-        self.post(
-            &format!("/{TID}/oauth2/v2.0/token"),
-            form,
-            &Browser::default(),
-        )
-        .await
-    }
-
-    /// Signs alice in through the real pages and returns the authorization response.
-    async fn sign_in(&self, browser: &mut Browser, query: &str) -> Reply {
-        let page = self
-            .get(&format!("/{TID}/oauth2/v2.0/authorize?{query}"), browser)
-            .await;
-        browser.take(&page);
-        if page.status != StatusCode::OK || page.hidden("csrf").is_none() {
-            return page;
-        }
-        let ctx = page.hidden("ctx").unwrap();
-        let csrf = page.hidden("csrf").unwrap();
-        let mut reply = if page.body.contains("name=\"passwd\"") {
-            let r = self
-                .post(
-                    &format!("/{TID}/login"),
-                    &[
-                        ("ctx", &ctx),
-                        ("csrf", &csrf),
-                        ("login", "alice@contoso.onmicrosoft.com"),
-                        ("passwd", "alice-pw"),
-                    ],
-                    browser,
-                )
-                .await;
-            browser.take(&r);
-            r
-        } else {
-            page
-        };
-        if reply.body.contains("name=\"consent\"") {
-            let ctx = reply.hidden("ctx").unwrap();
-            let csrf = reply.hidden("csrf").unwrap();
-            reply = self
-                .post(
-                    &format!("/{TID}/consent"),
-                    &[("ctx", &ctx), ("csrf", &csrf), ("consent", "accept")],
-                    browser,
-                )
-                .await;
-            browser.take(&reply);
-        }
-        reply
-    }
-}
-
-#[derive(Default, Clone)]
-struct Browser {
-    jar: HashMap<String, String>,
-}
-
-impl Browser {
-    fn take(&mut self, reply: &Reply) {
-        for (k, v) in reply.cookies() {
-            if v.is_empty() {
-                self.jar.remove(&k);
-            } else {
-                self.jar.insert(k, v);
-            }
-        }
-    }
-    fn header(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-fn challenge() -> String {
-    URL_SAFE_NO_PAD
-        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()).as_ref())
-}
-
-fn code_query(scope: &str, extra: &str) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    s.append_pair("client_id", WEB)
-        .append_pair("response_type", "code")
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .append_pair("state", "st-1")
-        .append_pair("nonce", "n-1")
-        .append_pair("code_challenge", &challenge())
-        .append_pair("code_challenge_method", "S256");
-    format!("{}{extra}", s.finish())
-}
-
-fn api_scope() -> String {
-    format!("openid profile offline_access api://{API}/user_impersonation")
-}
-
-async fn redeem(h: &Harness, code: &str) -> Reply {
-    h.token(&[
-        ("grant_type", "authorization_code"),
-        ("client_id", WEB),
-        ("client_secret", WEB_SECRET),
-        ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ])
-    .await
-}
-
-/// Signs alice in with consent and redeems the code: (token response, browser).
-async fn user_tokens(h: &Harness) -> (Value, Browser) {
-    let mut browser = Browser::default();
-    let reply = h.sign_in(&mut browser, &code_query(&api_scope(), "")).await;
-    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
-    let code = reply.redirect_params()["code"].clone();
-    let tokens = redeem(h, &code).await;
-    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
-    (tokens.json(), browser)
-}
+mod common;
+use common::*;
 
 /// (name, form, expected HTTP status, expected AADSTS code)
 type FailureCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, u32);
@@ -731,10 +460,6 @@ async fn authorize_failures_are_shown_or_redirected_with_their_codes() {
             "{name}: state is echoed"
         );
     }
-}
-
-fn urlenc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[tokio::test]
@@ -1191,106 +916,6 @@ async fn discovery_documents_and_keys() {
     assert_eq!(instance["metadata"][0]["aliases"][0], "idp.test");
 }
 
-/// Captures this thread's log lines.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn one_log_line_per_request_and_no_secret_in_it() {
-    let buffer = LogBuffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let h = Harness::new().await;
-    let (tokens, _) = user_tokens(&h).await;
-    let rt = tokens["refresh_token"].as_str().unwrap();
-    let refreshed = h
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", WEB),
-            ("client_secret", WEB_SECRET),
-            ("refresh_token", rt),
-        ])
-        .await;
-    assert_eq!(refreshed.status, StatusCode::OK);
-    let failed = h
-        .token(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", WEB),
-            ("client_secret", "wrong-secret-value"),
-            ("scope", "User.Read"),
-        ])
-        .await;
-    assert_eq!(failed.code(), 7000215);
-
-    let refreshed_rt = refreshed.json()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let requests: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("easyauth::idp::request"))
-        .collect();
-    assert!(
-        requests
-            .iter()
-            .any(|l| l.contains("grant=\"authorization_code\"")
-                && l.contains(&format!("client=\"{WEB}\""))
-                && l.contains("outcome=ok")),
-        "{log}"
-    );
-    assert!(
-        requests
-            .iter()
-            .any(|l| l.contains("grant=\"refresh_token\"")
-                && l.contains(&format!("tenant=\"{TID}\""))),
-        "{log}"
-    );
-    assert!(
-        requests
-            .iter()
-            .any(|l| l.contains("outcome=AADSTS7000215")
-                && l.contains("grant=\"client_credentials\"")),
-        "{log}"
-    );
-    let secrets = [
-        WEB_SECRET,
-        "wrong-secret-value",
-        "alice-pw",
-        VERIFIER,
-        rt,
-        tokens["access_token"].as_str().unwrap(),
-        tokens["id_token"].as_str().unwrap(),
-        refreshed_rt.as_str(),
-    ];
-    for secret in secrets {
-        assert!(
-            !log.contains(secret),
-            "a secret or token reached the log: {}",
-            &secret[..8.min(secret.len())]
-        );
-    }
-    assert!(
-        !log.contains("code="),
-        "authorization codes never reach the log"
-    );
-}
-
 #[tokio::test]
 async fn malformed_input_never_causes_a_server_error() {
     let h = Harness::new().await;
@@ -1399,4 +1024,108 @@ async fn malformed_input_never_causes_a_server_error() {
             .await;
         assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     }
+}
+
+#[tokio::test]
+async fn prompts_hints_pre_authorization_and_client_info() {
+    let h = Harness::new().await;
+    let mut browser = Browser::default();
+    // A pre-authorized client gets no consent page, only the sign-in page.
+    let scope = format!("openid profile api://{PREAUTH}/access_as_user");
+    let first = h
+        .sign_in(&mut browser, &code_query(&scope, "&client_info=1"))
+        .await;
+    assert_eq!(
+        first.status,
+        StatusCode::FOUND,
+        "pre-authorized: straight back to the app: {}",
+        first.body
+    );
+    let params = first.redirect_params();
+    let info: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&params["client_info"]).unwrap()).unwrap();
+    assert_eq!(info, serde_json::json!({"uid": ALICE, "utid": TID}));
+    let tokens = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("code", &params["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_info", "1"),
+        ])
+        .await
+        .json();
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["scp"],
+        "access_as_user"
+    );
+    assert!(tokens["client_info"].is_string(), "client_info when asked");
+
+    // With a session: prompt=login and select_account show the sign-in page again...
+    for prompt in ["login", "select_account"] {
+        let r = h
+            .get(
+                &format!(
+                    "/{TID}/oauth2/v2.0/authorize?{}",
+                    code_query(&scope, &format!("&prompt={prompt}"))
+                ),
+                &browser,
+            )
+            .await;
+        assert!(r.body.contains("name=\"passwd\""), "prompt={prompt}");
+    }
+    // ...as does a login_hint naming someone else; the matching hint and prompt=none do not.
+    let other = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&scope, "&login_hint=bob%40contoso.onmicrosoft.com")
+            ),
+            &browser,
+        )
+        .await;
+    assert!(
+        other.body.contains("name=\"passwd\"")
+            && other.body.contains("bob@contoso.onmicrosoft.com")
+    );
+    let same = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&scope, "&login_hint=alice%40contoso.onmicrosoft.com")
+            ),
+            &browser,
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::FOUND);
+    let silent = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&scope, "&prompt=none")
+            ),
+            &browser,
+        )
+        .await;
+    assert!(
+        silent.redirect_params().contains_key("code"),
+        "prompt=none with a session and consent"
+    );
+    // prompt=consent asks again even though consent exists.
+    let reconsent = h
+        .get(
+            &format!(
+                "/{TID}/oauth2/v2.0/authorize?{}",
+                code_query(&api_scope(), "&prompt=consent")
+            ),
+            &browser,
+        )
+        .await;
+    assert!(
+        reconsent.body.contains("name=\"consent\""),
+        "{}",
+        reconsent.body
+    );
 }

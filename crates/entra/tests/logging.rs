@@ -1,0 +1,110 @@
+//! Logging rules, in a test binary of its own so a process-wide subscriber sees every line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use common::*;
+
+/// Captures this thread's log lines.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_log_line_per_request_and_no_secret_in_it() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only subscriber in this binary");
+
+    let h = Harness::new().await;
+    let (tokens, _) = user_tokens(&h).await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("refresh_token", rt),
+        ])
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    let failed = h
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB),
+            ("client_secret", "wrong-secret-value"),
+            ("scope", "User.Read"),
+        ])
+        .await;
+    assert_eq!(failed.code(), 7000215);
+
+    let refreshed_rt = refreshed.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("easyauth::idp::request"))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("grant=\"authorization_code\"")
+                && l.contains(&format!("client=\"{WEB}\""))
+                && l.contains("outcome=ok")),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("grant=\"refresh_token\"")
+                && l.contains(&format!("tenant=\"{TID}\""))),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("outcome=AADSTS7000215")
+                && l.contains("grant=\"client_credentials\"")),
+        "{log}"
+    );
+    let secrets = [
+        WEB_SECRET,
+        "wrong-secret-value",
+        "alice-pw",
+        VERIFIER,
+        rt,
+        tokens["access_token"].as_str().unwrap(),
+        tokens["id_token"].as_str().unwrap(),
+        refreshed_rt.as_str(),
+    ];
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "a secret or token reached the log: {}",
+            &secret[..8.min(secret.len())]
+        );
+    }
+    assert!(
+        !log.contains("code="),
+        "authorization codes never reach the log"
+    );
+}
