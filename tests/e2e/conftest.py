@@ -15,6 +15,7 @@ import pytest
 from easyauth_e2e import (
     ACCESS_TOKEN_LIFETIME,
     ARTIFACTS,
+    GRAPH_RESOURCE,
     REDIRECT_URI,
     ROOT,
     App,
@@ -123,13 +124,22 @@ def interactive(idp: IdpServer, client: App, scopes: list[str], user: User | Non
 
 
 @pytest.fixture(scope="session")
-def sign_in_alice(idp: IdpServer, world: World) -> Callable[..., InteractiveResult]:
+def sign_in_alice(idp: IdpServer, world: World, tokens: TokenValidator) -> Callable[..., InteractiveResult]:
     """Signs alice into `client` (default webapp) for `scopes` in a fresh browser; accepts any
-    consent page. Returns the MSAL result (asserted to contain a token)."""
+    consent page. Returns the MSAL result (asserted to contain a token); the access token and
+    the id_token are validated with PyJWT."""
 
     def run(scopes: list[str], client: App | None = None, **kw: Any) -> InteractiveResult:
-        r = interactive(idp, client or world.webapp, scopes, world.alice, **kw)
-        require_token(r.result)
+        client = client or world.webapp
+        r = interactive(idp, client, scopes, world.alice, **kw)
+        result = require_token(r.result)
+        resource = scopes[0].rsplit("/", 1)[0] if scopes else GRAPH_RESOURCE
+        if resource == world.api2.identifier_uri:
+            c = tokens.access_v2(result["access_token"], world.api2.app_id)
+        else:
+            c = tokens.access_v1(result["access_token"], resource)
+        assert c["oid"] == world.alice.id, c
+        tokens.id_token(result["id_token"], client.app_id, nonce=r.expected_nonce)
         return r
 
     return run

@@ -42,6 +42,8 @@ REDIRECT_URI = "http://localhost:8400"
 FOREIGN_REDIRECT_URI = "https://app.test/.auth/login/aad/callback"
 
 ACCESS_TOKEN_LIFETIME = 120
+# a second secret of other-client with characters that must be form-urlencoded in HTTP Basic
+SPECIAL_SECRET = "p+w/d:=%&x~y"
 
 
 def guid() -> str:
@@ -190,8 +192,10 @@ class World:
         def creds(app: App) -> dict[str, Any]:
             return {
                 "passwordCredentials": [{"displayName": "s1", "secretText": app.secret}],
+                # daemon: base64 DER (Graph shape); webapp: a PEM string (also accepted)
                 "keyCredentials": (
-                    [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": app.cert.b64_der}]
+                    [{"type": "AsymmetricX509Cert", "usage": "Verify",
+                      "key": app.cert.cert_pem if app.name == "webapp" else app.cert.b64_der}]
                     if app.cert else []
                 ),
             }
@@ -277,7 +281,11 @@ class World:
                             "preAuthorizedApplications": []},
                     "appRoles": [],
                     "requiredResourceAccess": [],
-                    **creds(w.other_client),
+                    "passwordCredentials": [
+                        {"displayName": "s1", "secretText": w.other_client.secret},
+                        {"displayName": "special", "secretText": SPECIAL_SECRET},
+                    ],
+                    "keyCredentials": [],
                 },
             ],
             "oauth2PermissionGrants": [

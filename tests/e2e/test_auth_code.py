@@ -249,3 +249,30 @@ def test_logout_ends_the_session(idp: IdpServer, world: World, tokens: TokenVali
     after = interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser)
     assert after.sign_in.pages == ["login"], after.sign_in.pages
     check_backend_token(tokens, world, require_token(after.result)["access_token"])
+
+
+def test_prompt_parameter(idp: IdpServer, world: World, tokens: TokenValidator, backend_scope: str):
+    browser = Browser(idp)
+    app = confidential_app(idp, world.webapp)
+    # prompt=none without a session: error=login_required back to the app
+    flow = app.initiate_auth_code_flow([backend_scope], redirect_uri=REDIRECT_URI, prompt="none")
+    si = sign_in(browser, flow["auth_uri"], REDIRECT_URI, None)
+    assert si.params.get("error") == "login_required", si
+    assert si.params.get("state") == flow["state"]
+    # sign in once
+    require_token(interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser,
+                              app=app).result)
+    # prompt=none with a session: straight to the app with a code
+    r = interactive(idp, world.webapp, [backend_scope], None, browser=browser, app=app, prompt="none")
+    assert r.sign_in.pages == [], r.sign_in
+    check_backend_token(tokens, world, require_token(r.result)["access_token"])
+    # prompt=login: the login page although there is a session
+    r = interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser, app=app,
+                    prompt="login")
+    assert r.sign_in.pages == ["login"], r.sign_in.pages
+    require_token(r.result)
+    # prompt=consent: the consent page although consent was given
+    r = interactive(idp, world.webapp, [backend_scope], world.alice, browser=browser, app=app,
+                    prompt="consent")
+    assert r.sign_in.pages == ["consent"], r.sign_in.pages
+    require_token(r.result)

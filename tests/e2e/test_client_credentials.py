@@ -122,12 +122,8 @@ def test_unassigned_client_gets_no_roles(make_app, world: World, tokens: TokenVa
     assert not c.get("roles"), c
 
 
-@pytest.mark.parametrize("variant", ["x5t", "x5t-padded", "x5t#S256-PS256"])
-def test_raw_client_assertion(idp: IdpServer, world: World, tokens: TokenValidator, variant: str):
-    """Hand-made certificate assertions in the shapes real libraries send: msal-node (RS256, x5t
-    unpadded base64url), MSAL Python / azure-identity (RS256, x5t base64url WITH '=' padding),
-    and SHA-256 thumbprints (PS256, x5t#S256)."""
-    cert = world.daemon.cert
+def make_assertion(idp: IdpServer, app, variant: str) -> str:
+    cert = app.cert
     key = serialization.load_pem_private_key(cert.key_pem.encode(), password=None)
     sha1 = hashlib.sha1(cert.cert_der).digest()
     if variant == "x5t":
@@ -137,12 +133,80 @@ def test_raw_client_assertion(idp: IdpServer, world: World, tokens: TokenValidat
     else:
         alg, headers = "PS256", {"x5t#S256": b64url(hashlib.sha256(cert.cert_der).digest())}
     now = time.time()
-    assertion = jwt.encode({"aud": idp.token_endpoint, "iss": world.daemon.app_id,
-                            "sub": world.daemon.app_id, "jti": str(uuid.uuid4()),
-                            "iat": now, "exp": now + 600}, key, algorithm=alg, headers=headers)
+    return jwt.encode({"aud": idp.token_endpoint, "iss": app.app_id, "sub": app.app_id,
+                       "jti": str(uuid.uuid4()), "iat": now, "exp": now + 600},
+                      key, algorithm=alg, headers=headers)
+
+
+def test_certificate_registered_as_pem(idp: IdpServer, world: World, tokens: TokenValidator):
+    """webapp's keyCredentials `key` is a PEM string instead of base64 DER."""
+    r = requests.post(idp.token_endpoint, timeout=10, data={
+        "grant_type": "client_credentials", "client_id": world.webapp.app_id,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": make_assertion(idp, world.webapp, "x5t"), "scope": default_scope(world)})
+    assert r.status_code == 200, describe(r)
+    c = tokens.access_v2(r.json()["access_token"], world.api2.app_id)
+    assert c["azp"] == world.webapp.app_id and c["azpacr"] == "2", c
+
+
+@pytest.mark.parametrize("variant", ["x5t", "x5t-padded", "x5t#S256-PS256"])
+def test_raw_client_assertion(idp: IdpServer, world: World, tokens: TokenValidator, variant: str):
+    """Hand-made certificate assertions in the shapes real libraries send: msal-node (RS256, x5t
+    unpadded base64url), MSAL Python / azure-identity (RS256, x5t base64url WITH '=' padding),
+    and SHA-256 thumbprints (PS256, x5t#S256)."""
+    assertion = make_assertion(idp, world.daemon, variant)
     r = requests.post(idp.token_endpoint, timeout=10, data={
         "grant_type": "client_credentials", "client_id": world.daemon.app_id,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": assertion, "scope": default_scope(world)})
     assert r.status_code == 200, describe(r)
     check_app_token(tokens, world, r.json()["access_token"], "2")
+
+
+def test_client_secret_basic_is_form_urlencoded(idp: IdpServer, world: World, tokens: TokenValidator):
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded before base64 (Entra follows it)."""
+    from urllib.parse import quote_plus
+
+    from easyauth_e2e import SPECIAL_SECRET
+
+    basic = base64.b64encode(
+        f"{quote_plus(world.other_client.app_id)}:{quote_plus(SPECIAL_SECRET)}".encode()).decode()
+    r = requests.post(idp.token_endpoint, timeout=10, headers={"Authorization": f"Basic {basic}"},
+                      data={"grant_type": "client_credentials", "scope": default_scope(world)})
+    assert r.status_code == 200, describe(r)
+    c = tokens.access_v2(r.json()["access_token"], world.api2.app_id)
+    assert c["azp"] == world.other_client.app_id
+    # the same secret in the body (client_secret_post) works as well
+    r = requests.post(idp.token_endpoint, timeout=10, data={
+        "grant_type": "client_credentials", "client_id": world.other_client.app_id,
+        "client_secret": SPECIAL_SECRET, "scope": default_scope(world)})
+    assert r.status_code == 200, describe(r)
+
+
+def test_forged_client_assertions_are_rejected(idp: IdpServer, world: World):
+    """Signed with another key but naming daemon's registered thumbprint; wrong audience; expired."""
+    from dataclasses import replace
+
+    from easyauth_e2e import make_cert
+
+    impostor = make_cert("impostor")
+    real = world.daemon.cert
+    forged_cert = replace(real, key_pem=impostor.key_pem)  # same thumbprint, wrong private key
+    key = serialization.load_pem_private_key(real.key_pem.encode(), password=None)
+    hdr = {"x5t": b64url(hashlib.sha1(real.cert_der).digest())}
+    now = time.time()
+    base = {"iss": world.daemon.app_id, "sub": world.daemon.app_id, "iat": now}
+    cases = {
+        "wrong key": make_assertion(idp, replace(world.daemon, cert=forged_cert), "x5t"),
+        "wrong aud": jwt.encode({**base, "aud": "https://example.test/token", "exp": now + 600,
+                                 "jti": str(uuid.uuid4())}, key, algorithm="RS256", headers=hdr),
+        "expired": jwt.encode({**base, "aud": idp.token_endpoint, "iat": now - 7200, "exp": now - 3600,
+                               "jti": str(uuid.uuid4())}, key, algorithm="RS256", headers=hdr),
+    }
+    for name, assertion in cases.items():
+        r = requests.post(idp.token_endpoint, timeout=10, data={
+            "grant_type": "client_credentials", "client_id": world.daemon.app_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion, "scope": default_scope(world)})
+        assert r.status_code in (400, 401), f"{name}: {describe(r)}"
+        assert token_error(r)["error"] == "invalid_client", f"{name}: {describe(r)}"

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from easyauth_e2e import ARTIFACTS, GRAPH_RESOURCE, IdpServer, TokenValidator, World, describe
+from easyauth_e2e import (
+    ARTIFACTS,
+    GRAPH_RESOURCE,
+    REDIRECT_URI,
+    Browser,
+    IdpServer,
+    TokenValidator,
+    World,
+    describe,
+    sign_in,
+)
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "node" / "msal_node.mjs"
@@ -91,3 +101,27 @@ def test_on_behalf_of(idp: IdpServer, world: World, tokens: TokenValidator, back
     assert not bad["ok"], bad
     assert bad.get("errorCode") == "invalid_grant", bad
     assert "AADSTS50013" in (bad.get("errorMessage") or ""), bad
+
+
+def test_auth_code_flow_and_silent_refresh(idp: IdpServer, world: World, tokens: TokenValidator,
+                                           backend_scope: str):
+    """msal-node builds the authorize URL (PKCE), the tiny browser signs alice in, msal-node
+    redeems the code and then refreshes silently (forceRefresh)."""
+    common = {"clientId": world.webapp.app_id, "clientSecret": world.webapp.secret,
+              "scopes": [backend_scope], "redirectUri": REDIRECT_URI}
+    start = ok(run_node(idp, [{"name": "url", "op": "auth_code_url", "nonce": "n-0S6_WzA2Mj", **common}])["url"])
+    si = sign_in(Browser(idp), start["url"], REDIRECT_URI, world.alice)
+    assert "code" in si.params, si
+    assert si.params.get("state") == start["state"]
+    res = run_node(idp, [{"name": "code", "op": "by_code", "code": si.params["code"],
+                          "verifier": start["verifier"], "state": start["state"], "nonce": "n-0S6_WzA2Mj",
+                          "clientInfo": si.params.get("client_info"), **common}])["code"]
+    ok(res)
+    assert res["account"]["username"] == world.alice.upn, res["account"]
+    assert res["account"]["homeAccountId"] == f"{world.alice.id}.{world.tenant_id}", res["account"]
+    c = tokens.access_v1(res["accessToken"], world.backend.identifier_uri)
+    assert c["oid"] == world.alice.id and c["scp"] == "user_impersonation", c
+    tokens.id_token(res["idToken"], world.webapp.app_id, nonce="n-0S6_WzA2Mj")
+    refreshed = ok(res["refreshed"])
+    assert refreshed["fromCache"] is False and refreshed["accessToken"] != res["accessToken"]
+    tokens.access_v1(refreshed["accessToken"], world.backend.identifier_uri)

@@ -63,10 +63,12 @@ def test_obo_rejects_token_for_another_app(make_app, world: World, api2_scope: s
     assert 50013 in r.get("error_codes", []), r
 
 
-def test_obo_rejects_app_only_token(make_app, world: World):
+def test_obo_rejects_app_only_token(make_app, world: World, tokens: TokenValidator):
     # an app-only token (no user) for the backend cannot be exchanged
     app_token = require_token(make_app(world.daemon).acquire_token_for_client(
         [f"{world.backend.identifier_uri}/.default"]))["access_token"]
+    c = tokens.access_v1(app_token, world.backend.identifier_uri)  # app-only v1 token
+    assert c["appid"] == world.daemon.app_id and "scp" not in c, c
     r = make_app(world.backend).acquire_token_on_behalf_of(app_token, [GRAPH_USER_READ])
     assert "access_token" not in r, r
     assert r.get("error") in ("invalid_grant", "invalid_request"), r
@@ -93,7 +95,7 @@ def test_graph_me_with_user_token_after_consent(idp: IdpServer, world: World, to
     check_me(get_me(idp, token), world)
 
 
-def test_graph_me_rejects_bad_tokens(idp: IdpServer, world: World, make_app, api2_scope: str):
+def test_graph_me_rejects_bad_tokens(idp: IdpServer, world: World, make_app, tokens: TokenValidator):
     for token in (None, "not-a-jwt"):
         resp = get_me(idp, token)
         assert resp.status_code == 401, describe(resp)
@@ -101,6 +103,7 @@ def test_graph_me_rejects_bad_tokens(idp: IdpServer, world: World, make_app, api
     # a valid token for another audience (api2) is not a Graph token
     app_token = require_token(make_app(world.daemon).acquire_token_for_client(
         [f"{world.api2.identifier_uri}/.default"]))["access_token"]
+    tokens.access_v2(app_token, world.api2.app_id)
     resp = get_me(idp, app_token)
     assert resp.status_code == 401, describe(resp)
     assert resp.json()["error"]["code"] == "InvalidAuthenticationToken", describe(resp)
@@ -114,3 +117,15 @@ def test_token_endpoint_error_shape(idp: IdpServer, world: World):
     assert resp.status_code == 400, describe(resp)
     body = token_error(resp)
     assert body["error"] in ("invalid_grant", "invalid_request"), body
+
+
+def test_azure_identity_on_behalf_of(idp: IdpServer, world: World, tokens: TokenValidator,
+                                     backend_scope: str, sign_in_alice):
+    from azure.identity import OnBehalfOfCredential
+
+    user = sign_in_alice([backend_scope]).result["access_token"]
+    cred = OnBehalfOfCredential(world.tenant_id, world.backend.app_id, client_secret=world.backend.secret,
+                                user_assertion=user, authority=idp.base, disable_instance_discovery=True)
+    at = cred.get_token(GRAPH_USER_READ)
+    check_graph_token(tokens, world, at.token, world.backend.app_id)
+    check_me(get_me(idp, at.token), world)

@@ -158,6 +158,11 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, En
     )))
 }
 
+/// MSAL Python sends `x5t` base64url *with* `=` padding, msal-node without; Entra accepts both.
+fn thumbprint_matches(sent: Option<&str>, registered: &str) -> bool {
+    sent.is_some_and(|t| t.trim_end_matches('=') == registered)
+}
+
 fn verify_secret(app: &Application, secret: &str) -> Result<(), EntraError> {
     let now = now();
     let mut matched_expired = false;
@@ -206,8 +211,8 @@ fn verify_assertion(
         .iter()
         .filter_map(|k| ClientCertificate::parse(&k.key).ok().map(|c| (k, c)))
         .find(|(_, c)| {
-            header.x5t.as_deref() == Some(c.x5t.as_str())
-                || header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str())
+            thumbprint_matches(header.x5t.as_deref(), &c.x5t)
+                || thumbprint_matches(header.x5t_s256.as_deref(), &c.x5t_s256)
         });
     let Some((registered, cert)) = cert else {
         return Err(bad(
@@ -267,4 +272,28 @@ fn verify_assertion(
         return Err(EntraError::ExpiredClientAssertion);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thumbprint_matches;
+
+    #[test]
+    fn thumbprints_match_with_or_without_base64_padding() {
+        let registered = "rVPxhHDhVWbEWJ5baPMxZ3999Lo";
+        assert!(thumbprint_matches(
+            Some("rVPxhHDhVWbEWJ5baPMxZ3999Lo"),
+            registered
+        ));
+        assert!(
+            thumbprint_matches(Some("rVPxhHDhVWbEWJ5baPMxZ3999Lo="), registered),
+            "MSAL Python pads"
+        );
+        assert!(!thumbprint_matches(
+            Some("rVPxhHDhVWbEWJ5baPMxZ3999Lp"),
+            registered
+        ));
+        assert!(!thumbprint_matches(Some(""), registered));
+        assert!(!thumbprint_matches(None, registered));
+    }
 }

@@ -10,13 +10,18 @@
 //      "certificate": {"thumbprint": "<sha1 hex>" | "thumbprintSha256": "<hex>", "privateKey": "<pem>"},
 //      "scopes": [...]},
 //     {"name": "obo", "op": "on_behalf_of", "clientId": "...", "clientSecret": "...",
-//      "oboAssertion": "<user access token>", "scopes": [...]}
+//      "oboAssertion": "<user access token>", "scopes": [...]},
+//     {"name": "url", "op": "auth_code_url", "clientId": "...", "clientSecret": "...",
+//      "scopes": [...], "redirectUri": "http://localhost:8400"}      -> {url, verifier, state}
+//     {"name": "code", "op": "by_code", "clientId": "...", "clientSecret": "...", "scopes": [...],
+//      "redirectUri": "...", "code": "...", "verifier": "...", "state": "..."}
+//        -> the auth-code result plus "refreshed": acquireTokenSilent({forceRefresh: true})
 //   ]
 // }
 // Output (stdout, one JSON document): {"results": {"<name>": {"ok": true, "accessToken": ..., ...}
 //                                                  | {"ok": false, "errorCode": ..., ...}}}
 // The CA of the identity provider must be given with NODE_EXTRA_CA_CERTS.
-import { ConfidentialClientApplication, LogLevel } from '@azure/msal-node';
+import { ConfidentialClientApplication, CryptoProvider, LogLevel } from '@azure/msal-node';
 
 const raw = process.argv[2] ?? process.env.EASYAUTH_MSAL_NODE_CONFIG;
 if (!raw) {
@@ -37,8 +42,8 @@ function makeApp(op) {
     auth,
     system: {
       loggerOptions: {
-        logLevel: LogLevel.Warning,
-        piiLoggingEnabled: false,
+        logLevel: process.env.MSAL_NODE_VERBOSE ? LogLevel.Verbose : LogLevel.Warning,
+        piiLoggingEnabled: !!process.env.MSAL_NODE_VERBOSE,
         loggerCallback: (_level, message) => console.error(`[msal-node] ${message}`),
       },
     },
@@ -80,6 +85,30 @@ for (const op of config.ops) {
       res = await app.acquireTokenByClientCredential({ scopes: op.scopes, skipCache: true });
     } else if (op.op === 'on_behalf_of') {
       res = await app.acquireTokenOnBehalfOf({ oboAssertion: op.oboAssertion, scopes: op.scopes });
+    } else if (op.op === 'auth_code_url') {
+      const pkce = await new CryptoProvider().generatePkceCodes();
+      const state = new CryptoProvider().createNewGuid();
+      const url = await app.getAuthCodeUrl({
+        scopes: op.scopes, redirectUri: op.redirectUri, codeChallenge: pkce.challenge,
+        codeChallengeMethod: 'S256', state, nonce: op.nonce,
+      });
+      results[op.name] = { ok: true, url, verifier: pkce.verifier, state };
+      continue;
+    } else if (op.op === 'by_code') {
+      const first = await app.acquireTokenByCode(
+        { scopes: op.scopes, redirectUri: op.redirectUri, code: op.code, codeVerifier: op.verifier, state: op.state, nonce: op.nonce },
+        { code: op.code, state: op.state, client_info: op.clientInfo, nonce: op.nonce },
+      );
+      const out = describeResult(first);
+      try {
+        out.refreshed = describeResult(
+          await app.acquireTokenSilent({ account: first.account, scopes: op.scopes, forceRefresh: true }),
+        );
+      } catch (err) {
+        out.refreshed = describeError(err);
+      }
+      results[op.name] = out;
+      continue;
     } else {
       throw new Error(`unknown op ${op.op}`);
     }
