@@ -773,6 +773,20 @@ fn render(
     Ok(md)
 }
 
+/// A profile taken by hand (not regenerated): where the time outside the signature goes.
+const PROFILE_NOTE: &str = "## Profile of the token endpoint (perf record, 2026-11-21; not regenerated)\n\n\
+`perf record --call-graph dwarf` on `easyauth idp --worker-threads 1` under the same wrk load: \
+87.8 % of the server's time is inside the RSA signature (`SigningKeys::sign` -> aws-lc \
+`rsa_default_private_transform`, including the blinding and the post-sign verification that \
+`openssl speed` also performs); easyauth's own request handling (form parsing, client \
+authentication, scope resolution, claims, JSON, base64, the log line) is about 1.2 %; the rest \
+is transport: hyper, rustls and above all the kernel (6.6 % in `writev`, which on loopback also \
+runs the receiving side's TCP stack on the server's core). The gap to 90 % is therefore the \
+cost of serving HTTPS at all (the discovery row below measures it), not work in the token \
+path. aws-lc's RSA-2048 sign alone, in a tight loop on core 0, ran at 4,355 signs/s against \
+openssl's 4,017 in the same minute; `openssl speed` itself varies by up to 10 % between runs on \
+this machine.\n";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -794,17 +808,3 @@ mod tests {
         assert!((l.tokens_per_s() - 10.0).abs() < 1e-9);
     }
 }
-
-/// A profile taken by hand (not regenerated): where the time outside the signature goes.
-const PROFILE_NOTE: &str = "## Profile of the token endpoint (perf record, 2026-11-21; not regenerated)\n\n\
-`perf record --call-graph dwarf` on `easyauth idp --worker-threads 1` under the same wrk load: \
-87.8 % of the server's time is inside the RSA signature (`SigningKeys::sign` -> aws-lc \
-`rsa_default_private_transform`, including the blinding and the post-sign verification that \
-`openssl speed` also performs); easyauth's own request handling (form parsing, client \
-authentication, scope resolution, claims, JSON, base64, the log line) is about 1.2 %; the rest \
-is transport: hyper, rustls and above all the kernel (6.6 % in `writev`, which on loopback also \
-runs the receiving side's TCP stack on the server's core). The gap to 90 % is therefore the \
-cost of serving HTTPS at all (the discovery row below measures it), not work in the token \
-path. aws-lc's RSA-2048 sign alone, in a tight loop on core 0, ran at 4,355 signs/s against \
-openssl's 4,017 in the same minute; `openssl speed` itself varies by up to 10 % between runs on \
-this machine.\n";
