@@ -153,3 +153,26 @@ def backend_scope(world: World) -> str:
 @pytest.fixture(scope="session")
 def api2_scope(world: World) -> str:
     return f"{world.api2.identifier_uri}/{world.api2.scope_value}"
+
+
+# --------------------------------------------------------------------------------------------
+# `easyauth proxy` (test_proxy_*.py): fixtures live in proxy_e2e.py; they skip every proxy test
+# when `easyauth proxy --help` fails (the proxy not built yet).
+
+from proxy_e2e import (  # noqa: E402,F401  (fixtures, found by name)
+    _proxies_alive,
+    alice_frontend,
+    anonymous_proxy,
+    backend,
+    ca_bundle,
+    echo_app,
+    frontend,
+    proxies,
+    proxy_binary,
+    proxy_idp,
+    proxy_tokens,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "proxy: `easyauth proxy` tests (skipped until the proxy exists)")

@@ -1,6 +1,7 @@
 //! The `easyauth` command.
 
 mod idp;
+mod proxy;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,36 @@ enum LogFormat {
 enum Command {
     /// Run the local Microsoft Entra ID (OpenID Connect / OAuth 2.0 identity provider).
     Idp(IdpArgs),
+    /// Run App Service's authentication module as a reverse proxy in front of an app.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// The app behind the module (an http:// URL).
+    #[arg(long, env = "EASYAUTH_UPSTREAM")]
+    pub(crate) upstream: url::Url,
+    /// authsettingsV2 JSON (`az webapp auth show` output, its `properties`, v1 authsettings, or the file-based format).
+    #[arg(long, env = "EASYAUTH_AUTH_SETTINGS")]
+    pub(crate) auth_settings: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, env = "EASYAUTH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Where the token store, generated cookie keys and the local CA are kept.
+    #[arg(long, env = "EASYAUTH_DATA_DIR", default_value = ".easyauth")]
+    pub(crate) data_dir: PathBuf,
+    /// The site's external base URL (default: http(s)://localhost:<port>).
+    #[arg(long, env = "EASYAUTH_PUBLIC_URL")]
+    pub(crate) public_url: Option<url::Url>,
+    /// Serve https with a certificate from the local CA in the data dir.
+    #[arg(long, env = "EASYAUTH_TLS")]
+    pub(crate) tls: bool,
+    /// Seconds to wait for the app's response headers before answering 504.
+    #[arg(long, env = "EASYAUTH_UPSTREAM_TIMEOUT", default_value_t = 230)]
+    pub(crate) upstream_timeout: u64,
+    /// Explain every 401/403 in the response body too (the log always does).
+    #[arg(long, env = "EASYAUTH_DEVELOPMENT")]
+    pub(crate) development: bool,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +112,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Idp(args) => idp::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,117 @@
+//! `easyauth proxy`: App Service's authentication module in front of any app.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::Request;
+use easyauth_module::build::{AppSettings, Environment, build};
+use easyauth_module::config::AuthSettings;
+use easyauth_module::oidc::OidcHttp;
+use easyauth_module::pipeline::EasyAuthLayer;
+use easyauth_module::proxy::{Forwarded, Upstream};
+use easyauth_store::{SqliteStore, Store};
+use tower::Layer;
+
+use crate::ProxyArgs;
+
+pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    let loaded = AuthSettings::load(&args.auth_settings)?;
+    for warning in &loaded.warnings {
+        tracing::warn!(file = %args.auth_settings.display(), "{warning}");
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&args.data_dir.join("easyauth.db")).await?);
+    let scheme = if args.tls { "https" } else { "http" };
+    let public_url = match &args.public_url {
+        Some(u) => u.clone(),
+        None => url::Url::parse(&format!("{scheme}://localhost:{}", args.listen.port()))?,
+    };
+    let env = Environment {
+        public_url: public_url.clone(),
+        app_settings: AppSettings::from_env(),
+        store,
+        http: OidcHttp::new()?,
+        development: args.development,
+    };
+    let module = Arc::new(build(&loaded.settings, env).await?);
+    let upstream = Upstream::new(&args.upstream, Duration::from_secs(args.upstream_timeout))?;
+    let app = tower::service_fn(move |request: Request| {
+        let upstream = upstream.clone();
+        async move {
+            let forwarded = request
+                .extensions()
+                .get::<easyauth_module::pipeline::RequestContext>()
+                .map(|c| c.forwarded.clone())
+                .unwrap_or_else(|| Forwarded {
+                    for_chain: "127.0.0.1".into(),
+                    proto: "http",
+                    host: "localhost".into(),
+                });
+            Ok::<_, Infallible>(upstream.forward(request, &forwarded).await)
+        }
+    });
+    let service = EasyAuthLayer::new(module.clone()).layer(app);
+    let router = axum::Router::new().fallback_service(service);
+
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    println!(
+        "easyauth proxy: App Service authentication in front of {}",
+        args.upstream
+    );
+    println!("  listening       {scheme}://{}", args.listen);
+    println!("  site            {public_url}");
+    println!(
+        "  providers       {}",
+        module
+            .providers
+            .iter()
+            .map(|p| p.alias().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  unauthenticated {:?}", module.settings.action);
+    println!(
+        "  token store     {}",
+        if module.settings.token_store {
+            "on (SQLite in the data dir)"
+        } else {
+            "off"
+        }
+    );
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    let make = router.into_make_service_with_connect_info::<SocketAddr>();
+    if args.tls {
+        let ca = easyauth_pki::LocalCa::load_or_create(&args.data_dir)?;
+        let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        if let Some(h) = public_url.host_str() {
+            hosts.insert(0, h.to_owned());
+        }
+        hosts.dedup();
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(ca.server_config(&hosts)?);
+        println!("  CA certificate  {}", ca.cert_path().display());
+        axum_server::from_tcp_rustls(listener, config)?
+            .handle(handle)
+            .serve(make)
+            .await?;
+    } else {
+        axum_server::from_tcp(listener)?
+            .handle(handle)
+            .serve(make)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    crate::idp::wait_for_signal().await;
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+}

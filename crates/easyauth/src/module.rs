@@ -1,0 +1,450 @@
+//! The module's run-time state and the identities it recognises: a browser session (cookie), a
+//! client-directed session (`X-ZUMO-AUTH`), or a validated bearer token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use easyauth_store::Store;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::oidc::{OidcHttp, Rejection, TokenValidator, ValidatedToken};
+use crate::paths::Exclusion;
+use crate::principal::ClientPrincipal;
+use crate::provider::Provider;
+use crate::redirect::Origin;
+use crate::session::{CookieKeys, CookieStyle, SESSION_COOKIE, chunked_cookie};
+
+/// What happens to an unauthenticated request (after `requireAuthentication` is applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// 302 to sign-in for browsers, 401 for other clients.
+    RedirectToLoginPage,
+    AllowAnonymous,
+    Return401,
+    Return403,
+    Return404,
+}
+
+/// Which `X-Forwarded-*` headers from the client are believed (`httpSettings.forwardProxy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardTrust {
+    NoProxy,
+    Standard,
+    Custom {
+        host_header: Option<String>,
+        proto_header: Option<String>,
+    },
+}
+
+/// Everything the pipeline needs, resolved from the auth settings and app settings.
+#[derive(Debug, Clone)]
+pub struct ModuleSettings {
+    /// This site's external base URL (callbacks, redirect checks).
+    pub public_url: url::Url,
+    pub api_prefix: String,
+    pub action: Action,
+    pub exclusions: Vec<Exclusion>,
+    /// Alias of the provider unauthenticated browsers are sent to.
+    pub default_provider: Option<String>,
+    pub token_store: bool,
+    pub session_lifetime: Duration,
+    pub refresh_extension: Duration,
+    pub allowed_external_redirects: Vec<String>,
+    pub forward: ForwardTrust,
+    pub legacy_claims: bool,
+    pub development: bool,
+    pub validate_nonce: bool,
+    pub nonce_lifetime: Duration,
+    /// `login.routes.logoutEndpoint`, when it replaces `<prefix>/logout`.
+    pub logout_path: Option<String>,
+    pub require_https: bool,
+}
+
+impl ModuleSettings {
+    pub fn origin(&self) -> Origin {
+        Origin::from_url(&self.public_url).unwrap_or(Origin {
+            scheme: "http".into(),
+            host: "localhost".into(),
+            port: 80,
+        })
+    }
+
+    pub fn cookie_style(&self) -> CookieStyle {
+        CookieStyle {
+            secure: self.public_url.scheme() == "https",
+        }
+    }
+
+    /// `https://host` without a trailing slash.
+    pub fn base(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+/// The authentication module: settings, providers, keys, store, validator.
+#[derive(Debug)]
+pub struct Module {
+    pub settings: ModuleSettings,
+    pub providers: Vec<Provider>,
+    pub validator: TokenValidator,
+    pub keys: CookieKeys,
+    pub store: Arc<dyn Store>,
+}
+
+const SESSION_KIND: &str = "easyauth-session";
+const ACCESS_TOKEN_INDEX: &str = "easyauth-access-token";
+
+/// A signed-in session, kept in the store (the token store).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub provider: String,
+    /// Claims of the ID token (or of the token used for client-directed sign-in).
+    pub claims: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Unix time the access token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<i64>,
+    /// Unix time the session itself ends (then `/.auth/refresh` may revive it for the grace).
+    pub session_expires: i64,
+}
+
+/// What the session cookie holds: only a reference to the stored session.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionCookie {
+    sid: String,
+}
+
+/// Who the request is from.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    Anonymous,
+    /// A browser session (cookie) or client-directed session (`X-ZUMO-AUTH`).
+    Session {
+        sid: String,
+        record: Arc<SessionRecord>,
+        via_cookie: bool,
+        chunks: usize,
+    },
+    /// A bearer token validated against a provider.
+    Bearer {
+        provider: String,
+        token: Arc<ValidatedToken>,
+    },
+}
+
+impl Identity {
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Identity::Anonymous => None,
+            Identity::Session { record, .. } => Some(&record.provider),
+            Identity::Bearer { provider, .. } => Some(provider),
+        }
+    }
+
+    pub fn claims(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Identity::Anonymous => None,
+            Identity::Session { record, .. } => Some(&record.claims),
+            Identity::Bearer { token, .. } => Some(token.claims()),
+        }
+    }
+}
+
+/// Why a presented credential was not accepted (the reason reaches the log).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("bearer token rejected: {0}")]
+    Bearer(Rejection),
+    #[error("no provider can validate bearer tokens: {0}")]
+    NoProvider(String),
+}
+
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Claims of the `X-ZUMO-AUTH` token (App Service's "authenticationToken").
+#[derive(Debug, Serialize, Deserialize)]
+struct ZumoClaims {
+    sub: String,
+    sid: String,
+    idp: String,
+    ver: String,
+    iss: String,
+    aud: String,
+    exp: i64,
+    nbf: i64,
+}
+
+impl Module {
+    pub fn new(
+        settings: ModuleSettings,
+        providers: Vec<Provider>,
+        http: OidcHttp,
+        keys: CookieKeys,
+        store: Arc<dyn Store>,
+    ) -> Module {
+        Module {
+            settings,
+            providers,
+            validator: TokenValidator::new(http),
+            keys,
+            store,
+        }
+    }
+
+    pub fn provider(&self, alias: &str) -> Option<&Provider> {
+        self.providers
+            .iter()
+            .find(|p| p.alias().eq_ignore_ascii_case(alias))
+    }
+
+    /// The provider unauthenticated browsers are sent to.
+    pub fn default_provider(&self) -> Option<&Provider> {
+        match &self.settings.default_provider {
+            Some(alias) => self.provider(alias),
+            None => self.providers.first(),
+        }
+    }
+
+    // ---- sessions ----------------------------------------------------------------------
+
+    /// Stores a new session; returns its id.
+    pub async fn create_session(
+        &self,
+        record: &SessionRecord,
+    ) -> Result<String, easyauth_store::StoreError> {
+        let sid = random_id();
+        self.save_session(&sid, record).await?;
+        Ok(sid)
+    }
+
+    pub async fn save_session(
+        &self,
+        sid: &str,
+        record: &SessionRecord,
+    ) -> Result<(), easyauth_store::StoreError> {
+        let json = serde_json::to_string(record).unwrap_or_default();
+        let keep_until = record.session_expires + self.settings.refresh_extension.as_secs() as i64;
+        self.store
+            .put_ephemeral(SESSION_KIND, sid, &json, keep_until)
+            .await?;
+        if let Some(at) = &record.access_token {
+            self.store
+                .put_ephemeral(
+                    ACCESS_TOKEN_INDEX,
+                    &sha256_hex(at.as_bytes()),
+                    sid,
+                    keep_until,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn load_session(&self, sid: &str) -> Option<SessionRecord> {
+        let json = self
+            .store
+            .get_ephemeral(SESSION_KIND, sid, now())
+            .await
+            .ok()??;
+        serde_json::from_str(&json).ok()
+    }
+
+    pub async fn delete_session(&self, sid: &str, record: Option<&SessionRecord>) {
+        let _ = self.store.delete_ephemeral(SESSION_KIND, sid).await;
+        if let Some(at) = record.and_then(|r| r.access_token.as_ref()) {
+            let _ = self
+                .store
+                .delete_ephemeral(ACCESS_TOKEN_INDEX, &sha256_hex(at.as_bytes()))
+                .await;
+        }
+    }
+
+    /// The session whose current access token is exactly `access_token` (the bearer style of
+    /// `/.auth/refresh` the tutorial's sample uses).
+    pub async fn session_by_access_token(
+        &self,
+        access_token: &str,
+    ) -> Option<(String, SessionRecord)> {
+        let sid = self
+            .store
+            .get_ephemeral(
+                ACCESS_TOKEN_INDEX,
+                &sha256_hex(access_token.as_bytes()),
+                now(),
+            )
+            .await
+            .ok()??;
+        let record = self.load_session(&sid).await?;
+        (record.access_token.as_deref() == Some(access_token)).then_some((sid, record))
+    }
+
+    /// `Set-Cookie` values for a session cookie.
+    pub fn session_cookies(&self, sid: &str, previous_chunks: usize) -> Vec<String> {
+        let sealed = self.keys.seal(
+            SESSION_COOKIE,
+            &serde_json::to_vec(&SessionCookie {
+                sid: sid.to_owned(),
+            })
+            .unwrap_or_default(),
+        );
+        self.settings
+            .cookie_style()
+            .set_chunked(SESSION_COOKIE, &sealed, previous_chunks)
+    }
+
+    // ---- X-ZUMO-AUTH ----------------------------------------------------------------------
+
+    /// An `authenticationToken` for a client-directed session.
+    pub fn zumo_token(&self, sid: &str, provider: &str, expires: i64) -> String {
+        let claims = ZumoClaims {
+            sub: format!("sid:{}", &sha256_hex(sid.as_bytes())[..32]),
+            sid: sid.to_owned(),
+            idp: provider.to_owned(),
+            ver: "3".into(),
+            iss: self.settings.base(),
+            aud: self.settings.base(),
+            exp: expires,
+            nbf: now(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.keys.signing),
+        )
+        .unwrap_or_default()
+    }
+
+    pub fn zumo_user_id(sid: &str) -> String {
+        format!("sid:{}", &sha256_hex(sid.as_bytes())[..32])
+    }
+
+    /// The session id in a valid `X-ZUMO-AUTH` token (HS256 with this site's signing key only).
+    fn zumo_session(&self, token: &str) -> Option<String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[self.settings.base()]);
+        validation.set_issuer(&[self.settings.base()]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<ZumoClaims>(
+            token,
+            &DecodingKey::from_secret(&self.keys.signing),
+            &validation,
+        )
+        .ok()
+        .map(|d| d.claims.sid)
+    }
+
+    // ---- identification ----------------------------------------------------------------
+
+    /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, CredentialError> {
+        if let Some((sealed, chunks)) = chunked_cookie(headers, SESSION_COOKIE)
+            && let Some(cookie) = self
+                .keys
+                .open(SESSION_COOKIE, &sealed)
+                .and_then(|p| serde_json::from_slice::<SessionCookie>(&p).ok())
+            && let Some(record) = self.load_session(&cookie.sid).await
+            && record.session_expires > now()
+        {
+            return Ok(Identity::Session {
+                sid: cookie.sid,
+                record: Arc::new(record),
+                via_cookie: true,
+                chunks,
+            });
+        }
+        if let Some(zumo) = headers.get("x-zumo-auth").and_then(|v| v.to_str().ok())
+            && let Some(sid) = self.zumo_session(zumo.trim())
+            && let Some(record) = self.load_session(&sid).await
+        {
+            return Ok(Identity::Session {
+                sid,
+                record: Arc::new(record),
+                via_cookie: false,
+                chunks: 0,
+            });
+        }
+        if let Some(token) = bearer(headers) {
+            return self
+                .validate_bearer(token)
+                .await
+                .map(|(provider, token)| Identity::Bearer { provider, token });
+        }
+        Ok(Identity::Anonymous)
+    }
+
+    /// Validates a bearer token against the providers that accept bearer tokens (Entra first).
+    pub async fn validate_bearer(
+        &self,
+        token: &str,
+    ) -> Result<(String, Arc<ValidatedToken>), CredentialError> {
+        let mut last = None;
+        for provider in &self.providers {
+            let policy = match provider.bearer_policy().await {
+                Ok(p) => p,
+                Err(e) => {
+                    last = Some(CredentialError::NoProvider(e));
+                    continue;
+                }
+            };
+            match self.validator.validate(token, &policy).await {
+                Ok(t) => return Ok((provider.alias().to_owned(), t)),
+                Err(e) => last = Some(CredentialError::Bearer(e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            CredentialError::NoProvider("no identity provider is configured".into())
+        }))
+    }
+
+    /// The principal for an identity.
+    pub fn principal(&self, identity: &Identity) -> Option<ClientPrincipal> {
+        let provider = identity.provider()?;
+        let name_claim = self
+            .provider(provider)
+            .and_then(|p| p.settings.name_claim.clone());
+        Some(ClientPrincipal::from_claims(
+            provider,
+            identity.claims()?,
+            self.settings.legacy_claims,
+            name_claim.as_deref(),
+        ))
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+pub(crate) fn random_id() -> String {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's random source failed");
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}

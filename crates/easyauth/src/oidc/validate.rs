@@ -1,0 +1,769 @@
+//! Bearer-token validation (contract §5.5): a compact JWS signed by a key from the policy's JWKS,
+//! with an allowed issuer and audience and a current lifetime (5 minutes of clock skew).
+//!
+//! Order of checks: shape, header (`alg`, `crit`), key lookup, algorithm-fits-key (before any
+//! signature work), signature, then claims: `exp` (required), `nbf`, `iat`, `iss`, `aud`.
+//! Rejections carry the explanation a log line or a development-mode body shows; they never
+//! quote the token or its signature, and quoted claim values are escaped and truncated.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::cache::{CacheKey, DEFAULT_CAPACITY, TokenCache, sha256};
+use super::http::OidcHttp;
+use super::issuers::TENANT_PLACEHOLDER;
+use super::jwks::{JwksCache, JwksSettings, KeyKind, KeyLookupError};
+
+/// Longest token accepted; Entra tokens with group claims stay far below this.
+pub const MAX_TOKEN_LEN: usize = 64 * 1024;
+
+/// What a token must satisfy. Two policies that differ in any field never share cache entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationPolicy {
+    /// Accepted `iss` values, compared exactly; `{tenantid}` in one stands for the token's `tid`.
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values (`allowedAudiences` plus the client id); one trailing slash is
+    /// ignored on either side, as Microsoft.IdentityModel does by default.
+    pub audiences: Vec<String>,
+    pub jwks_uri: String,
+    pub clock_skew: Duration,
+}
+
+impl ValidationPolicy {
+    /// App Service's allowance for clock differences on `exp`, `nbf` and `iat`.
+    pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+    pub fn new(
+        issuers: Vec<String>,
+        audiences: Vec<String>,
+        jwks_uri: impl Into<String>,
+    ) -> ValidationPolicy {
+        ValidationPolicy {
+            issuers,
+            audiences,
+            jwks_uri: jwks_uri.into(),
+            clock_skew: Self::DEFAULT_CLOCK_SKEW,
+        }
+    }
+
+    pub fn with_clock_skew(mut self, skew: Duration) -> ValidationPolicy {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// SHA-256 over every field, length-prefixed so `["a,b"]` and `["a", "b"]` differ.
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        let mut parts: Vec<Vec<u8>> = vec![b"policy-v1".to_vec()];
+        let mut list = |tag: &[u8], items: &[String]| {
+            parts.push(tag.to_vec());
+            parts.push((items.len() as u64).to_be_bytes().to_vec());
+            for item in items {
+                parts.push((item.len() as u64).to_be_bytes().to_vec());
+                parts.push(item.as_bytes().to_vec());
+            }
+        };
+        list(b"iss", &self.issuers);
+        list(b"aud", &self.audiences);
+        list(b"jwks", std::slice::from_ref(&self.jwks_uri));
+        parts.push(self.clock_skew.as_secs().to_be_bytes().to_vec());
+        parts.push(self.clock_skew.subsec_nanos().to_be_bytes().to_vec());
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        sha256(&refs)
+    }
+}
+
+/// A token that passed validation: its claims plus convenience accessors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedToken {
+    claims: Map<String, Value>,
+    exp: i64,
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+impl ValidatedToken {
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+
+    /// A claim that is a string.
+    pub fn str_claim(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).and_then(Value::as_str)
+    }
+
+    pub fn exp(&self) -> i64 {
+        self.exp
+    }
+
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    pub fn iss(&self) -> Option<&str> {
+        self.str_claim("iss")
+    }
+
+    pub fn sub(&self) -> Option<&str> {
+        self.str_claim("sub")
+    }
+
+    pub fn oid(&self) -> Option<&str> {
+        self.str_claim("oid")
+    }
+
+    pub fn tid(&self) -> Option<&str> {
+        self.str_claim("tid")
+    }
+
+    /// `"1.0"` or `"2.0"` for Entra tokens.
+    pub fn ver(&self) -> Option<&str> {
+        self.str_claim("ver")
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.str_claim("name")
+    }
+
+    /// The client the token was issued to: `azp` (v2) or `appid` (v1).
+    pub fn client_id(&self) -> Option<&str> {
+        self.str_claim("azp").or_else(|| self.str_claim("appid"))
+    }
+
+    /// `preferred_username` (v2), else `upn` or `unique_name` (v1).
+    pub fn preferred_username(&self) -> Option<&str> {
+        self.str_claim("preferred_username")
+            .or_else(|| self.str_claim("upn"))
+            .or_else(|| self.str_claim("unique_name"))
+    }
+
+    /// `aud` as a list, whether the token carries a string or an array.
+    pub fn audiences(&self) -> Vec<&str> {
+        strings(self.claims.get("aud"))
+    }
+
+    /// The delegated scopes (`scp`, space-separated).
+    pub fn scopes(&self) -> Vec<&str> {
+        self.str_claim("scp")
+            .map(|s| s.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn roles(&self) -> Vec<&str> {
+        strings(self.claims.get("roles"))
+    }
+
+    pub fn groups(&self) -> Vec<&str> {
+        strings(self.claims.get("groups"))
+    }
+
+    pub(crate) fn expired(&self, now: i64, skew: Duration) -> bool {
+        now > self.exp.saturating_add(skew_secs(skew))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(claims: Map<String, Value>, exp: i64) -> ValidatedToken {
+        ValidatedToken {
+            claims,
+            exp,
+            alg: Algorithm::RS256,
+            kid: None,
+        }
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<&str> {
+    match value {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Why a token was refused. `Display` is the explanation for logs and development-mode bodies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(&'static str),
+    #[error("alg \"none\" is never accepted")]
+    AlgNone,
+    #[error("algorithm {} is not supported", show_alg(.alg))]
+    UnsupportedAlgorithm { alg: String },
+    #[error("algorithm {} is not allowed for {key}", show_alg(.alg))]
+    AlgorithmNotAllowed { alg: String, key: KeyKind },
+    #[error("the token header has \"crit\" parameters, which are not supported")]
+    CriticalHeader,
+    #[error("the token has no \"kid\" and {jwks_uri} publishes {keys} keys")]
+    MissingKid { jwks_uri: String, keys: usize },
+    #[error("no key with kid {} in {jwks_uri} after refresh", quote(.kid))]
+    UnknownKid { kid: String, jwks_uri: String },
+    #[error("no signing keys could be fetched from {jwks_uri}: {reason}")]
+    KeysUnavailable { jwks_uri: String, reason: String },
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("the token has no \"{0}\" claim")]
+    MissingClaim(&'static str),
+    #[error("claim \"{claim}\" is not {expected}")]
+    ClaimType {
+        claim: &'static str,
+        expected: &'static str,
+    },
+    #[error("token expired at {} (now {})", time(*.exp), time(*.now))]
+    Expired { exp: i64, now: i64 },
+    #[error("token not valid before {} (now {})", time(*.nbf), time(*.now))]
+    NotYetValid { nbf: i64, now: i64 },
+    #[error("token issued in the future at {} (now {})", time(*.iat), time(*.now))]
+    IssuedInFuture { iat: i64, now: i64 },
+    #[error("issuer {} is not one of {}", quote(.found), list(.allowed))]
+    Issuer { found: String, allowed: Vec<String> },
+    #[error("{} not in allowedAudiences {}", AudienceList(.found), list(.allowed))]
+    Audience {
+        found: Vec<String>,
+        allowed: Vec<String>,
+    },
+}
+
+/// Escaped, quoted, and cut at 200 characters: claim values are attacker-chosen.
+fn quote(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
+}
+
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().take(20).map(|s| quote(s)).collect();
+    let more = if items.len() > 20 { ", …" } else { "" };
+    format!("[{}{more}]", quoted.join(", "))
+}
+
+struct AudienceList<'a>(&'a [String]);
+
+impl fmt::Display for AudienceList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [one] => write!(f, "audience {}", quote(one)),
+            many => write!(f, "audiences {}", list(many)),
+        }
+    }
+}
+
+/// Algorithm names are printed bare when they look like one (`HS256`), quoted otherwise.
+fn show_alg(alg: &str) -> String {
+    let plain = !alg.is_empty()
+        && alg.len() <= 16
+        && alg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if plain { alg.to_owned() } else { quote(alg) }
+}
+
+fn time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn skew_secs(skew: Duration) -> i64 {
+    i64::try_from(skew.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Tunables of a [`TokenValidator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidatorSettings {
+    pub jwks: JwksSettings,
+    /// Validated tokens kept; 0 disables the cache.
+    pub cache_capacity: usize,
+}
+
+impl Default for ValidatorSettings {
+    fn default() -> ValidatorSettings {
+        ValidatorSettings {
+            jwks: JwksSettings::default(),
+            cache_capacity: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+/// Validates bearer tokens against policies; holds the JWKS cache and the validated-token cache.
+pub struct TokenValidator {
+    jwks: JwksCache,
+    cache: TokenCache,
+}
+
+impl fmt::Debug for TokenValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenValidator")
+            .field("jwks", &self.jwks.settings())
+            .field("cached_tokens", &self.cache.len())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    x5t: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+impl TokenValidator {
+    pub fn new(http: OidcHttp) -> TokenValidator {
+        Self::with_settings(http, ValidatorSettings::default())
+    }
+
+    pub fn with_settings(http: OidcHttp, settings: ValidatorSettings) -> TokenValidator {
+        TokenValidator {
+            jwks: JwksCache::new(http, settings.jwks),
+            cache: TokenCache::new(settings.cache_capacity),
+        }
+    }
+
+    /// The signing-key cache (shared with clones of it).
+    pub fn jwks(&self) -> &JwksCache {
+        &self.jwks
+    }
+
+    /// Number of validated tokens currently cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Validates `token` under `policy` at the current time.
+    pub async fn validate(
+        &self,
+        token: &str,
+        policy: &ValidationPolicy,
+    ) -> Result<Arc<ValidatedToken>, Rejection> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.validate_at(token, policy, now).await
+    }
+
+    /// Validates as if the Unix time were `now` (tests, replaying logged decisions).
+    pub async fn validate_at(
+        &self,
+        token: &str,
+        policy: &ValidationPolicy,
+        now: i64,
+    ) -> Result<Arc<ValidatedToken>, Rejection> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Rejection::Malformed("the token is longer than 64 KiB"));
+        }
+        let key = CacheKey::new(token, policy);
+        if let Some(hit) = self.cache.get(&key, now, policy.clock_skew) {
+            return Ok(hit);
+        }
+        let validated = Arc::new(self.validate_uncached(token, policy, now).await?);
+        self.cache
+            .insert(key, validated.clone(), now, policy.clock_skew);
+        Ok(validated)
+    }
+
+    async fn validate_uncached(
+        &self,
+        token: &str,
+        policy: &ValidationPolicy,
+        now: i64,
+    ) -> Result<ValidatedToken, Rejection> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [header_b64, payload_b64, signature_b64] = parts.as_slice() else {
+            return Err(Rejection::Malformed(if parts.len() == 5 {
+                "encrypted tokens (JWE) are not supported"
+            } else {
+                "a JWS has three dot-separated parts"
+            }));
+        };
+        let header_json = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| Rejection::Malformed("the header is not base64url"))?;
+        let header: Header = serde_json::from_slice(&header_json)
+            .map_err(|_| Rejection::Malformed("the header is not a JSON object with \"alg\""))?;
+        if header.alg.eq_ignore_ascii_case("none") {
+            return Err(Rejection::AlgNone);
+        }
+        if header.crit.is_some() {
+            return Err(Rejection::CriticalHeader);
+        }
+        let supported = supported_algorithm(&header.alg);
+        // A token whose algorithm no key could accept is answered from the cached keys only,
+        // so it cannot make the cache fetch.
+        let kid = header.kid.as_deref().or(header.x5t.as_deref());
+        let key = match self
+            .jwks
+            .key_for(&policy.jwks_uri, kid, supported.is_some())
+            .await
+        {
+            Ok(key) => key,
+            Err(_) if supported.is_none() => {
+                return Err(Rejection::UnsupportedAlgorithm { alg: header.alg });
+            }
+            Err(KeyLookupError::UnknownKid { kid: Some(kid), .. }) => {
+                return Err(Rejection::UnknownKid {
+                    kid,
+                    jwks_uri: policy.jwks_uri.clone(),
+                });
+            }
+            Err(KeyLookupError::UnknownKid { kid: None, keys }) => {
+                return Err(Rejection::MissingKid {
+                    jwks_uri: policy.jwks_uri.clone(),
+                    keys,
+                });
+            }
+            Err(KeyLookupError::Unavailable { reason }) => {
+                return Err(Rejection::KeysUnavailable {
+                    jwks_uri: policy.jwks_uri.clone(),
+                    reason,
+                });
+            }
+        };
+        let Some(alg) = supported.filter(|a| key.allows(*a)) else {
+            return Err(Rejection::AlgorithmNotAllowed {
+                alg: header.alg,
+                key: key.kind,
+            });
+        };
+        if signature_b64.is_empty() {
+            return Err(Rejection::Malformed("the signature is empty"));
+        }
+        let message_len = header_b64.len() + 1 + payload_b64.len();
+        let message = &token.as_bytes()[..message_len];
+        let verified = jsonwebtoken::crypto::verify(signature_b64, message, &key.decoding, alg)
+            .unwrap_or(false);
+        if !verified {
+            return Err(Rejection::BadSignature);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| Rejection::Malformed("the payload is not base64url"))?;
+        let claims: Map<String, Value> = serde_json::from_slice(&payload)
+            .map_err(|_| Rejection::Malformed("the payload is not a JSON object"))?;
+        let exp = check_claims(&claims, policy, now)?;
+        Ok(ValidatedToken {
+            claims,
+            exp,
+            alg,
+            kid: key.kid.clone(),
+        })
+    }
+}
+
+/// The algorithms any key kind could accept; everything else (HS*, EdDSA, unknown) is refused.
+fn supported_algorithm(alg: &str) -> Option<Algorithm> {
+    Some(match alg {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        _ => return None,
+    })
+}
+
+/// Lifetime, issuer and audience checks; returns `exp`.
+fn check_claims(
+    claims: &Map<String, Value>,
+    policy: &ValidationPolicy,
+    now: i64,
+) -> Result<i64, Rejection> {
+    let skew = skew_secs(policy.clock_skew);
+    let exp = numeric(claims, "exp")?.ok_or(Rejection::MissingClaim("exp"))?;
+    if now > exp.saturating_add(skew) {
+        return Err(Rejection::Expired { exp, now });
+    }
+    if let Some(nbf) = numeric(claims, "nbf")?
+        && nbf > now.saturating_add(skew)
+    {
+        return Err(Rejection::NotYetValid { nbf, now });
+    }
+    if let Some(iat) = numeric(claims, "iat")?
+        && iat > now.saturating_add(skew)
+    {
+        return Err(Rejection::IssuedInFuture { iat, now });
+    }
+
+    let iss = match claims.get("iss") {
+        None => return Err(Rejection::MissingClaim("iss")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => {
+            return Err(Rejection::ClaimType {
+                claim: "iss",
+                expected: "a string",
+            });
+        }
+    };
+    let tid = claims.get("tid").and_then(Value::as_str);
+    if !policy
+        .issuers
+        .iter()
+        .any(|allowed| issuer_matches(allowed, iss, tid))
+    {
+        return Err(Rejection::Issuer {
+            found: iss.to_owned(),
+            allowed: policy.issuers.clone(),
+        });
+    }
+
+    let audiences: Vec<&str> = match claims.get("aud") {
+        None => return Err(Rejection::MissingClaim("aud")),
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .ok_or(Rejection::ClaimType {
+                claim: "aud",
+                expected: "a string or an array of strings",
+            })?,
+        Some(_) => {
+            return Err(Rejection::ClaimType {
+                claim: "aud",
+                expected: "a string or an array of strings",
+            });
+        }
+    };
+    let allowed: HashSet<&str> = policy
+        .audiences
+        .iter()
+        .map(|a| a.strip_suffix('/').unwrap_or(a))
+        .collect();
+    if !audiences
+        .iter()
+        .any(|a| allowed.contains(a.strip_suffix('/').unwrap_or(a)))
+    {
+        return Err(Rejection::Audience {
+            found: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            allowed: policy.audiences.clone(),
+        });
+    }
+    Ok(exp)
+}
+
+/// A NumericDate claim: absent is `None`; a non-number is an error (fractions are truncated).
+fn numeric(claims: &Map<String, Value>, claim: &'static str) -> Result<Option<i64>, Rejection> {
+    match claims.get(claim) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.trunc() as i64)
+            })
+            .map(Some)
+            .ok_or(Rejection::ClaimType {
+                claim,
+                expected: "a number",
+            }),
+        Some(_) => Err(Rejection::ClaimType {
+            claim,
+            expected: "a number",
+        }),
+    }
+}
+
+/// Exact match, or a `{tenantid}` template matched after substituting the token's `tid`.
+fn issuer_matches(allowed: &str, iss: &str, tid: Option<&str>) -> bool {
+    if allowed == iss {
+        return true;
+    }
+    match tid {
+        Some(tid) if allowed.contains(TENANT_PLACEHOLDER) && is_tenant_id(tid) => {
+            allowed.replace(TENANT_PLACEHOLDER, tid) == iss
+        }
+        _ => false,
+    }
+}
+
+fn is_tenant_id(tid: &str) -> bool {
+    !tid.is_empty()
+        && tid.len() <= 64
+        && tid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> ValidationPolicy {
+        ValidationPolicy::new(
+            vec!["https://idp/t/v2.0".into(), "https://idp/t/".into()],
+            vec!["api://app".into(), "cid".into()],
+            "https://idp/t/keys",
+        )
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    const NOW: i64 = 1_795_237_200; // 2026-11-21T05:00:00Z
+
+    #[test]
+    fn messages_are_the_documented_explanations() {
+        let p = policy();
+        let check = |v: Value| check_claims(&claims(v), &p, NOW).map_err(|e| e.to_string());
+        let base = json!({"iss": "https://idp/t/v2.0", "aud": "cid", "exp": NOW + 60});
+        assert_eq!(check(base.clone()), Ok(NOW + 60));
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        assert_eq!(
+            check(with("aud", json!("api://x"))),
+            Err(r#"audience "api://x" not in allowedAudiences ["api://app", "cid"]"#.into())
+        );
+        assert_eq!(
+            check(with("aud", json!(["a", "b"]))),
+            Err(r#"audiences ["a", "b"] not in allowedAudiences ["api://app", "cid"]"#.into())
+        );
+        assert_eq!(
+            check(with("iss", json!("https://a/"))),
+            Err(
+                r#"issuer "https://a/" is not one of ["https://idp/t/v2.0", "https://idp/t/"]"#
+                    .into()
+            )
+        );
+        assert_eq!(
+            check(with("exp", json!(NOW - 3600))),
+            Err("token expired at 2026-11-21T04:00:00Z (now 2026-11-21T05:00:00Z)".into())
+        );
+        assert_eq!(
+            check(with("exp", json!("soon"))),
+            Err(r#"claim "exp" is not a number"#.into())
+        );
+        assert_eq!(
+            check(with("nbf", json!(NOW + 301))),
+            Err("token not valid before 2026-11-21T05:05:01Z (now 2026-11-21T05:00:00Z)".into())
+        );
+        assert!(check(with("iat", json!(NOW + 400))).is_err());
+        let mut no_exp = base.clone();
+        no_exp.as_object_mut().map(|m| m.remove("exp"));
+        assert_eq!(check(no_exp), Err(r#"the token has no "exp" claim"#.into()));
+    }
+
+    #[test]
+    fn skew_and_slashes_and_templates() {
+        let p = policy();
+        let ok = |v: Value| check_claims(&claims(v), &p, NOW).is_ok();
+        // Within the five-minute allowance on both sides.
+        assert!(ok(
+            json!({"iss": "https://idp/t/", "aud": "cid", "exp": NOW - 299, "nbf": NOW + 299})
+        ));
+        assert!(!ok(
+            json!({"iss": "https://idp/t/", "aud": "cid", "exp": NOW - 301})
+        ));
+        // One trailing slash on the audience is not significant.
+        assert!(ok(
+            json!({"iss": "https://idp/t/", "aud": "api://app/", "exp": NOW + 1})
+        ));
+        let mut multi = policy();
+        multi.issuers = vec!["https://login.microsoftonline.com/{tenantid}/v2.0".into()];
+        let m = |v: Value| check_claims(&claims(v), &multi, NOW).is_ok();
+        assert!(m(
+            json!({"iss": "https://login.microsoftonline.com/abc/v2.0", "tid": "abc", "aud": "cid", "exp": NOW + 1})
+        ));
+        assert!(!m(
+            json!({"iss": "https://login.microsoftonline.com/abc/v2.0", "tid": "xyz", "aud": "cid", "exp": NOW + 1})
+        ));
+        assert!(!m(
+            json!({"iss": "https://login.microsoftonline.com/a/b/v2.0", "tid": "a/b", "aud": "cid", "exp": NOW + 1})
+        ));
+    }
+
+    #[test]
+    fn fingerprints_differ_per_field() {
+        let base = policy();
+        let mut prints = vec![base.fingerprint()];
+        let mut p = base.clone();
+        p.audiences.push("other".into());
+        prints.push(p.fingerprint());
+        let mut p = base.clone();
+        p.issuers.pop();
+        prints.push(p.fingerprint());
+        let mut p = base.clone();
+        p.jwks_uri.push('x');
+        prints.push(p.fingerprint());
+        prints.push(
+            base.clone()
+                .with_clock_skew(Duration::from_secs(0))
+                .fingerprint(),
+        );
+        let mut p = base.clone();
+        p.audiences = vec!["api://app,cid".into()];
+        prints.push(p.fingerprint());
+        let unique: HashSet<_> = prints.iter().collect();
+        assert_eq!(unique.len(), prints.len());
+        assert_eq!(base.fingerprint(), policy().fingerprint());
+    }
+
+    #[test]
+    fn quoted_values_are_escaped_and_bounded() {
+        let long = "x".repeat(1000);
+        let msg = Rejection::Issuer {
+            found: format!("a\nb{long}"),
+            allowed: vec![],
+        }
+        .to_string();
+        assert!(!msg.contains('\n'));
+        assert!(msg.len() < 300, "{msg}");
+        assert_eq!(
+            Rejection::AlgorithmNotAllowed {
+                alg: "HS256".into(),
+                key: KeyKind::Rsa
+            }
+            .to_string(),
+            "algorithm HS256 is not allowed for an RSA key"
+        );
+    }
+
+    #[test]
+    fn accessors() {
+        let t = ValidatedToken::for_tests(
+            claims(
+                json!({"appid": "c", "upn": "u@x", "scp": "a  b", "roles": ["r"], "aud": "x", "groups": ["g1", "g2"]}),
+            ),
+            NOW,
+        );
+        assert_eq!(t.client_id(), Some("c"));
+        assert_eq!(t.preferred_username(), Some("u@x"));
+        assert_eq!(t.scopes(), vec!["a", "b"]);
+        assert_eq!(t.roles(), vec!["r"]);
+        assert_eq!(t.groups(), vec!["g1", "g2"]);
+        assert_eq!(t.audiences(), vec!["x"]);
+        assert!(!t.expired(NOW + 300, ValidationPolicy::DEFAULT_CLOCK_SKEW));
+        assert!(t.expired(NOW + 301, ValidationPolicy::DEFAULT_CLOCK_SKEW));
+    }
+}

@@ -1,0 +1,410 @@
+//! The per-request pipeline as small tower layers, each with one concern:
+//!
+//! `strip` (spoofable headers out, request context in) → `routes` (`/.auth/*`) → `identify`
+//! (cookie | X-ZUMO-AUTH | bearer) → `authorize` (403 rules, CSRF, the unauthenticated action)
+//! → `inject` (principal and token headers) → the app.
+//!
+//! [`EasyAuthLayer`] stacks them so a Rust app can embed the module in-process; the reverse proxy
+//! is the same stack in front of [`crate::proxy::Upstream`].
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceBuilder};
+
+use crate::headers::strip_reserved;
+use crate::module::{Action, ForwardTrust, Identity, Module};
+use crate::paths::is_excluded;
+use crate::provider::ProviderKind;
+use crate::proxy::{Forwarded, forwarded_for};
+
+/// Facts about the request the later stages use.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub forwarded: Forwarded,
+    pub excluded: bool,
+    pub preflight: bool,
+}
+
+/// The whole module as one layer.
+#[derive(Debug, Clone)]
+pub struct EasyAuthLayer {
+    module: Arc<Module>,
+}
+
+impl EasyAuthLayer {
+    pub fn new(module: Arc<Module>) -> EasyAuthLayer {
+        EasyAuthLayer { module }
+    }
+}
+
+pub type BoxedService = BoxCloneSyncService<Request, Response, Infallible>;
+
+impl<S> Layer<S> for EasyAuthLayer
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Service = BoxedService;
+
+    fn layer(&self, inner: S) -> BoxedService {
+        let m = self.module.clone();
+        let stack = ServiceBuilder::new()
+            .layer(from_fn_with_state(m.clone(), strip))
+            .layer(from_fn_with_state(m.clone(), routes))
+            .layer(from_fn_with_state(m.clone(), identify))
+            .layer(from_fn_with_state(m.clone(), authorize))
+            .layer(from_fn_with_state(m, inject))
+            .service(inner);
+        BoxCloneSyncService::new(stack)
+    }
+}
+
+fn peer(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').next().unwrap_or(v).trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Stage 1: remove every client-supplied identity/token header; work out scheme and host.
+async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+    let removed = strip_reserved(request.headers_mut());
+    if removed > 0 {
+        tracing::info!(target: "easyauth::module", removed, path = %request.uri().path(), "client-supplied X-MS-* / X-ZUMO-AUTH headers removed");
+    }
+    let s = &m.settings;
+    let own_proto: &'static str = if s.public_url.scheme() == "https" {
+        "https"
+    } else {
+        "http"
+    };
+    let own_host = match s.public_url.port() {
+        Some(p) => format!("{}:{p}", s.public_url.host_str().unwrap_or("localhost")),
+        None => s.public_url.host_str().unwrap_or("localhost").to_owned(),
+    };
+    let headers = request.headers();
+    let (proto, host, trust_chain) = match &s.forward {
+        ForwardTrust::NoProxy => (own_proto, own_host, false),
+        ForwardTrust::Standard => (
+            match header_str(headers, "x-forwarded-proto") {
+                Some(p) if p.eq_ignore_ascii_case("https") => "https",
+                Some(_) => "http",
+                None => own_proto,
+            },
+            header_str(headers, "x-forwarded-host").map_or(own_host, str::to_owned),
+            true,
+        ),
+        ForwardTrust::Custom {
+            host_header,
+            proto_header,
+        } => (
+            match proto_header.as_deref().and_then(|h| header_str(headers, h)) {
+                Some(p) if p.eq_ignore_ascii_case("https") => "https",
+                Some(_) => "http",
+                None => own_proto,
+            },
+            host_header
+                .as_deref()
+                .and_then(|h| header_str(headers, h))
+                .map_or(own_host, str::to_owned),
+            true,
+        ),
+    };
+    let forwarded = Forwarded {
+        for_chain: forwarded_for(headers, peer(&request), trust_chain),
+        proto,
+        host,
+    };
+    let preflight = request.method() == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let excluded = is_excluded(&s.exclusions, request.uri().path());
+    request.extensions_mut().insert(RequestContext {
+        forwarded,
+        excluded,
+        preflight,
+    });
+    next.run(request).await
+}
+
+/// Stage 2: the module's own routes under the API prefix (and a custom logout path).
+async fn routes(State(m): State<Arc<Module>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let prefix = m.settings.api_prefix.as_str();
+    let ours = path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+        || m.settings.logout_path.as_deref() == Some(path);
+    if ours {
+        return crate::routes::handle(&m, request).await;
+    }
+    next.run(request).await
+}
+
+/// Stage 3: who is calling.
+async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+    let context = request.extensions().get::<RequestContext>().cloned();
+    if context.as_ref().is_some_and(|c| c.preflight) {
+        request.extensions_mut().insert(Identity::Anonymous);
+        return next.run(request).await;
+    }
+    match m.identify(request.headers()).await {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        Err(e) if context.as_ref().is_some_and(|c| c.excluded) => {
+            tracing::info!(target: "easyauth::module", reason = %e, path = %request.uri().path(), "credential ignored on an excluded path");
+            request.extensions_mut().insert(Identity::Anonymous);
+            next.run(request).await
+        }
+        Err(e) => {
+            tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");
+            unauthorized(&m, &e.to_string()).await
+        }
+    }
+}
+
+/// Stage 4: built-in authorization, the CSRF rule, and the unauthenticated action.
+async fn authorize(State(m): State<Arc<Module>>, request: Request, next: Next) -> Response {
+    let identity = request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or(Identity::Anonymous);
+    let context = request.extensions().get::<RequestContext>().cloned();
+    let (excluded, preflight) = context
+        .as_ref()
+        .map_or((false, false), |c| (c.excluded, c.preflight));
+    if preflight {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    if let (Some(alias), Some(claims)) = (identity.provider(), identity.claims())
+        && let Some(provider) = m.provider(alias)
+        && provider.settings.kind == ProviderKind::Aad
+    {
+        let is_access_token = matches!(identity, Identity::Bearer { .. });
+        if let Err(denial) = provider
+            .settings
+            .authorization
+            .check(claims, is_access_token)
+        {
+            tracing::warn!(target: "easyauth::module", status = 403, reason = %denial, path = %path, "request refused");
+            return refuse(&m, StatusCode::FORBIDDEN, &denial.to_string());
+        }
+    }
+    if let Identity::Session {
+        via_cookie: true, ..
+    } = identity
+        && let Err(reason) = csrf_check(&m, &request)
+    {
+        tracing::warn!(target: "easyauth::module", status = 403, reason = %reason, path = %path, "request refused");
+        return refuse(&m, StatusCode::FORBIDDEN, &reason);
+    }
+    if matches!(identity, Identity::Anonymous) && !excluded {
+        match m.settings.action {
+            Action::AllowAnonymous => {}
+            Action::Return401 => {
+                return unauthorized(&m, "authentication is required (Return401)").await;
+            }
+            Action::Return403 => {
+                return refuse(
+                    &m,
+                    StatusCode::FORBIDDEN,
+                    "authentication is required (Return403)",
+                );
+            }
+            Action::Return404 => {
+                return refuse(
+                    &m,
+                    StatusCode::NOT_FOUND,
+                    "authentication is required (Return404)",
+                );
+            }
+            Action::RedirectToLoginPage if is_browser(request.headers()) => {
+                return redirect_to_login(&m, &request);
+            }
+            Action::RedirectToLoginPage => {
+                return unauthorized(&m, "authentication is required").await;
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Stage 5: the headers App Service gives the app.
+async fn inject(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+    let identity = request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or(Identity::Anonymous);
+    if let Some(principal) = m.principal(&identity) {
+        principal.insert_headers(request.headers_mut());
+    }
+    if let Identity::Session { record, .. } = &identity
+        && m.settings.token_store
+    {
+        let prefix = format!("x-ms-token-{}-", record.provider.to_ascii_lowercase());
+        let headers = request.headers_mut();
+        let mut put = |suffix: &str, value: Option<String>| {
+            if let (Some(v), Ok(name)) = (
+                value,
+                HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes()),
+            ) && let Ok(v) = HeaderValue::from_str(&v)
+            {
+                headers.insert(name, v);
+            }
+        };
+        put("access-token", record.access_token.clone());
+        put("id-token", record.id_token.clone());
+        put("refresh-token", record.refresh_token.clone());
+        put(
+            "expires-on",
+            record.expires_on.map(crate::routes::expires_on),
+        );
+    }
+    next.run(request).await
+}
+
+/// App Service's CSRF rule: a cookie-authenticated, state-changing request from a browser needs
+/// an `Origin` (or `Referer`) that is this site or an allowed external redirect origin.
+fn csrf_check(m: &Module, request: &Request) -> Result<(), String> {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) || !is_browser(request.headers())
+    {
+        return Ok(());
+    }
+    let source = header_str(request.headers(), "origin")
+        .or_else(|| header_str(request.headers(), "referer"));
+    let Some(source) = source.and_then(|s| url::Url::parse(s).ok()) else {
+        return Err(format!(
+            "{} with the session cookie from a browser without Origin or Referer (CSRF rule)",
+            request.method()
+        ));
+    };
+    let own = m.settings.origin();
+    let allowed = crate::redirect::Origin::from_url(&source).is_some_and(|o| {
+        o == own
+            || m.settings
+                .allowed_external_redirects
+                .iter()
+                .filter_map(|e| url::Url::parse(e).ok())
+                .any(|e| crate::redirect::Origin::from_url(&e).as_ref() == Some(&o))
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} with the session cookie from origin {} (CSRF rule): add it to login.allowedExternalRedirectUrls",
+            request.method(),
+            source.origin().ascii_serialization()
+        ))
+    }
+}
+
+/// Browsers get redirects; other clients get 401 (App Service decides by User-Agent).
+pub(crate) fn is_browser(headers: &HeaderMap) -> bool {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let xhr = headers
+        .get("x-requested-with")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
+    ua.contains("Mozilla/") && !xhr
+}
+
+fn redirect_to_login(m: &Module, request: &Request) -> Response {
+    let Some(provider) = m.default_provider() else {
+        return refuse(
+            m,
+            StatusCode::UNAUTHORIZED,
+            "no identity provider is configured",
+        );
+    };
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = format!(
+        "{}/login/{}?post_login_redirect_uri={}",
+        m.settings.api_prefix,
+        provider.alias(),
+        percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A 401 with App Service's challenge.
+pub(crate) async fn unauthorized(m: &Module, reason: &str) -> Response {
+    let mut r = refuse(m, StatusCode::UNAUTHORIZED, reason);
+    if let Some(provider) = m
+        .default_provider()
+        .filter(|p| !p.settings.disable_www_authenticate)
+        && let Some(endpoint) = provider.authorization_endpoint().await
+    {
+        let host = m.settings.public_url.host_str().unwrap_or("localhost");
+        let challenge = format!(
+            "Bearer realm=\"{host}\" authorization_uri=\"{endpoint}\" resource_id=\"{}\"",
+            provider.settings.client_id
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    r
+}
+
+/// A refusal; the body explains it only in development mode (the log always does).
+pub(crate) fn refuse(m: &Module, status: StatusCode, reason: &str) -> Response {
+    let body = if m.settings.development {
+        Body::from(format!(
+            "{} {}: {reason}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ))
+    } else {
+        Body::empty()
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if m.settings.development {
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&reason.replace(['\r', '\n'], " ")) {
+            r.headers_mut()
+                .insert(HeaderName::from_static("x-easyauth-reason"), v);
+        }
+    }
+    r
+}

@@ -1,0 +1,158 @@
+//! One configured identity provider at run time: Entra (`aad`) or a custom OpenID Connect
+//! provider. Discovery happens on first use and is retried until it succeeds, so the module
+//! starts even while its provider is still coming up.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::authz::AadAuthorization;
+use crate::oidc::{
+    ClientCredentials, OidcHttp, ProviderMetadata, TokenClient, ValidationPolicy, aad_issuers,
+    discovery_url,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Microsoft Entra ID (`azureActiveDirectory`): v1 and v2 issuers, Entra's authorization rules.
+    Aad,
+    /// `customOpenIdConnectProviders.<name>`: `aud` must be the client id.
+    Custom,
+}
+
+/// What the configuration says about a provider, resolved (secrets read from app settings).
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// URL alias: `aad`, or the custom provider's name in lower case.
+    pub alias: String,
+    pub kind: ProviderKind,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// `openIdIssuer` (Entra) or the issuer a custom provider's discovery must report.
+    pub issuer: Option<String>,
+    /// Where the discovery document is.
+    pub discovery_url: String,
+    /// Bearer-token audiences (`allowedAudiences` ∪ {client id, `api://<client id>`}).
+    pub audiences: Vec<String>,
+    /// Scope for sign-in (`scope=` in loginParameters, else `openid profile email`).
+    pub scope: String,
+    /// Other `loginParameters` (`key=value`), appended to the authorize request.
+    pub extra_login_parameters: Vec<(String, String)>,
+    pub authorization: AadAuthorization,
+    pub disable_www_authenticate: bool,
+    /// Custom providers' `login.nameClaimType`.
+    pub name_claim: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub settings: ProviderSettings,
+    http: OidcHttp,
+    metadata: OnceCell<Arc<ProviderMetadata>>,
+}
+
+impl Provider {
+    pub fn new(settings: ProviderSettings, http: OidcHttp) -> Provider {
+        Provider {
+            settings,
+            http,
+            metadata: OnceCell::new(),
+        }
+    }
+
+    pub fn alias(&self) -> &str {
+        &self.settings.alias
+    }
+
+    /// The provider's discovery document (fetched once; a failure is retried on the next call).
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, String> {
+        self.metadata
+            .get_or_try_init(|| async {
+                let md = ProviderMetadata::fetch(&self.http, &self.settings.discovery_url)
+                    .await
+                    .map_err(|e| {
+                        format!("discovery of {} failed: {e}", self.settings.discovery_url)
+                    })?;
+                if let Some(expected) = &self.settings.issuer
+                    && self.settings.kind == ProviderKind::Custom
+                    && expected.trim_end_matches('/') != md.issuer.trim_end_matches('/')
+                {
+                    return Err(format!(
+                        "{} reports issuer {} but the configuration says {expected}",
+                        self.settings.discovery_url, md.issuer
+                    ));
+                }
+                Ok(Arc::new(md))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Issuers accepted in tokens: for Entra both the v1 and v2 forms of the tenant.
+    fn issuers(&self, md: &ProviderMetadata) -> Vec<String> {
+        match self.settings.kind {
+            ProviderKind::Aad => {
+                let mut all = aad_issuers(self.settings.issuer.as_deref().unwrap_or(&md.issuer));
+                for i in aad_issuers(&md.issuer) {
+                    if !all.contains(&i) {
+                        all.push(i);
+                    }
+                }
+                all
+            }
+            ProviderKind::Custom => vec![md.issuer.clone()],
+        }
+    }
+
+    /// Policy for bearer tokens sent to the app.
+    pub async fn bearer_policy(&self) -> Result<ValidationPolicy, String> {
+        let md = self.metadata().await?;
+        let audiences = match self.settings.kind {
+            ProviderKind::Aad => self.settings.audiences.clone(),
+            ProviderKind::Custom => vec![self.settings.client_id.clone()],
+        };
+        Ok(ValidationPolicy::new(
+            self.issuers(&md),
+            audiences,
+            md.jwks_uri.clone(),
+        ))
+    }
+
+    /// Policy for ID tokens from sign-in: the audience is this app's client id.
+    pub async fn id_token_policy(&self) -> Result<ValidationPolicy, String> {
+        let md = self.metadata().await?;
+        Ok(ValidationPolicy::new(
+            self.issuers(&md),
+            vec![self.settings.client_id.clone()],
+            md.jwks_uri.clone(),
+        ))
+    }
+
+    pub async fn token_client(&self) -> Result<TokenClient, String> {
+        let md = self.metadata().await?;
+        let credentials = ClientCredentials {
+            client_id: self.settings.client_id.clone(),
+            client_secret: self.settings.client_secret.clone(),
+        };
+        let endpoint = md.token_endpoint.clone().ok_or_else(|| {
+            format!(
+                "{} publishes no token endpoint",
+                self.settings.discovery_url
+            )
+        })?;
+        Ok(TokenClient::new(self.http.clone(), endpoint, credentials))
+    }
+
+    /// The `authorization_uri` of the 401 challenge.
+    pub async fn authorization_endpoint(&self) -> Option<String> {
+        self.metadata()
+            .await
+            .ok()
+            .map(|m| m.authorization_endpoint.clone())
+    }
+}
+
+/// Derives the discovery URL for an Entra `openIdIssuer`.
+pub fn aad_discovery_url(open_id_issuer: &str) -> String {
+    discovery_url(open_id_issuer)
+}

@@ -1,0 +1,233 @@
+//! The reverse proxy to the app: pooled keep-alive connections, bodies streamed both ways (an
+//! upload is never buffered, a server-sent event reaches the client as soon as the app writes
+//! it), hop-by-hop headers dropped, WebSocket upgrades tunnelled, and the failures a platform
+//! answers for the app: 502 when it cannot be reached, 504 when it does not answer in time.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream URL {0} must be an absolute http:// URL")]
+    BadUrl(String),
+}
+
+/// What the proxy says about the original request (`X-Forwarded-*`).
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The value for `X-Forwarded-For`: the trusted chain plus the peer address.
+    pub for_chain: String,
+    pub proto: &'static str,
+    pub host: String,
+}
+
+/// The app behind the module.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme_authority: String,
+    base_path: String,
+    client: Client<HttpConnector, Body>,
+    timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(url: &url::Url, timeout: Duration) -> Result<Upstream, UpstreamError> {
+        if url.scheme() != "http" || url.host_str().is_none() {
+            return Err(UpstreamError::BadUrl(url.to_string()));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        Ok(Upstream {
+            scheme_authority: format!("http://{authority}"),
+            base_path: url.path().trim_end_matches('/').to_owned(),
+            client,
+            timeout,
+        })
+    }
+
+    /// Sends `request` (already authenticated, with the module's headers) to the app.
+    pub async fn forward(
+        &self,
+        mut request: Request<Body>,
+        forwarded: &Forwarded,
+    ) -> Response<Body> {
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri = format!(
+            "{}{}{}",
+            self.scheme_authority, self.base_path, path_and_query
+        );
+        let Ok(uri) = uri.parse::<Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "bad request target");
+        };
+        let upgrade = wants_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        parts.uri = uri;
+        // The app sees HTTP/1.1 whatever the client spoke (h2 pseudo-headers become Host).
+        parts.version = axum::http::Version::HTTP_11;
+        let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(value) = upgrade_value.filter(|_| upgrade) {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, value);
+        }
+        set_forwarded(&mut parts.headers, forwarded);
+        let outbound = Request::from_parts(parts, body);
+
+        let response = match tokio::time::timeout(self.timeout, self.client.request(outbound)).await
+        {
+            Err(_) => {
+                return plain(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the app did not answer in time",
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "upstream request failed");
+                return plain(StatusCode::BAD_GATEWAY, "the app could not be reached");
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (mut parts, body) = response.into_parts();
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let upstream_upgrade = hyper::upgrade::on(Response::from_parts(parts.clone(), ()));
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+            return Response::from_parts(parts, Body::empty());
+        }
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// Drops hop-by-hop headers, including any the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set(headers, "x-forwarded-for", &f.for_chain);
+    set(headers, "x-forwarded-proto", f.proto);
+    set(headers, "x-forwarded-host", &f.host);
+}
+
+/// The `X-Forwarded-For` chain: the client's own claims are kept only when the peer is a trusted
+/// proxy (`httpSettings.forwardProxy`); otherwise only the peer address is reported.
+pub fn forwarded_for(headers: &HeaderMap, peer: IpAddr, trust_client_chain: bool) -> String {
+    let claimed = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match claimed {
+        Some(chain) if trust_client_chain => format!("{chain}, {peer}"),
+        _ => peer.to_string(),
+    }
+}
+
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_named_ones_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn client_forwarded_for_is_trusted_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        let peer: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert_eq!(forwarded_for(&h, peer, false), "127.0.0.1");
+        assert_eq!(forwarded_for(&h, peer, true), "1.2.3.4, 127.0.0.1");
+    }
+}

@@ -1,0 +1,672 @@
+//! The module's own routes under `/.auth` (contract §2).
+
+use std::sync::Arc;
+
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::module::{Identity, Module, SessionRecord, bearer, now, random_id};
+use crate::pipeline::{refuse, unauthorized};
+use crate::principal::ClientPrincipal;
+use crate::provider::Provider;
+use crate::redirect;
+use crate::session::{NONCE_COOKIE, SESSION_COOKIE, cookie};
+
+/// Largest body the callback or client-directed login reads.
+const MAX_FORM: usize = 256 * 1024;
+
+/// A sign-in in progress, sealed into the `Nonce` cookie.
+#[derive(Debug, Serialize, Deserialize)]
+struct Attempt {
+    provider: String,
+    nonce: String,
+    state: String,
+    verifier: String,
+    target: Option<String>,
+    exp: i64,
+}
+
+pub(crate) async fn handle(m: &Arc<Module>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let rest = if m.settings.logout_path.as_deref() == Some(path.as_str()) {
+        "/logout".to_owned()
+    } else {
+        path[m.settings.api_prefix.len()..].to_owned()
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    let (parts, body) = request.into_parts();
+    let request = &parts;
+    match (parts.method.clone(), segments.as_slice()) {
+        (Method::GET, ["version"]) => {
+            axum::Json(json!({"version": env!("CARGO_PKG_VERSION")})).into_response()
+        }
+        (Method::GET, ["login"]) => {
+            let Some(provider) = m.default_provider() else {
+                return refuse(m, StatusCode::NOT_FOUND, "no provider");
+            };
+            let query = request
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            found(
+                &format!(
+                    "{}/login/{}{query}",
+                    m.settings.api_prefix,
+                    provider.alias()
+                ),
+                Vec::new(),
+            )
+        }
+        (Method::GET, ["login", "done"]) => page(
+            StatusCode::OK,
+            "You have successfully signed in",
+            "<p><a href=\"/\">Return to the website</a></p>",
+        ),
+        (Method::GET, ["login", alias]) => match m.provider(alias) {
+            Some(p) => start_login(m, p, request).await,
+            None => refuse(
+                m,
+                StatusCode::NOT_FOUND,
+                &format!("no identity provider named {alias}"),
+            ),
+        },
+        (Method::POST, ["login", alias]) => match m.provider(alias) {
+            Some(p) => client_login(m, p, body).await,
+            None => refuse(
+                m,
+                StatusCode::NOT_FOUND,
+                &format!("no identity provider named {alias}"),
+            ),
+        },
+        (Method::GET | Method::POST, ["login", alias, "callback"]) => match m.provider(alias) {
+            Some(p) => callback(m, p, request, body).await,
+            None => refuse(
+                m,
+                StatusCode::NOT_FOUND,
+                &format!("no identity provider named {alias}"),
+            ),
+        },
+        (Method::GET, ["me"]) => me(m, &request.headers).await,
+        (Method::GET, ["refresh"]) => refresh(m, &request.headers).await,
+        (Method::GET, ["logout"]) => logout(m, request).await,
+        (Method::GET, ["logout", "complete" | "done"]) => {
+            let target = query_param(request, "state")
+                .or_else(|| query_param(request, "post_logout_redirect_uri"))
+                .and_then(|t| {
+                    redirect::validate(
+                        &t,
+                        &m.settings.origin(),
+                        &m.settings.allowed_external_redirects,
+                    )
+                });
+            match target {
+                Some(t) => found(&t, Vec::new()),
+                None => page(
+                    StatusCode::OK,
+                    "You have signed out",
+                    "<p><a href=\"/\">Return to the website</a></p>",
+                ),
+            }
+        }
+        _ => refuse(m, StatusCode::NOT_FOUND, &format!("no route {path}")),
+    }
+}
+
+fn query_param(request: &Parts, name: &str) -> Option<String> {
+    form_pairs(request.uri.query().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn form_pairs(s: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(s.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn found(location: &str, cookies: Vec<String>) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    set_cookies(&mut r, cookies);
+    r
+}
+
+fn set_cookies(r: &mut Response, cookies: Vec<String>) {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{body}</body></html>",
+        t = html_escape::encode_text(title)
+    );
+    (status, Html(html)).into_response()
+}
+
+/// `expires_on` as App Service writes it: ISO 8601 UTC with seven fractional digits.
+pub(crate) fn expires_on(unix: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].0000000Z");
+    t.format(f).unwrap_or_default()
+}
+
+fn random_hex(n: usize) -> String {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = vec![0u8; n];
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// GET /.auth/login/<provider>: send the browser to the provider's authorize endpoint.
+async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Response {
+    let target = query_param(request, "post_login_redirect_uri")
+        .or_else(|| query_param(request, "post_login_redirect_url"))
+        .and_then(|t| {
+            let ok = redirect::validate(&t, &m.settings.origin(), &m.settings.allowed_external_redirects);
+            if ok.is_none() {
+                tracing::warn!(target: "easyauth::module", "post_login_redirect_uri refused: not this site nor an allowed external URL");
+            }
+            ok
+        });
+    let md = match provider.metadata().await {
+        Ok(md) => md,
+        Err(e) => {
+            tracing::error!(target: "easyauth::module", error = %e, "identity provider unavailable");
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "The identity provider is unavailable",
+                "<p>Try again in a moment.</p>",
+            );
+        }
+    };
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day][hour][minute][second]"
+        ))
+        .unwrap_or_default();
+    let nonce = format!("{}_{stamp}", random_hex(16));
+    let state = format!(
+        "redir={}",
+        percent_encoding::utf8_percent_encode(
+            target.as_deref().unwrap_or("/"),
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    );
+    let state = format!("{state}&id={}", random_hex(8));
+    let verifier = random_id();
+    let challenge = {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            d.as_ref(),
+        )
+    };
+    let hybrid = provider.settings.client_secret.is_some();
+    let redirect_uri = format!(
+        "{}{}/login/{}/callback",
+        m.settings.base(),
+        m.settings.api_prefix,
+        provider.alias()
+    );
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair(
+            "response_type",
+            if hybrid { "code id_token" } else { "code" },
+        )
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("client_id", &provider.settings.client_id)
+        .append_pair("scope", &provider.settings.scope)
+        .append_pair("response_mode", "form_post")
+        .append_pair("nonce", &nonce)
+        .append_pair("state", &state)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    for (k, v) in &provider.settings.extra_login_parameters {
+        query.append_pair(k, v);
+    }
+    let sep = if md.authorization_endpoint.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let location = format!("{}{sep}{}", md.authorization_endpoint, query.finish());
+    let attempt = Attempt {
+        provider: provider.alias().to_owned(),
+        nonce,
+        state,
+        verifier,
+        target,
+        exp: now() + m.settings.nonce_lifetime.as_secs() as i64,
+    };
+    let sealed = m.keys.seal(
+        NONCE_COOKIE,
+        &serde_json::to_vec(&attempt).unwrap_or_default(),
+    );
+    found(
+        &location,
+        vec![m.settings.cookie_style().set(NONCE_COOKIE, &sealed)],
+    )
+}
+
+/// GET|POST /.auth/login/<provider>/callback: finish the sign-in.
+async fn callback(
+    m: &Module,
+    provider: &Provider,
+    request: &Parts,
+    body: axum::body::Body,
+) -> Response {
+    let headers = &request.headers;
+    let params = if request.method == Method::POST {
+        match to_bytes(body, MAX_FORM).await {
+            Ok(b) => form_pairs(&String::from_utf8_lossy(&b)),
+            Err(_) => return refuse(m, StatusCode::PAYLOAD_TOO_LARGE, "callback body too large"),
+        }
+    } else {
+        form_pairs(request.uri.query().unwrap_or(""))
+    };
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let fail = |reason: &str| {
+        tracing::warn!(target: "easyauth::module", status = 401, reason, "sign-in failed");
+        let detail = if m.settings.development {
+            format!("<p>{}</p>", html_escape::encode_text(reason))
+        } else {
+            String::new()
+        };
+        let mut r = page(
+            StatusCode::UNAUTHORIZED,
+            "Sign-in failed",
+            &format!(
+                "{detail}<p><a href=\"{}/login/{}\">Try again</a></p>",
+                m.settings.api_prefix,
+                provider.alias()
+            ),
+        );
+        set_cookies(&mut r, vec![m.settings.cookie_style().clear(NONCE_COOKIE)]);
+        r
+    };
+    if let Some(error) = get("error") {
+        return fail(&format!(
+            "the identity provider answered {error}: {}",
+            get("error_description").unwrap_or("")
+        ));
+    }
+    let Some(attempt) = cookie(headers, NONCE_COOKIE)
+        .and_then(|c| m.keys.open(NONCE_COOKIE, &c))
+        .and_then(|p| serde_json::from_slice::<Attempt>(&p).ok())
+    else {
+        return fail("no sign-in attempt from this browser (missing or invalid Nonce cookie)");
+    };
+    if attempt.provider != provider.alias() || attempt.exp <= now() {
+        return fail("the sign-in attempt expired (login.nonce.nonceExpirationInterval)");
+    }
+    if get("state") != Some(attempt.state.as_str()) {
+        return fail("state does not match this browser's sign-in attempt");
+    }
+    let Some(code) = get("code") else {
+        return fail("the callback has no code");
+    };
+    let redirect_uri = format!(
+        "{}{}/login/{}/callback",
+        m.settings.base(),
+        m.settings.api_prefix,
+        provider.alias()
+    );
+    let client = match provider.token_client().await {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let tokens = match client
+        .exchange_code(code, &redirect_uri, Some(&attempt.verifier))
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("code redemption failed: {e}")),
+    };
+    let Some(id_token) = tokens
+        .id_token
+        .clone()
+        .or_else(|| get("id_token").map(str::to_owned))
+    else {
+        return fail("no ID token was issued (is openid in the scope?)");
+    };
+    let policy = match provider.id_token_policy().await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let validated = match m.validator.validate(&id_token, &policy).await {
+        Ok(v) => v,
+        Err(e) => return fail(&format!("ID token rejected: {e}")),
+    };
+    if m.settings.validate_nonce && validated.str_claim("nonce") != Some(attempt.nonce.as_str()) {
+        return fail("the ID token's nonce does not match this sign-in attempt");
+    }
+    let keep_tokens = m.settings.token_store;
+    let record = SessionRecord {
+        provider: provider.alias().to_owned(),
+        claims: validated.claims().clone(),
+        id_token: keep_tokens.then_some(id_token),
+        access_token: keep_tokens.then(|| tokens.access_token.clone()),
+        refresh_token: if keep_tokens {
+            tokens.refresh_token.clone()
+        } else {
+            None
+        },
+        expires_on: tokens.expires_in.map(|s| now() + s as i64),
+        session_expires: now() + m.settings.session_lifetime.as_secs() as i64,
+    };
+    let sid = match m.create_session(&record).await {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("the token store failed: {e}")),
+    };
+    tracing::info!(target: "easyauth::module", provider = provider.alias(), user = validated.str_claim("oid").or(validated.sub()).unwrap_or("-"), "signed in");
+    let mut cookies = m.session_cookies(&sid, 0);
+    cookies.push(m.settings.cookie_style().clear(NONCE_COOKIE));
+    let location = attempt
+        .target
+        .unwrap_or_else(|| format!("{}/login/done", m.settings.api_prefix));
+    found(&location, cookies)
+}
+
+/// POST /.auth/login/<provider>: client-directed sign-in with a provider token.
+async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -> Response {
+    let body = match to_bytes(body, MAX_FORM).await {
+        Ok(b) => b,
+        Err(_) => return refuse(m, StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(
+            m,
+            StatusCode::BAD_REQUEST,
+            "expected a JSON object with access_token or id_token",
+        );
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (token, is_access) = match (text("access_token"), text("id_token")) {
+        (Some(at), _) => (at, true),
+        (None, Some(it)) => (it, false),
+        _ => {
+            return refuse(
+                m,
+                StatusCode::BAD_REQUEST,
+                "expected access_token or id_token",
+            );
+        }
+    };
+    let policy = if is_access {
+        provider.bearer_policy().await
+    } else {
+        provider.id_token_policy().await
+    };
+    let policy = match policy {
+        Ok(p) => p,
+        Err(e) => return unauthorized(m, &e).await,
+    };
+    let validated = match m.validator.validate(&token, &policy).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(target: "easyauth::module", status = 401, reason = %e, "client-directed sign-in refused");
+            return unauthorized(m, &e.to_string()).await;
+        }
+    };
+    if let Err(denial) = provider
+        .settings
+        .authorization
+        .check(validated.claims(), is_access)
+    {
+        return refuse(m, StatusCode::FORBIDDEN, &denial.to_string());
+    }
+    let session_expires = validated
+        .exp()
+        .min(now() + m.settings.session_lifetime.as_secs() as i64)
+        .max(now() + 60);
+    let keep = m.settings.token_store;
+    let record = SessionRecord {
+        provider: provider.alias().to_owned(),
+        claims: validated.claims().clone(),
+        id_token: if keep { text("id_token") } else { None },
+        access_token: if keep && is_access { Some(token) } else { None },
+        refresh_token: if keep { text("refresh_token") } else { None },
+        expires_on: Some(validated.exp()),
+        session_expires,
+    };
+    match m.create_session(&record).await {
+        Ok(sid) => axum::Json(json!({
+            "authenticationToken": m.zumo_token(&sid, provider.alias(), session_expires),
+            "user": {"userId": Module::zumo_user_id(&sid)},
+        }))
+        .into_response(),
+        Err(e) => refuse(
+            m,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the token store failed: {e}"),
+        ),
+    }
+}
+
+/// The session a `/.auth` request is about: cookie or X-ZUMO-AUTH (never a bad bearer's 401).
+async fn session_of(m: &Module, headers: &HeaderMap) -> Option<(String, Arc<SessionRecord>, bool)> {
+    match m.identify(headers).await {
+        Ok(Identity::Session {
+            sid,
+            record,
+            via_cookie,
+            ..
+        }) => Some((sid, record, via_cookie)),
+        _ => None,
+    }
+}
+
+/// GET /.auth/me
+async fn me(m: &Module, headers: &HeaderMap) -> Response {
+    let Some((_, record, _)) = session_of(m, headers).await else {
+        return unauthorized(m, "/.auth/me needs a signed-in session").await;
+    };
+    let name_claim = m
+        .provider(&record.provider)
+        .and_then(|p| p.settings.name_claim.clone());
+    let principal = ClientPrincipal::from_claims(
+        &record.provider,
+        &record.claims,
+        m.settings.legacy_claims,
+        name_claim.as_deref(),
+    );
+    // Keys in the alphabetical order App Service writes them; absent tokens are omitted.
+    let mut entry = serde_json::Map::new();
+    if let Some(at) = &record.access_token {
+        entry.insert("access_token".into(), json!(at));
+    }
+    if let Some(exp) = record.expires_on.filter(|_| record.access_token.is_some()) {
+        entry.insert("expires_on".into(), json!(expires_on(exp)));
+    }
+    if let Some(it) = &record.id_token {
+        entry.insert("id_token".into(), json!(it));
+    }
+    entry.insert("provider_name".into(), json!(record.provider));
+    if let Some(rt) = &record.refresh_token {
+        entry.insert("refresh_token".into(), json!(rt));
+    }
+    entry.insert("user_claims".into(), json!(principal.claims));
+    entry.insert("user_id".into(), json!(principal.name));
+    let mut r = axum::Json(Value::Array(vec![Value::Object(entry)])).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    r
+}
+
+/// GET /.auth/refresh
+async fn refresh(m: &Module, headers: &HeaderMap) -> Response {
+    let found_session = match session_of(m, headers).await {
+        Some((sid, record, via_cookie)) => Some((
+            sid,
+            (*record).clone(),
+            via_cookie,
+            headers.contains_key("x-zumo-auth") && !via_cookie,
+        )),
+        None => match bearer(headers) {
+            Some(token) => m
+                .session_by_access_token(token)
+                .await
+                .map(|(sid, r)| (sid, r, false, false)),
+            None => None,
+        },
+    };
+    let Some((sid, mut record, _via_cookie, via_zumo)) = found_session else {
+        return unauthorized(m, "/.auth/refresh needs a session (cookie, X-ZUMO-AUTH, or the access token the module issued)").await;
+    };
+    if record.session_expires + m.settings.refresh_extension.as_secs() as i64 <= now() {
+        return unauthorized(
+            m,
+            "the session ended more than tokenRefreshExtensionHours ago; sign in again",
+        )
+        .await;
+    }
+    let Some(provider) = m.provider(&record.provider) else {
+        return unauthorized(m, "the session's provider is no longer configured").await;
+    };
+    let Some(refresh_token) = record.refresh_token.clone() else {
+        return unauthorized(
+            m,
+            "the session has no refresh token: add offline_access to the provider's scope",
+        )
+        .await;
+    };
+    let client = match provider.token_client().await {
+        Ok(c) => c,
+        Err(e) => return refuse(m, StatusCode::BAD_GATEWAY, &e),
+    };
+    let tokens = match client
+        .refresh(&refresh_token, Some(&provider.settings.scope))
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(target: "easyauth::module", status = 401, reason = %e, "refresh failed");
+            return unauthorized(
+                m,
+                &format!("the identity provider refused the refresh: {e}"),
+            )
+            .await;
+        }
+    };
+    let old = record.clone();
+    record.access_token = Some(tokens.access_token.clone());
+    if let Some(rt) = tokens.refresh_token.clone() {
+        record.refresh_token = Some(rt);
+    }
+    if let Some(it) = tokens.id_token.clone() {
+        record.id_token = Some(it);
+    }
+    record.expires_on = tokens.expires_in.map(|s| now() + s as i64);
+    record.session_expires = now() + m.settings.session_lifetime.as_secs() as i64;
+    m.delete_session(&sid, Some(&old)).await;
+    if let Err(e) = m.save_session(&sid, &record).await {
+        return refuse(
+            m,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the token store failed: {e}"),
+        );
+    }
+    if via_zumo {
+        return axum::Json(json!({
+            "authenticationToken": m.zumo_token(&sid, &record.provider, record.session_expires),
+            "user": {"userId": Module::zumo_user_id(&sid)},
+        }))
+        .into_response();
+    }
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    r
+}
+
+/// GET /.auth/logout
+async fn logout(m: &Module, request: &Parts) -> Response {
+    let headers = &request.headers;
+    let session = session_of(m, headers).await;
+    let target = query_param(request, "post_logout_redirect_uri").and_then(|t| {
+        redirect::validate(
+            &t,
+            &m.settings.origin(),
+            &m.settings.allowed_external_redirects,
+        )
+    });
+    let style = m.settings.cookie_style();
+    let chunks = crate::session::chunked_cookie(headers, SESSION_COOKIE).map_or(1, |(_, n)| n);
+    let mut cookies: Vec<String> = (0..chunks.max(1))
+        .map(|i| {
+            style.clear(&if i == 0 {
+                SESSION_COOKIE.to_owned()
+            } else {
+                format!("{SESSION_COOKIE}{i}")
+            })
+        })
+        .collect();
+    cookies.push(style.clear(NONCE_COOKIE));
+    let complete = format!(
+        "{}{}/logout/complete",
+        m.settings.base(),
+        m.settings.api_prefix
+    );
+    let Some((sid, record, _)) = session else {
+        return found(target.as_deref().unwrap_or(&complete), cookies);
+    };
+    m.delete_session(&sid, Some(&record)).await;
+    let end_session = match m.provider(&record.provider) {
+        Some(p) => p
+            .metadata()
+            .await
+            .ok()
+            .and_then(|md| md.end_session_endpoint.clone())
+            .map(|e| (e, p.settings.client_id.clone())),
+        None => None,
+    };
+    let location = match end_session {
+        Some((endpoint, client_id)) => {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("post_logout_redirect_uri", &complete)
+                .append_pair("client_id", &client_id);
+            if let Some(hint) = &record.id_token {
+                q.append_pair("id_token_hint", hint);
+            }
+            if let Some(t) = &target {
+                q.append_pair("state", t);
+            }
+            let sep = if endpoint.contains('?') { '&' } else { '?' };
+            format!("{endpoint}{sep}{}", q.finish())
+        }
+        None => target.unwrap_or(complete),
+    };
+    found(&location, cookies)
+}
