@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from easyauth_e2e import GRAPH_RESOURCE, TokenValidator, World, describe
 from proxy_e2e import (
+    API_UA,
     ProxyBrowser,
     ProxyIdp,
     ProxyServer,
@@ -117,3 +119,83 @@ def test_bearer_failure_is_never_a_redirect(backend: ProxyServer, proxy_idp: Pro
     b = ProxyBrowser(proxy_idp.ca_path)
     r = b.get(backend.url("/get-profile"), headers={"Authorization": "Bearer a.b.c"})
     assert r.status_code == 401, describe(r)
+
+
+# --------------------------------------------------------------------------------------------
+# Client-directed sign-in (POST /.auth/login/aad) and X-ZUMO-AUTH
+
+
+def _zumo(backend: ProxyServer, token: str) -> dict:
+    r = requests.post(backend.url("/.auth/login/aad"), json={"access_token": token},
+                      headers={"User-Agent": API_UA}, timeout=30)
+    assert r.status_code == 200, describe(r)
+    body = r.json()
+    assert body.get("authenticationToken") and body.get("user", {}).get("userId", "").startswith("sid:"), body
+    return body
+
+
+def test_client_directed_sign_in_and_x_zumo_auth(backend: ProxyServer, frontend: ProxyServer,
+                                                 alice_frontend: SignedIn, world: World):
+    token = fresh_user_token(alice_frontend, frontend)
+    zumo = _zumo(backend, token)["authenticationToken"]
+    r = api_get(backend.url("/zumo"), headers={"X-ZUMO-AUTH": zumo})
+    echo = require_echo(r, "X-ZUMO-AUTH")
+    h = echo["headers"]
+    assert h.get("x-ms-client-principal-id") == world.alice.id, auth_headers(echo)
+    assert h.get("x-ms-client-principal-idp") == "aad", auth_headers(echo)
+    assert "x-zumo-auth" not in h or h["x-zumo-auth"] == zumo, auth_headers(echo)
+    r = api_get(backend.url("/.auth/me"), headers={"X-ZUMO-AUTH": zumo})
+    assert r.status_code == 200 and r.json()[0]["provider_name"] == "aad", describe(r)
+    assert r.json()[0]["user_id"] == world.alice.upn, r.json()
+    # /.auth/refresh with X-ZUMO-AUTH answers a new authenticationToken
+    r = api_get(backend.url("/.auth/refresh"), headers={"X-ZUMO-AUTH": zumo})
+    assert r.status_code in (200, 401), describe(r)  # 401: no refresh token with a bare access token
+    if r.status_code == 200:
+        assert r.json().get("authenticationToken"), r.text
+
+
+def test_client_directed_sign_in_refuses_bad_tokens(backend: ProxyServer, proxy_idp: ProxyIdp, world: World):
+    for token in ("a.b.c", app_token(proxy_idp, world.webapp.app_id, world.webapp.secret,
+                                     "https://graph.microsoft.com/.default")):
+        r = requests.post(backend.url("/.auth/login/aad"), json={"access_token": token},
+                          headers={"User-Agent": API_UA}, timeout=30)
+        assert r.status_code == 401, describe(r)
+
+
+def test_tampered_x_zumo_auth_counts_as_absent(backend: ProxyServer, frontend: ProxyServer,
+                                               alice_frontend: SignedIn):
+    zumo = _zumo(backend, fresh_user_token(alice_frontend, frontend))["authenticationToken"]
+    require_echo(api_get(backend.url("/zumo"), headers={"X-ZUMO-AUTH": zumo}), "control: the untouched X-ZUMO-AUTH")
+    mid = len(zumo) // 2
+    tampered = zumo[:mid] + ("A" if zumo[mid] != "A" else "B") + zumo[mid + 1:]
+    for value in (tampered, zumo[:-5], "garbage"):
+        r = api_get(backend.url("/zumo"), headers={"X-ZUMO-AUTH": value})
+        assert r.status_code == 401, f"X-ZUMO-AUTH {value[:20]}...:\n{describe(r)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in authorization rules
+
+
+def test_allowed_principals_refuses_other_users(proxies, proxy_idp: ProxyIdp, world: World,
+                                                frontend: ProxyServer, alice_frontend: SignedIn):
+    from proxy_e2e import aad_settings
+    settings = aad_settings(proxy_idp, world, client_id=world.backend.app_id,
+                            audiences=[world.backend.identifier_uri], allowed_apps=[world.webapp.app_id])
+    aad = settings["properties"]["identityProviders"]["azureActiveDirectory"]
+    aad["validation"]["defaultAuthorizationPolicy"]["allowedPrincipals"] = {"identities": [world.bob.id]}
+    p = proxies.shared("bob-only", lambda: proxies.start("bob-only", settings, secret=world.backend.secret))
+    r = api_get(p.url("/x"), token=fresh_user_token(alice_frontend, frontend))
+    assert r.status_code == 403, f"alice is not in allowedPrincipals:\n{describe(r)}"
+
+
+def test_allowed_tenants_refuses_other_tenants(proxies, proxy_idp: ProxyIdp, world: World,
+                                               frontend: ProxyServer, alice_frontend: SignedIn):
+    from proxy_e2e import aad_settings
+    settings = aad_settings(proxy_idp, world, client_id=world.backend.app_id,
+                            audiences=[world.backend.identifier_uri], allowed_apps=[world.webapp.app_id])
+    p = proxies.shared("other-tenant-only", lambda: proxies.start(
+        "other-tenant-only", settings, secret=world.backend.secret,
+        env={"WEBSITE_AUTH_AAD_ALLOWED_TENANTS": "11111111-2222-3333-4444-555555555555"}))
+    r = api_get(p.url("/x"), token=fresh_user_token(alice_frontend, frontend))
+    assert r.status_code == 403, f"alice's tenant is not allowed:\n{describe(r)}"

@@ -124,16 +124,47 @@ def alice(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World):
 
 def test_csrf_cross_site_post_is_403(frontend: ProxyServer, alice):
     b = alice.browser
+    # `Connection: close`: see test_csrf_refusal_keeps_the_connection_usable for why
+    close = {"Connection": "close", "Content-Type": "application/x-www-form-urlencoded"}
     for method in ("POST", "PUT", "PATCH", "DELETE"):
-        r = b.request(method, frontend.url("/submit"), data=b"x=1",
-                      headers={"Origin": "https://evil.test", "Content-Type": "application/x-www-form-urlencoded"})
+        r = b.request(method, frontend.url("/submit"), data=b"x=1", headers={"Origin": "https://evil.test", **close})
         assert r.status_code == 403, f"{method} from https://evil.test:\n{describe(r)}"
-    r = b.request("POST", frontend.url("/submit"), data=b"x=1",
-                  headers={"Referer": "https://evil.test/page", "Content-Type": "application/x-www-form-urlencoded"})
+    r = b.request("POST", frontend.url("/submit"), data=b"x=1", headers={"Referer": "https://evil.test/page", **close})
     assert r.status_code == 403, f"POST with a cross-site Referer:\n{describe(r)}"
     r = b.request("POST", frontend.url("/submit"), data=b"x=1",
-                  headers={"Origin": f"http://127.0.0.1:{frontend.port + 1}"})
+                  headers={"Origin": f"http://127.0.0.1:{frontend.port + 1}", **close})
     assert r.status_code == 403, f"another port is another origin:\n{describe(r)}"
+
+
+def test_csrf_refusal_keeps_the_connection_usable(frontend: ProxyServer, alice):
+    """A refusal sent before the request body arrived (the client sends the headers, then the
+    body, as http.client and browsers do) must either keep the keep-alive connection usable or
+    announce `Connection: close`; closing it silently makes the client's next request on it fail
+    (requests: RemoteDisconnected)."""
+    cookie = "; ".join(f"{k}={v}" for k, v in alice.browser.session_cookies().items())
+    outcomes = []
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", frontend.port), timeout=5)
+        try:
+            sock.sendall((f"POST /submit HTTP/1.1\r\nHost: {frontend.host}\r\nUser-Agent: {BROWSER_UA}\r\n"
+                          f"Origin: https://evil.test\r\nCookie: {cookie}\r\nContent-Type: text/plain\r\n"
+                          f"Content-Length: 3\r\n\r\n").encode())
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 403"), first[:200]
+            announced = b"\r\nconnection: close" in first.lower()
+            try:
+                sock.sendall(b"x=1" + f"GET /next HTTP/1.1\r\nHost: {frontend.host}\r\nUser-Agent: {API_UA}\r\n\r\n"
+                             .encode())
+                second = sock.recv(65536)
+            except OSError as e:
+                second = repr(e).encode()
+            usable = second.startswith(b"HTTP/1.1 ")
+            outcomes.append((announced, usable, second[:60]))
+        finally:
+            sock.close()
+    bad = [o for o in outcomes if not o[0] and not o[1]]
+    assert not bad, ("after the 403 the connection was closed without `Connection: close` "
+                     f"(announced, next request answered, next answer): {outcomes}")
 
 
 def test_csrf_post_without_origin_or_referer_is_403(frontend: ProxyServer, alice):

@@ -250,3 +250,20 @@ def test_login_start_sets_the_nonce_cookie(frontend: ProxyServer, proxy_idp: Pro
     assert urlsplit(r.headers["Location"]).netloc == proxy_idp.host, r.headers["Location"]
     set_cookies = r.raw.headers.getlist("Set-Cookie")
     assert any(c.startswith("Nonce=") and "httponly" in c.lower() for c in set_cookies), set_cookies
+
+
+def test_token_store_off_forwards_the_identity_without_tokens(proxies, proxy_idp: ProxyIdp, world: World):
+    from proxy_e2e import aad_settings
+    p = proxies.shared("no-token-store", lambda: proxies.start(
+        "no-token-store", aad_settings(proxy_idp, world, token_store=False)))
+    signed = sign_in_alice_via(p, proxy_idp, world)
+    h = signed.headers
+    assert h.get("x-ms-client-principal-id") == world.alice.id, sorted(h)
+    assert h.get("x-ms-client-principal-name") == world.alice.upn, sorted(h)
+    assert not [k for k in h if k.startswith("x-ms-token-")], f"token headers without the token store: {sorted(h)}"
+    # the session (no server-side store: possibly split cookies) works on the next request too
+    again = require_echo(signed.browser.get(p.url("/again")), "second request")
+    assert again["headers"].get("x-ms-client-principal-id") == world.alice.id
+    for c in signed.browser.session.cookies:
+        if c.name.startswith("AppServiceAuthSession"):
+            assert len(c.value) <= 4000, f"{c.name} is {len(c.value)} bytes (split above 3,800)"

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench_proxy::{self, ProxyOptions};
 use crate::util::{self, Steps, cargo, ensure_debian_packages, output, repo_root, run};
 
 const TENANT_ID: &str = "7d3b1f0e-5a7c-4e1b-9c2d-0b6a1e2f3c4d";
@@ -37,6 +38,15 @@ struct Options {
     duration: u64,
     connections: u32,
     skip_peer: bool,
+    only: Option<Part>,
+    proxy: ProxyOptions,
+}
+
+/// The parts of the benchmark (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Idp,
+    Proxy,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -44,7 +54,10 @@ fn parse(args: &[String]) -> Result<Options> {
         duration: 10,
         connections: 16,
         skip_peer: false,
+        only: None,
+        proxy: ProxyOptions::default(),
     };
+    let mut duration_given = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -54,6 +67,7 @@ fn parse(args: &[String]) -> Result<Options> {
                     .context("--duration needs a value")?
                     .parse()
                     .context("--duration SECS")?;
+                duration_given = true;
             }
             "--connections" => {
                 opts.connections = it
@@ -63,30 +77,69 @@ fn parse(args: &[String]) -> Result<Options> {
                     .context("--connections N")?;
             }
             "--skip-peer" => opts.skip_peer = true,
+            "--only" => {
+                opts.only = Some(match it.next().map(String::as_str) {
+                    Some("idp") => Part::Idp,
+                    Some("proxy") => Part::Proxy,
+                    other => bail!("--only needs `idp` or `proxy`, got {other:?}"),
+                });
+            }
+            "--proxy-connections" => {
+                opts.proxy.connections = it
+                    .next()
+                    .context("--proxy-connections needs a value")?
+                    .parse()
+                    .context("--proxy-connections N")?;
+            }
+            "--idle-connections" => {
+                opts.proxy.idle_connections = it
+                    .next()
+                    .context("--idle-connections needs a value")?
+                    .parse()
+                    .context("--idle-connections N")?;
+            }
             other => bail!(
-                "unknown option `{other}` (expected --duration SECS, --connections N, --skip-peer)"
+                "unknown option `{other}` (expected --only idp|proxy, --duration SECS, --connections N, \
+                 --skip-peer, --proxy-connections N, --idle-connections N)"
             ),
         }
     }
-    if opts.duration == 0 || opts.duration > 120 || opts.connections == 0 {
-        bail!("--duration must be 1..=120 and --connections > 0");
+    if opts.duration == 0
+        || opts.duration > 120
+        || opts.connections == 0
+        || opts.proxy.connections == 0
+        || opts.proxy.idle_connections == 0
+        || opts.proxy.idle_connections > 10_000
+    {
+        bail!(
+            "--duration must be 1..=120, --connections and --proxy-connections > 0, \
+             --idle-connections 1..=10000"
+        );
+    }
+    if duration_given {
+        opts.proxy.duration = opts.duration;
     }
     Ok(opts)
 }
 
 /// One result of a wrk run.
 #[derive(Debug, Clone, Default)]
-struct Load {
-    requests: u64,
-    non200: u64,
-    socket_errors: u64,
-    duration_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct Load {
+    pub requests: u64,
+    pub non200: u64,
+    pub socket_errors: u64,
+    pub duration_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 impl Load {
     fn tokens_per_s(&self) -> f64 {
+        self.rate()
+    }
+
+    /// Successful answers per second.
+    pub(crate) fn rate(&self) -> f64 {
         if self.duration_s <= 0.0 {
             return 0.0;
         }
@@ -99,26 +152,80 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
     let root = repo_root();
     let work = root.join("target/bench");
     let mut steps = Steps::default();
+    let idp = opts.only != Some(Part::Proxy);
+    let proxy = opts.only != Some(Part::Idp);
 
-    steps.step(
-        "ensure tools (openssl, wrk, taskset, curl, node, npm)",
-        || ensure_tools(opts.skip_peer),
-    )?;
+    if idp {
+        steps.step(
+            "ensure tools (openssl, wrk, taskset, curl, node, npm)",
+            || ensure_tools(opts.skip_peer),
+        )?;
+    }
+    if proxy {
+        steps.step(
+            "ensure tools (nginx, apache2, libapache2-mod-auth-openidc, wrk, python3)",
+            bench_proxy::ensure_tools,
+        )?;
+    }
     steps.step("cargo build --release -p easyauth", || {
         run(cargo().args(["build", "--release", "-p", "easyauth"]))
     })?;
-    if !opts.skip_peer {
+    if idp && !opts.skip_peer {
         steps.step("npm packages (bench/node)", || {
             crate::test::npm_install(&root.join("bench/node"))
         })?;
     }
     steps.step("prepare target/bench", || {
-        if work.exists() {
-            std::fs::remove_dir_all(&work).context("cleaning target/bench")?;
+        std::fs::create_dir_all(&work).context("creating target/bench")?;
+        if idp {
+            // the IdP part's files; target/bench/proxy is the proxy part's own
+            for entry in std::fs::read_dir(&work).context("listing target/bench")? {
+                let path = entry?.path();
+                if path.file_name().is_some_and(|n| n == "proxy") {
+                    continue;
+                }
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                }
+                .with_context(|| format!("removing {}", path.display()))?;
+            }
         }
-        std::fs::create_dir_all(&work).context("creating target/bench")
+        Ok(())
     })?;
 
+    let idp_section = if idp {
+        Some(bench_idp(&root, &work, &opts, &mut steps)?)
+    } else {
+        None
+    };
+    let proxy_section = if proxy {
+        let report = bench_proxy::run(&root, &work, &mut steps, &opts.proxy)?;
+        Some(format!(
+            "{}\n{}",
+            generated_line("proxy"),
+            bench_proxy::render(&report)
+        ))
+    } else {
+        None
+    };
+
+    let report = steps.step("write docs/benchmarks.md", || {
+        let path = root.join("docs/benchmarks.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let report = compose(&old, idp_section.as_deref(), proxy_section.as_deref());
+        std::fs::create_dir_all(root.join("docs")).context("creating docs/")?;
+        std::fs::write(&path, &report).context("writing docs/benchmarks.md")?;
+        Ok(report)
+    })?;
+    println!("\n{report}");
+    steps.summary("PASSED");
+    Ok(())
+}
+
+/// The identity-provider part: openssl, easyauth idp, oidc-provider; returns its section.
+fn bench_idp(root: &Path, work: &Path, opts: &Options, steps: &mut Steps) -> Result<String> {
     // (a) is measured before and after (b), and the mean is the ceiling: the machine's speed
     // drifts by several percent between runs.
     let signs_before = steps.step(
@@ -129,7 +236,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
 
     let easyauth = steps.step(
         "(b) easyauth idp --worker-threads 1 on core 0, wrk on core 1",
-        || bench_easyauth(&root, &work, &opts),
+        || bench_easyauth(root, work, opts),
     )?;
     let signs_after = steps.step(
         "(a) again: openssl speed -seconds 5 rsa2048 on core 0",
@@ -143,22 +250,63 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
     } else {
         Some(
             steps.step("(c) node oidc-provider on core 0, wrk on core 1", || {
-                bench_peer(&root, &work, &opts)
+                bench_peer(root, work, opts)
             })?,
         )
     };
+    render(root, opts, signs, &easyauth, peer.as_ref())
+}
 
-    let report = steps.step("write docs/benchmarks.md", || {
-        let report = render(&root, &opts, signs, &easyauth, peer.as_ref())?;
-        let docs = root.join("docs");
-        std::fs::create_dir_all(&docs).context("creating docs/")?;
-        std::fs::write(docs.join("benchmarks.md"), &report)
-            .context("writing docs/benchmarks.md")?;
-        Ok(report)
-    })?;
-    println!("\n{report}");
-    steps.summary("PASSED");
-    Ok(())
+const TITLE: &str = "# Benchmarks\n\n\
+Generated by `cargo xtask bench` (one part alone: `--only idp`, `--only proxy`; a part not re-run \
+keeps its previous section). Do not edit by hand; re-run the command.\n";
+
+fn generated_line(part: &str) -> String {
+    let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]);
+    format!("<!-- generated by `cargo xtask bench --only {part}` on {date} -->\n")
+}
+
+fn marker(part: &str) -> (String, String) {
+    (
+        format!("<!-- xtask-bench:{part} -->"),
+        format!("<!-- /xtask-bench:{part} -->"),
+    )
+}
+
+/// The section of `part` in an earlier docs/benchmarks.md, if any. A file written before the
+/// sections existed is all identity-provider text.
+fn old_section(old: &str, part: &str) -> Option<String> {
+    let (start, end) = marker(part);
+    if let Some(i) = old.find(&start) {
+        let rest = &old[i + start.len()..];
+        let j = rest.find(&end)?;
+        return Some(rest[..j].trim().to_owned());
+    }
+    if part == "idp" && !old.contains("<!-- xtask-bench:") && old.starts_with("# Benchmarks") {
+        // the pre-section layout: title, "Generated by ..." line, then the IdP report
+        let body = old.split_once("\n\n").map_or(old, |(_, rest)| rest);
+        let body = body.split_once("\n\n").map_or(body, |(_, rest)| rest);
+        return Some(format!(
+            "## Identity provider (earlier layout)\n\n{}",
+            body.trim()
+        ));
+    }
+    None
+}
+
+/// docs/benchmarks.md from the sections just measured and, for the others, the old file.
+fn compose(old: &str, idp: Option<&str>, proxy: Option<&str>) -> String {
+    let mut md = String::from(TITLE);
+    for (part, new) in [("idp", idp), ("proxy", proxy)] {
+        let text = new
+            .map(|s| s.trim().to_owned())
+            .or_else(|| old_section(old, part));
+        if let Some(text) = text {
+            let (start, end) = marker(part);
+            let _ = write!(md, "\n{start}\n\n{text}\n\n{end}\n");
+        }
+    }
+    md
 }
 
 fn ensure_tools(skip_peer: bool) -> Result<()> {
@@ -211,21 +359,21 @@ fn parse_openssl_speed(out: &str) -> Option<f64> {
     })
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// A server process; stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
 #[derive(Debug)]
-struct Server {
+pub(crate) struct Server {
     name: &'static str,
-    child: Child,
+    pub child: Child,
     log: PathBuf,
 }
 
 impl Server {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Result<Self> {
+    pub(crate) fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Result<Self> {
         let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let file2 = file.try_clone()?;
         println!("    starting {name} (log: {})", log.display());
@@ -244,7 +392,7 @@ impl Server {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    fn ensure_running(&mut self) -> Result<()> {
+    pub(crate) fn ensure_running(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "{} exited early ({status}); last log lines:\n{}",
@@ -256,7 +404,7 @@ impl Server {
     }
 
     /// Polls `url` with curl until it answers 200.
-    fn wait_ready(&mut self, url: &str, ca: &Path) -> Result<()> {
+    pub(crate) fn wait_ready(&mut self, url: &str, ca: &Path) -> Result<()> {
         let start = Instant::now();
         loop {
             self.ensure_running()?;
@@ -283,7 +431,7 @@ impl Server {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
@@ -313,7 +461,7 @@ impl Drop for Server {
 }
 
 /// Runs curl (extra args, URL) and returns (HTTP status, body). Status 0 = no answer.
-fn curl(extra: &[&str], url: &str, ca: &Path) -> Result<(u16, String)> {
+pub(crate) fn curl(extra: &[&str], url: &str, ca: &Path) -> Result<(u16, String)> {
     let out = Command::new("curl")
         .args(["--silent", "--show-error", "--cacert"])
         .arg(ca)
@@ -401,25 +549,7 @@ fn run_wrk(
             .arg(url),
     )?;
     print!("{out}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("XTASK requests="))
-        .with_context(|| format!("wrk printed no result line:\n{out}"))?;
-    let field = |key: &str| -> Result<u64> {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .with_context(|| format!("`{key}` missing in `{line}`"))?
-            .parse()
-            .with_context(|| format!("`{key}` in `{line}`"))
-    };
-    let load = Load {
-        requests: field("requests")?,
-        non200: field("non200")?,
-        socket_errors: field("socket_errors")?,
-        duration_s: field("duration_us")? as f64 / 1e6,
-        p50_ms: field("p50_us")? as f64 / 1e3,
-        p99_ms: field("p99_us")? as f64 / 1e3,
-    };
+    let load = parse_wrk(&out, name)?;
     println!(
         "    {name}: {:.1} answers/s ({} requests, {} non-200, {} socket errors, p50 {:.2} ms, p99 {:.2} ms)",
         load.tokens_per_s(),
@@ -440,6 +570,29 @@ fn run_wrk(
         bail!("{name}: wrk completed no request");
     }
     Ok(load)
+}
+
+/// Parses the `XTASK requests=...` line the generated wrk scripts print in `done`.
+pub(crate) fn parse_wrk(out: &str, name: &str) -> Result<Load> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("XTASK requests="))
+        .with_context(|| format!("{name}: wrk printed no result line:\n{out}"))?;
+    let field = |key: &str| -> Result<u64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .with_context(|| format!("`{key}` missing in `{line}`"))?
+            .parse()
+            .with_context(|| format!("`{key}` in `{line}`"))
+    };
+    Ok(Load {
+        requests: field("requests")?,
+        non200: field("non200")?,
+        socket_errors: field("socket_errors")?,
+        duration_s: field("duration_us")? as f64 / 1e6,
+        p50_ms: field("p50_us")? as f64 / 1e3,
+        p99_ms: field("p99_us")? as f64 / 1e3,
+    })
 }
 
 fn easyauth_directory() -> String {
@@ -585,7 +738,7 @@ fn bench_peer(root: &Path, work: &Path, opts: &Options) -> Result<Load> {
     load
 }
 
-fn first_line(program: &str, args: &[&str]) -> String {
+pub(crate) fn first_line(program: &str, args: &[&str]) -> String {
     util::probe(program, args)
         .map(|(_, out)| out.lines().next().unwrap_or("").trim().to_owned())
         .filter(|s| !s.is_empty())
@@ -637,11 +790,12 @@ fn render(
     let pct = |x: f64| if signs > 0.0 { 100.0 * x / signs } else { 0.0 };
 
     let mut md = String::new();
-    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(md, "{}", generated_line("idp"));
     let _ = writeln!(
         md,
-        "Generated by `cargo xtask bench` on {date}. Do not edit by hand; re-run the command.\n"
+        "## Identity provider: `client_credentials` tokens per second on one core\n"
     );
+    let _ = date;
     let _ = writeln!(
         md,
         "**Question:** how many OAuth 2.0 `client_credentials` tokens per second does one CPU core issue, \
@@ -703,7 +857,7 @@ fn render(
         per_sign_us / 0.9 - per_sign_us
     );
     let _ = writeln!(md, "{PROFILE_NOTE}");
-    let _ = writeln!(md, "## Load details\n");
+    let _ = writeln!(md, "### Load details\n");
     let _ = writeln!(
         md,
         "| server | requests | non-200 | socket errors | duration | p50 latency | p99 latency |\n|---|---:|---:|---:|---:|---:|---:|"
@@ -721,7 +875,7 @@ fn render(
         row("oidc-provider", p);
     }
 
-    let _ = writeln!(md, "\n## Method\n");
+    let _ = writeln!(md, "\n### Method\n");
     let _ = writeln!(
         md,
         "- Load: `taskset -c 1 wrk -t1 -c{} -d{}s` with a Lua script that POSTs a form-encoded \
@@ -753,7 +907,7 @@ fn render(
          each token endpoint answers 200 with an `access_token` before the load starts."
     );
 
-    let _ = writeln!(md, "\n## Machine and versions\n");
+    let _ = writeln!(md, "\n### Machine and versions\n");
     let _ = writeln!(md, "- CPU: {cpu}; `nproc` = {nproc}; kernel {kernel}");
     let _ = writeln!(
         md,
@@ -774,7 +928,7 @@ fn render(
 }
 
 /// A profile taken by hand (not regenerated): where the time outside the signature goes.
-const PROFILE_NOTE: &str = "## Profile of the token endpoint (perf record, 2026-11-21; not regenerated)\n\n\
+const PROFILE_NOTE: &str = "### Profile of the token endpoint (perf record, 2026-11-21; not regenerated)\n\n\
 `perf record --call-graph dwarf` on `easyauth idp --worker-threads 1` under the same wrk load: \
 87.8 % of the server's time is inside the RSA signature (`SigningKeys::sign` -> aws-lc \
 `rsa_default_private_transform`, including the blinding and the post-sign verification that \

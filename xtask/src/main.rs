@@ -6,6 +6,7 @@
 //! non-zero exit status.
 
 mod bench;
+mod bench_proxy;
 mod test;
 mod util;
 
@@ -17,9 +18,12 @@ usage: cargo xtask <command> [options]
 commands:
   test [--skip-lint] [--only-e2e] [--no-e2e] [-- <pytest args>]
         tools + Python venv + npm packages, cargo fmt/clippy, cargo nextest, e2e suite (pytest)
-  bench [--duration SECS] [--connections N] [--skip-peer]
-        client_credentials tokens/s on one core: openssl speed, easyauth idp, node oidc-provider;
-        writes docs/benchmarks.md
+  bench [--only idp|proxy] [--duration SECS] [--connections N] [--skip-peer]
+        [--proxy-connections N] [--idle-connections N]
+        idp:   client_credentials tokens/s on one core: openssl speed, easyauth idp, node oidc-provider
+        proxy: easyauth proxy (session cookie, bearer token) vs nginx (no auth) vs Apache +
+               mod_auth_openidc: req/s, p99 at peak and at half load, memory with 1,000 connections
+        writes docs/benchmarks.md (both parts by default; a part not re-run keeps its section)
 ";
 
 fn main() -> ExitCode {

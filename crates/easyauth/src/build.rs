@@ -7,7 +7,9 @@ use std::sync::Arc;
 use easyauth_store::Store;
 
 use crate::authz::AadAuthorization;
-use crate::config::{self, AuthSettings, ForwardProxyConvention, UnauthenticatedAction};
+use crate::config::{
+    self, AuthSettings, CookieExpirationConvention, ForwardProxyConvention, UnauthenticatedAction,
+};
 use crate::module::{Action, ForwardTrust, Module, ModuleSettings};
 use crate::oidc::{OidcHttp, discovery_url};
 use crate::paths::Exclusion;
@@ -140,6 +142,8 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
                     (None, None) => return Err(BuildError::MissingDiscovery(key.to_owned())),
                 };
                 let scopes = custom.login.effective_scopes().join(" ");
+                let (_, extra) =
+                    split_login_parameters(&custom.login.login_parameter_names, &scopes);
                 providers.push(ProviderSettings {
                     alias: key.to_ascii_lowercase(),
                     kind: ProviderKind::Custom,
@@ -156,7 +160,7 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
                     discovery_url: discovery,
                     audiences: Vec::new(),
                     scope: scopes,
-                    extra_login_parameters: Vec::new(),
+                    extra_login_parameters: extra,
                     authorization: AadAuthorization::default(),
                     disable_www_authenticate: false,
                     name_claim: custom.login.name_claim_type.clone(),
@@ -197,6 +201,8 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
         default_provider: settings.default_provider().map(|p| p.alias().into_owned()),
         token_store: login.token_store.enabled,
         session_lifetime: login.cookie_expiration.time_to_expiration,
+        session_from_token: login.cookie_expiration.convention
+            == CookieExpirationConvention::IdentityProviderDerived,
         refresh_extension: login.token_store.refresh_extension(),
         allowed_external_redirects: login.allowed_external_redirect_urls.clone(),
         forward,

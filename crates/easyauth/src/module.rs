@@ -51,6 +51,9 @@ pub struct ModuleSettings {
     pub default_provider: Option<String>,
     pub token_store: bool,
     pub session_lifetime: Duration,
+    /// `cookieExpiration.convention = IdentityProviderDerived`: a session lasts as long as the
+    /// provider's token, not `timeToExpiration`.
+    pub session_from_token: bool,
     pub refresh_extension: Duration,
     pub allowed_external_redirects: Vec<String>,
     pub forward: ForwardTrust,
@@ -64,6 +67,14 @@ pub struct ModuleSettings {
 }
 
 impl ModuleSettings {
+    /// When a session starting now ends, given the provider token's expiry.
+    pub fn session_end(&self, token_expires: Option<i64>) -> i64 {
+        match token_expires.filter(|_| self.session_from_token) {
+            Some(exp) => exp,
+            None => now() + self.session_lifetime.as_secs() as i64,
+        }
+    }
+
     pub fn origin(&self) -> Origin {
         Origin::from_url(&self.public_url).unwrap_or(Origin {
             scheme: "http".into(),
@@ -121,6 +132,11 @@ pub struct SessionRecord {
 struct SessionCookie {
     sid: String,
 }
+
+/// The `X-ZUMO-AUTH` value, taken out of the headers before anything else runs (the app must never
+/// see it) and handed to identification in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct ZumoToken(pub String);
 
 /// Who the request is from.
 #[derive(Debug, Clone)]
@@ -334,11 +350,15 @@ impl Module {
     }
 
     /// The session id in a valid `X-ZUMO-AUTH` token (HS256 with this site's signing key only).
-    fn zumo_session(&self, token: &str) -> Option<String> {
+    fn zumo_session(&self, token: &str, grace: bool) -> Option<String> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[self.settings.base()]);
         validation.set_issuer(&[self.settings.base()]);
-        validation.leeway = 0;
+        validation.leeway = if grace {
+            self.settings.refresh_extension.as_secs()
+        } else {
+            0
+        };
         jsonwebtoken::decode::<ZumoClaims>(
             token,
             &DecodingKey::from_secret(&self.keys.signing),
@@ -350,33 +370,51 @@ impl Module {
 
     // ---- identification ----------------------------------------------------------------
 
-    /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
-    pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, CredentialError> {
+    /// The session named by the request's cookie or `X-ZUMO-AUTH`. With `grace`, a session past
+    /// its end but within `tokenRefreshExtensionHours` counts (only `/.auth/refresh` asks that).
+    pub async fn session(
+        &self,
+        headers: &HeaderMap,
+        zumo: Option<&str>,
+        grace: bool,
+    ) -> Option<Identity> {
+        let live = |r: &SessionRecord| grace || r.session_expires > now();
         if let Some((sealed, chunks)) = chunked_cookie(headers, SESSION_COOKIE)
             && let Some(cookie) = self
                 .keys
                 .open(SESSION_COOKIE, &sealed)
                 .and_then(|p| serde_json::from_slice::<SessionCookie>(&p).ok())
-            && let Some(record) = self.load_session(&cookie.sid).await
-            && record.session_expires > now()
+            && let Some(record) = self.load_session(&cookie.sid).await.filter(live)
         {
-            return Ok(Identity::Session {
+            return Some(Identity::Session {
                 sid: cookie.sid,
                 record: Arc::new(record),
                 via_cookie: true,
                 chunks,
             });
         }
-        if let Some(zumo) = headers.get("x-zumo-auth").and_then(|v| v.to_str().ok())
-            && let Some(sid) = self.zumo_session(zumo.trim())
-            && let Some(record) = self.load_session(&sid).await
+        if let Some(zumo) = zumo
+            && let Some(sid) = self.zumo_session(zumo.trim(), grace)
+            && let Some(record) = self.load_session(&sid).await.filter(live)
         {
-            return Ok(Identity::Session {
+            return Some(Identity::Session {
                 sid,
                 record: Arc::new(record),
                 via_cookie: false,
                 chunks: 0,
             });
+        }
+        None
+    }
+
+    /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        zumo: Option<&str>,
+    ) -> Result<Identity, CredentialError> {
+        if let Some(session) = self.session(headers, zumo, false).await {
+            return Ok(session);
         }
         if let Some(token) = bearer(headers) {
             return self

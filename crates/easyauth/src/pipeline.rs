@@ -20,7 +20,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder};
 
 use crate::headers::strip_reserved;
-use crate::module::{Action, ForwardTrust, Identity, Module};
+use crate::module::{Action, ForwardTrust, Identity, Module, ZumoToken};
 use crate::paths::is_excluded;
 use crate::provider::ProviderKind;
 use crate::proxy::{Forwarded, forwarded_for};
@@ -89,7 +89,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Stage 1: remove every client-supplied identity/token header; work out scheme and host.
 async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+    let zumo = request
+        .headers()
+        .get("x-zumo-auth")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| ZumoToken(v.to_owned()));
     let removed = strip_reserved(request.headers_mut());
+    if let Some(zumo) = zumo {
+        request.extensions_mut().insert(zumo);
+    }
     if removed > 0 {
         tracing::info!(target: "easyauth::module", removed, path = %request.uri().path(), "client-supplied X-MS-* / X-ZUMO-AUTH headers removed");
     }
@@ -131,6 +139,19 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
             true,
         ),
     };
+    // requireHttps: App Service sends http requests to https. Here that applies when the site
+    // itself is https; a plain-http public URL (local development) is left alone.
+    if s.require_https && proto == "http" && own_proto == "https" {
+        let target = format!(
+            "https://{host}{}",
+            request.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
     let forwarded = Forwarded {
         for_chain: forwarded_for(headers, peer(&request), trust_chain),
         proto,
@@ -170,7 +191,8 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
         request.extensions_mut().insert(Identity::Anonymous);
         return next.run(request).await;
     }
-    match m.identify(request.headers()).await {
+    let zumo = request.extensions().get::<ZumoToken>().map(|z| z.0.clone());
+    match m.identify(request.headers(), zumo.as_deref()).await {
         Ok(identity) => {
             request.extensions_mut().insert(identity);
             next.run(request).await

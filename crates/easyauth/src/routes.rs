@@ -5,12 +5,12 @@ use std::sync::Arc;
 use axum::body::to_bytes;
 use axum::extract::Request;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::module::{Identity, Module, SessionRecord, bearer, now, random_id};
+use crate::module::{Identity, Module, SessionRecord, ZumoToken, bearer, now, random_id};
 use crate::pipeline::{refuse, unauthorized};
 use crate::principal::ClientPrincipal;
 use crate::provider::Provider;
@@ -92,8 +92,8 @@ pub(crate) async fn handle(m: &Arc<Module>, request: Request) -> Response {
                 &format!("no identity provider named {alias}"),
             ),
         },
-        (Method::GET, ["me"]) => me(m, &request.headers).await,
-        (Method::GET, ["refresh"]) => refresh(m, &request.headers).await,
+        (Method::GET, ["me"]) => me(m, request).await,
+        (Method::GET, ["refresh"]) => refresh(m, request).await,
         (Method::GET, ["logout"]) => logout(m, request).await,
         (Method::GET, ["logout", "complete" | "done"]) => {
             let target = query_param(request, "state")
@@ -380,7 +380,12 @@ async fn callback(
             None
         },
         expires_on: tokens.expires_in.map(|s| now() + s as i64),
-        session_expires: now() + m.settings.session_lifetime.as_secs() as i64,
+        session_expires: m.settings.session_end(
+            tokens
+                .expires_in
+                .map(|s| now() + s as i64)
+                .or(Some(validated.exp())),
+        ),
     };
     let sid = match m.create_session(&record).await {
         Ok(s) => s,
@@ -472,9 +477,15 @@ async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -
 }
 
 /// The session a `/.auth` request is about: cookie or X-ZUMO-AUTH (never a bad bearer's 401).
-async fn session_of(m: &Module, headers: &HeaderMap) -> Option<(String, Arc<SessionRecord>, bool)> {
-    match m.identify(headers).await {
-        Ok(Identity::Session {
+/// `grace` admits a session that ended less than `tokenRefreshExtensionHours` ago.
+async fn session_of(
+    m: &Module,
+    request: &Parts,
+    grace: bool,
+) -> Option<(String, Arc<SessionRecord>, bool)> {
+    let zumo = request.extensions.get::<ZumoToken>().map(|z| z.0.as_str());
+    match m.session(&request.headers, zumo, grace).await {
+        Some(Identity::Session {
             sid,
             record,
             via_cookie,
@@ -485,8 +496,8 @@ async fn session_of(m: &Module, headers: &HeaderMap) -> Option<(String, Arc<Sess
 }
 
 /// GET /.auth/me
-async fn me(m: &Module, headers: &HeaderMap) -> Response {
-    let Some((_, record, _)) = session_of(m, headers).await else {
+async fn me(m: &Module, request: &Parts) -> Response {
+    let Some((_, record, _)) = session_of(m, request, false).await else {
         return unauthorized(m, "/.auth/me needs a signed-in session").await;
     };
     let name_claim = m
@@ -524,14 +535,10 @@ async fn me(m: &Module, headers: &HeaderMap) -> Response {
 }
 
 /// GET /.auth/refresh
-async fn refresh(m: &Module, headers: &HeaderMap) -> Response {
-    let found_session = match session_of(m, headers).await {
-        Some((sid, record, via_cookie)) => Some((
-            sid,
-            (*record).clone(),
-            via_cookie,
-            headers.contains_key("x-zumo-auth") && !via_cookie,
-        )),
+async fn refresh(m: &Module, request: &Parts) -> Response {
+    let headers = &request.headers;
+    let found_session = match session_of(m, request, true).await {
+        Some((sid, record, via_cookie)) => Some((sid, (*record).clone(), via_cookie, !via_cookie)),
         None => match bearer(headers) {
             Some(token) => m
                 .session_by_access_token(token)
@@ -587,7 +594,7 @@ async fn refresh(m: &Module, headers: &HeaderMap) -> Response {
         record.id_token = Some(it);
     }
     record.expires_on = tokens.expires_in.map(|s| now() + s as i64);
-    record.session_expires = now() + m.settings.session_lifetime.as_secs() as i64;
+    record.session_expires = m.settings.session_end(record.expires_on);
     m.delete_session(&sid, Some(&old)).await;
     if let Err(e) = m.save_session(&sid, &record).await {
         return refuse(
@@ -614,7 +621,7 @@ async fn refresh(m: &Module, headers: &HeaderMap) -> Response {
 /// GET /.auth/logout
 async fn logout(m: &Module, request: &Parts) -> Response {
     let headers = &request.headers;
-    let session = session_of(m, headers).await;
+    let session = session_of(m, request, true).await;
     let target = query_param(request, "post_logout_redirect_uri").and_then(|t| {
         redirect::validate(
             &t,

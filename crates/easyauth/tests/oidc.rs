@@ -3,23 +3,15 @@
 //! JWKS cache (refetch, rate limit, single flight, last good keys) and the validated-token cache.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use aws_lc_rs::signature::{KeyPair, RSA_PSS_SHA256, RsaKeyPair};
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{Next, from_fn_with_state};
-use axum::response::{IntoResponse, Response};
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use aws_lc_rs::signature::{KeyPair, RSA_PSS_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use easyauth_entra::SigningKeys;
 use easyauth_entra::keys::HeaderStyle;
-use easyauth_entra::{Idp, IdpConfig, Seed, SigningKeys};
 use easyauth_module::oidc::jwks::JwksSettings;
 use easyauth_module::oidc::{
     ClientCredentials, HttpError, KeyKind, MetadataError, OidcHttp, Rejection, TokenClient,
@@ -29,213 +21,8 @@ use easyauth_module::oidc::{
 use easyauth_store::{MemoryStore, Store};
 use serde_json::{Value, json};
 
-const TID: &str = "b8f2e4a1-5c3d-4e6f-9a7b-1c2d3e4f5a6b";
-const WEB: &str = "3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c";
-const WEB_SECRET: &str = "web-secret-value-0123456789";
-/// Accepts v2 access tokens (`aud` = its client id).
-const API: &str = "7a4c2e1f-3b5d-4c6e-9f8a-0b1c2d3e4f5a";
-/// Accepts v1 access tokens (`aud` = `api://<id>`), and grants WEB the app role Data.Read.
-const API2: &str = "5d2e8f1a-4b6c-4d7e-8f9a-0b1c2d3e4f5b";
-
-fn directory() -> String {
-    json!({
-        "tenant": {"id": TID, "domain": "contoso.onmicrosoft.com"},
-        "users": [],
-        "applications": [
-            {"appId": WEB, "displayName": "web", "web": {"redirectUris": ["https://app.test/cb"]},
-             "passwordCredentials": [{"secretText": WEB_SECRET}]},
-            {"appId": API, "displayName": "api", "identifierUris": [format!("api://{API}")],
-             "api": {"requestedAccessTokenVersion": 2}},
-            {"appId": API2, "displayName": "api2", "identifierUris": [format!("api://{API2}")],
-             "appRoles": [{"id": "2c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "value": "Data.Read", "allowedMemberTypes": ["Application"]}]}
-        ],
-        "appRoleAssignments": [{"principalId": WEB, "resourceId": API2, "appRoleId": "2c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]
-    })
-    .to_string()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "easyauth-oidc-test-{}-{n}-{name}",
-        std::process::id()
-    ))
-}
-
-/// What the test layer in front of the identity provider sees and does.
-#[derive(Clone, Default)]
-struct Probe {
-    jwks_hits: Arc<AtomicUsize>,
-    /// When set, JWKS requests get an HTML page instead of keys.
-    garbage: Arc<AtomicBool>,
-}
-
-async fn probe(State(p): State<Probe>, req: Request, next: Next) -> Response {
-    if req.uri().path().ends_with("/keys") {
-        p.jwks_hits.fetch_add(1, Ordering::SeqCst);
-        if p.garbage.load(Ordering::SeqCst) {
-            return (StatusCode::OK, "<html>maintenance</html>").into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// The local identity provider on a fixed 127.0.0.1 port, restartable.
-struct Provider {
-    base: String,
-    port: u16,
-    store: Arc<MemoryStore>,
-    keys: SigningKeys,
-    ca: easyauth_pki::LocalCa,
-    probe: Probe,
-    server: std::sync::Mutex<Option<(Handle<SocketAddr>, tokio::task::JoinHandle<()>)>>,
-    minted: AtomicUsize,
-}
-
-impl Provider {
-    async fn start(name: &str) -> Provider {
-        let store = Arc::new(MemoryStore::new());
-        // Keys first, so the test can sign with the very key the provider publishes.
-        let keys = SigningKeys::load_or_create(store.as_ref()).await.unwrap();
-        let ca = easyauth_pki::LocalCa::load_or_create(&temp_dir(name)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let p = Provider {
-            base: format!("https://127.0.0.1:{port}"),
-            port,
-            store,
-            keys,
-            ca,
-            probe: Probe::default(),
-            server: std::sync::Mutex::new(None),
-            minted: AtomicUsize::new(0),
-        };
-        p.serve().await;
-        p
-    }
-
-    /// (Re)starts the provider; a restart reloads the signing keys from the store.
-    async fn serve(&self) {
-        let seed = Seed::parse("dir.json", &directory()).unwrap();
-        let idp = Idp::start(self.store.clone(), IdpConfig::new(&self.base), &seed)
-            .await
-            .unwrap();
-        let app = idp
-            .router()
-            .layer(from_fn_with_state(self.probe.clone(), probe));
-        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let tls = RustlsConfig::from_config(
-            self.ca
-                .server_config(&["127.0.0.1".into(), "localhost".into()])
-                .unwrap(),
-        );
-        let handle = Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, tls)
-            .unwrap()
-            .handle(handle.clone());
-        let task = tokio::spawn(async move {
-            server.serve(app.into_make_service()).await.unwrap();
-        });
-        handle.listening().await.unwrap();
-        *self.server.lock().unwrap() = Some((handle, task));
-    }
-
-    /// Stops the server and waits until its port is closed.
-    async fn stop(&self) {
-        let server = self.server.lock().unwrap().take();
-        if let Some((handle, task)) = server {
-            handle.shutdown();
-            task.await.unwrap();
-        }
-    }
-
-    fn http(&self) -> OidcHttp {
-        OidcHttp::with_extra_root_pem(self.ca.cert_pem().as_bytes()).unwrap()
-    }
-
-    fn issuer_v2(&self) -> String {
-        format!("{}/{TID}/v2.0", self.base)
-    }
-
-    fn issuer_v1(&self) -> String {
-        format!("{}/{TID}/", self.base)
-    }
-
-    fn jwks_uri(&self) -> String {
-        format!("{}/{TID}/discovery/v2.0/keys", self.base)
-    }
-
-    fn jwks_hits(&self) -> usize {
-        self.probe.jwks_hits.load(Ordering::SeqCst)
-    }
-
-    /// The policy of an API accepting both issuer forms and both APIs' audiences.
-    fn policy(&self) -> ValidationPolicy {
-        ValidationPolicy::new(
-            aad_issuers(&self.issuer_v2()),
-            vec![API.into(), format!("api://{API2}")],
-            self.jwks_uri(),
-        )
-    }
-
-    /// A valid v2 access token's claims with `overrides` applied (`null` removes a claim); each
-    /// call yields a different token.
-    fn claims(&self, overrides: Value) -> Value {
-        let t = now();
-        let mut c = json!({
-            "aud": API, "iss": self.issuer_v2(), "iat": t - 10, "nbf": t - 10, "exp": t + 3600,
-            "azp": WEB, "oid": "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", "tid": TID, "ver": "2.0",
-            "uti": format!("u{}", self.minted.fetch_add(1, Ordering::Relaxed)),
-        });
-        let Value::Object(overrides) = overrides else {
-            panic!("overrides must be an object");
-        };
-        for (k, v) in overrides {
-            if v.is_null() {
-                c.as_object_mut().unwrap().remove(&k);
-            } else {
-                c[k] = v;
-            }
-        }
-        c
-    }
-
-    /// Signed with the provider's real key (RS256, v2 header).
-    fn mint(&self, overrides: Value) -> String {
-        self.keys
-            .sign(HeaderStyle::V2, &self.claims(overrides))
-            .unwrap()
-    }
-
-    async fn private_key(&self) -> RsaKeyPair {
-        let records = self.store.list_signing_keys().await.unwrap();
-        let active = records
-            .iter()
-            .find(|r| r.kid == self.keys.active_kid())
-            .unwrap();
-        RsaKeyPair::from_pkcs8(&active.pkcs8_der).unwrap()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        if let Some((handle, _)) = self.server.lock().unwrap().take() {
-            handle.shutdown();
-        }
-    }
-}
+mod support;
+use support::*;
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -227,24 +227,17 @@ impl AuthSettings {
             .map(|(name, p)| (name.as_str(), p))
     }
 
-    /// Whether `path` (no query string) is listed in `globalValidation.excludedPaths`: an entry
-    /// matches itself exactly, and an entry ending in `/*` also matches everything below it and
-    /// the bare prefix (`/api/*` matches `/api`, `/api/`, `/api/x/y`). Comparison ignores ASCII
-    /// case, as IIS paths do (INFERRED; the service's exact rule is undocumented).
+    /// Whether the raw request path (no query string) is listed in
+    /// `globalValidation.excludedPaths`. Matching happens on the normalised path
+    /// ([`crate::paths`]), so an exclusion can never be used to reach a protected path.
     pub fn is_excluded_path(&self, path: &str) -> bool {
-        let path = path.to_ascii_lowercase();
-        self.global_validation.excluded_paths.iter().any(|entry| {
-            let entry = entry.to_ascii_lowercase();
-            match entry.strip_suffix("/*") {
-                Some(prefix) => {
-                    path == prefix
-                        || path
-                            .strip_prefix(prefix)
-                            .is_some_and(|rest| rest.starts_with('/'))
-                }
-                None => path == entry,
-            }
-        })
+        let exclusions: Vec<crate::paths::Exclusion> = self
+            .global_validation
+            .excluded_paths
+            .iter()
+            .filter_map(|e| crate::paths::Exclusion::parse(e))
+            .collect();
+        crate::paths::is_excluded(&exclusions, path)
     }
 
     /// Where sign-out lives: `login.routes.logoutEndpoint`, or `<apiPrefix>/logout`.

@@ -79,8 +79,15 @@ impl OidcHttp {
         Self::with_roots(certs)
     }
 
-    fn with_roots(mut roots: Vec<Certificate>) -> Result<OidcHttp, HttpError> {
-        if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+    fn with_roots(roots: Vec<Certificate>) -> Result<OidcHttp, HttpError> {
+        Self::build(std::env::var_os("SSL_CERT_FILE"), roots)
+    }
+
+    fn build(
+        ssl_cert_file: Option<std::ffi::OsString>,
+        mut roots: Vec<Certificate>,
+    ) -> Result<OidcHttp, HttpError> {
+        if let Some(path) = ssl_cert_file.filter(|p| !p.is_empty()) {
             // A named file that cannot be read is a configuration error worth stopping for: the
             // operator expects those roots to be trusted.
             let pem = std::fs::read(&path).map_err(|e| {
@@ -237,6 +244,16 @@ mod tests {
         assert!(!loopback("http://example.com/x"));
         assert!(!loopback("http://localhost.example.com/x"));
         assert!(!loopback("http://10.0.0.1/x"));
+    }
+
+    #[test]
+    fn ssl_cert_file_is_read_when_named() {
+        let missing = std::env::temp_dir().join("easyauth-no-such-bundle.pem");
+        let err = OidcHttp::build(Some(missing.into_os_string()), Vec::new())
+            .expect_err("a named but missing file is an error");
+        assert!(err.to_string().contains("SSL_CERT_FILE"), "{err}");
+        assert!(OidcHttp::build(None, Vec::new()).is_ok());
+        assert!(OidcHttp::build(Some("".into()), Vec::new()).is_ok());
     }
 
     #[test]
