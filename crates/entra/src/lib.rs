@@ -29,7 +29,7 @@ use easyauth_store::Store;
 
 pub use directory::{Directory, Seed, demo};
 pub use error::EntraError;
-pub use keys::SigningKeys;
+pub use keys::{HeaderStyle, SigningKeys};
 
 /// Lifetimes and addresses. Lifetimes are in seconds.
 #[derive(Debug, Clone)]

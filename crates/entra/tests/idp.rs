@@ -1129,3 +1129,65 @@ async fn prompts_hints_pre_authorization_and_client_info() {
         reconsent.body
     );
 }
+
+#[tokio::test]
+async fn userinfo_and_the_v1_paths_the_v1_document_advertises() {
+    let h = Harness::new().await;
+    let mut browser = Browser::default();
+    // Only OpenID Connect scopes: the access token is for Graph's userinfo.
+    let r = h
+        .sign_in(&mut browser, &code_query("openid profile email", ""))
+        .await;
+    let tokens = redeem(&h, &r.redirect_params()["code"]).await.json();
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(claims(at)["aud"], "https://graph.microsoft.com");
+    let info = h
+        .send(
+            Request::get("/oidc/userinfo")
+                .header(header::AUTHORIZATION, format!("Bearer {at}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.body);
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        info.json()["sub"],
+        id["sub"],
+        "userinfo's sub is the client's ID-token sub"
+    );
+    assert_eq!(info.json()["email"], "alice@contoso.onmicrosoft.com");
+    let anonymous = h
+        .send(Request::get("/oidc/userinfo").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers.contains_key(header::WWW_AUTHENTICATE));
+
+    let v1 = h
+        .json_of(&format!("/{TID}/.well-known/openid-configuration"))
+        .await;
+    let token_path = v1["token_endpoint"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(BASE)
+        .to_owned();
+    let refused = h
+        .post(
+            &token_path,
+            &[("grant_type", "client_credentials"), ("resource", "x")],
+            &Browser::default(),
+        )
+        .await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (400, 901002));
+    let logout_path = v1["end_session_endpoint"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(BASE)
+        .to_owned();
+    let out = h.get(&logout_path, &browser).await;
+    assert_eq!(
+        out.status,
+        StatusCode::OK,
+        "the v1 logout path signs out too"
+    );
+}

@@ -148,3 +148,65 @@ pub(crate) async fn me(
     }
     r
 }
+
+/// `GET|POST /oidc/userinfo` (Graph-hosted in Entra): the OpenID Connect claims of the user of a
+/// token that carries `openid`, with `sub` as the client's ID token has it.
+pub(crate) async fn userinfo(State(idp): State<Arc<Idp>>, headers: HeaderMap) -> Response {
+    let challenge = |status: StatusCode, description: &str| {
+        let mut r = (
+            status,
+            Json(json!({"error": "invalid_token", "error_description": description})),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "Bearer error=\"invalid_token\", error_description=\"{description}\""
+        )) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    };
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return challenge(StatusCode::UNAUTHORIZED, "No access token.");
+    };
+    let Ok(claims) = idp.keys.verify_own(token) else {
+        return challenge(StatusCode::UNAUTHORIZED, "Access token validation failure.");
+    };
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let iss = text("iss").unwrap_or_default();
+    let valid = (iss == idp.issuer_v1 || iss == idp.issuer_v2)
+        && matches!(text("aud"), Some(GRAPH_RESOURCE) | Some(GRAPH_APP_ID))
+        && claims.get("exp").and_then(Value::as_i64).unwrap_or(0) > now();
+    if !valid {
+        return challenge(StatusCode::UNAUTHORIZED, "Access token validation failure.");
+    }
+    if !text("scp").is_some_and(|s| s.split(' ').any(|x| x == "openid")) {
+        return challenge(
+            StatusCode::FORBIDDEN,
+            "The token does not carry the openid scope.",
+        );
+    }
+    let dir = idp.directory();
+    let (Some(user), Some(client)) = (
+        text("oid").and_then(|o| dir.user(o)),
+        text("appid").or_else(|| text("azp")),
+    ) else {
+        return challenge(StatusCode::UNAUTHORIZED, "The token names no user.");
+    };
+    Json(json!({
+        "sub": idp.pairwise_sub(&user.id, client),
+        "name": user.display_name,
+        "family_name": user.surname,
+        "given_name": user.given_name,
+        "email": user.mail,
+    }))
+    .into_response()
+}

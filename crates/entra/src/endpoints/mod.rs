@@ -43,8 +43,25 @@ pub(crate) fn router(idp: Arc<Idp>) -> Router {
             get(logout::logout).post(logout::logout_post),
         )
         .route("/v1.0/me", get(graph::me))
+        .route("/oidc/userinfo", get(graph::userinfo).post(graph::userinfo))
+        // The v1 document advertises these, as Entra's does: logout means the same; the v1
+        // authorize and token protocols (`resource=`) are refused with an explanation.
+        .route(
+            "/{tenant}/oauth2/logout",
+            get(logout::logout).post(logout::logout_post),
+        )
+        .route("/{tenant}/oauth2/token", any(v1_unsupported))
+        .route("/{tenant}/oauth2/authorize", any(v1_unsupported))
         .fallback(not_found)
         .with_state(idp)
+}
+
+async fn v1_unsupported() -> Response {
+    let err = EntraError::InvalidRequest {
+        code: 901002,
+        message: "The v1.0 authorize and token endpoints (with 'resource=') are not served by easyauth's identity provider; use /oauth2/v2.0/ with scopes such as '<resource>/.default'.".into(),
+    };
+    JsonError::from(err).into_response()
 }
 
 async fn not_found() -> Response {

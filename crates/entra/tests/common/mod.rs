@@ -166,6 +166,10 @@ impl Harness {
         self.send(req).await
     }
 
+    pub async fn json_of(&self, path: &str) -> Value {
+        self.get(path, &Browser::default()).await.json()
+    }
+
     pub async fn token(&self, form: &[(&str, &str)]) -> Reply {
         self.post(
             &format!("/{TID}/oauth2/v2.0/token"),
