@@ -16,6 +16,37 @@ use crate::util::{new_guid, now};
 
 const DELEGATED_READ: [&str; 3] = ["user.read", "user.readbasic.all", "user.read.all"];
 
+/// A Graph access token this tenant issued, read from `Authorization: Bearer`: its claims, or why
+/// it is not acceptable (the text Graph's 401 carries).
+fn graph_token(idp: &Idp, headers: &HeaderMap) -> Result<Map<String, Value>, &'static str> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or("Access token is empty.")?;
+    let claims = idp
+        .keys
+        .verify_own(token)
+        .map_err(|_| "Access token validation failure.")?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let iss = text("iss").unwrap_or_default();
+    if iss != idp.issuer_v1 && iss != idp.issuer_v2 {
+        return Err("Access token validation failure. Invalid issuer.");
+    }
+    if !matches!(text("aud"), Some(GRAPH_RESOURCE) | Some(GRAPH_APP_ID)) {
+        return Err("Access token validation failure. Invalid audience.");
+    }
+    if claims.get("exp").and_then(Value::as_i64).unwrap_or(0) <= now() {
+        return Err("Lifetime validation failed, the token is expired.");
+    }
+    Ok(claims)
+}
+
 pub(crate) async fn me(
     State(idp): State<Arc<Idp>>,
     headers: HeaderMap,
@@ -43,52 +74,17 @@ pub(crate) async fn me(
         }
         r
     };
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token is empty.",
-        );
-    };
-    let Ok(claims) = idp.keys.verify_own(token) else {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token validation failure.",
-        );
+    let claims = match graph_token(&idp, &headers) {
+        Ok(c) => c,
+        Err(message) => {
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                message,
+            );
+        }
     };
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let iss = text("iss").unwrap_or_default();
-    if iss != idp.issuer_v1 && iss != idp.issuer_v2 {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token validation failure. Invalid issuer.",
-        );
-    }
-    if !matches!(text("aud"), Some(GRAPH_RESOURCE) | Some(GRAPH_APP_ID)) {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token validation failure. Invalid audience.",
-        );
-    }
-    if claims.get("exp").and_then(Value::as_i64).unwrap_or(0) <= now() {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Lifetime validation failed, the token is expired.",
-        );
-    }
     let Some(scp) = text("scp") else {
         return fail(
             StatusCode::BAD_REQUEST,
@@ -165,29 +161,11 @@ pub(crate) async fn userinfo(State(idp): State<Arc<Idp>>, headers: HeaderMap) ->
         }
         r
     };
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
-        return challenge(StatusCode::UNAUTHORIZED, "No access token.");
-    };
-    let Ok(claims) = idp.keys.verify_own(token) else {
-        return challenge(StatusCode::UNAUTHORIZED, "Access token validation failure.");
+    let claims = match graph_token(&idp, &headers) {
+        Ok(c) => c,
+        Err(message) => return challenge(StatusCode::UNAUTHORIZED, message),
     };
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let iss = text("iss").unwrap_or_default();
-    let valid = (iss == idp.issuer_v1 || iss == idp.issuer_v2)
-        && matches!(text("aud"), Some(GRAPH_RESOURCE) | Some(GRAPH_APP_ID))
-        && claims.get("exp").and_then(Value::as_i64).unwrap_or(0) > now();
-    if !valid {
-        return challenge(StatusCode::UNAUTHORIZED, "Access token validation failure.");
-    }
     if !text("scp").is_some_and(|s| s.split(' ').any(|x| x == "openid")) {
         return challenge(
             StatusCode::FORBIDDEN,
