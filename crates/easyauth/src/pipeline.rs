@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -204,7 +205,8 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
         }
         Err(e) => {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");
-            unauthorized(&m, &e.to_string()).await
+            let response = unauthorized(&m, &e.to_string()).await;
+            finish_body(&request, response)
         }
     }
 }
@@ -223,7 +225,22 @@ async fn authorize(State(m): State<Arc<Module>>, request: Request, next: Next) -
     if preflight {
         return next.run(request).await;
     }
-    let path = request.uri().path().to_owned();
+    let (parts, body) = request.into_parts();
+    match refusal(&m, &identity, excluded, &parts).await {
+        Some(response) => finish_body(&Request::from_parts(parts, body), response),
+        None => next.run(Request::from_parts(parts, body)).await,
+    }
+}
+
+/// The response that stops this request, if any: a 403 rule, the CSRF rule, or the
+/// unauthenticated action.
+async fn refusal(
+    m: &Module,
+    identity: &Identity,
+    excluded: bool,
+    request: &Parts,
+) -> Option<Response> {
+    let path = request.uri.path();
     if let (Some(alias), Some(claims)) = (identity.provider(), identity.claims())
         && let Some(provider) = m.provider(alias)
         && provider.settings.kind == ProviderKind::Aad
@@ -235,46 +252,61 @@ async fn authorize(State(m): State<Arc<Module>>, request: Request, next: Next) -
             .check(claims, is_access_token)
         {
             tracing::warn!(target: "easyauth::module", status = 403, reason = %denial, path = %path, "request refused");
-            return refuse(&m, StatusCode::FORBIDDEN, &denial.to_string());
+            return Some(refuse(m, StatusCode::FORBIDDEN, &denial.to_string()));
         }
     }
     if let Identity::Session {
         via_cookie: true, ..
     } = identity
-        && let Err(reason) = csrf_check(&m, &request)
+        && let Err(reason) = csrf_check(m, request)
     {
         tracing::warn!(target: "easyauth::module", status = 403, reason = %reason, path = %path, "request refused");
-        return refuse(&m, StatusCode::FORBIDDEN, &reason);
+        return Some(refuse(m, StatusCode::FORBIDDEN, &reason));
     }
-    if matches!(identity, Identity::Anonymous) && !excluded {
-        match m.settings.action {
-            Action::AllowAnonymous => {}
-            Action::Return401 => {
-                return unauthorized(&m, "authentication is required (Return401)").await;
-            }
-            Action::Return403 => {
-                return refuse(
-                    &m,
-                    StatusCode::FORBIDDEN,
-                    "authentication is required (Return403)",
-                );
-            }
-            Action::Return404 => {
-                return refuse(
-                    &m,
-                    StatusCode::NOT_FOUND,
-                    "authentication is required (Return404)",
-                );
-            }
-            Action::RedirectToLoginPage if is_browser(request.headers()) => {
-                return redirect_to_login(&m, &request);
-            }
-            Action::RedirectToLoginPage => {
-                return unauthorized(&m, "authentication is required").await;
-            }
+    if !matches!(identity, Identity::Anonymous) || excluded {
+        return None;
+    }
+    let reason = match m.settings.action {
+        Action::AllowAnonymous => return None,
+        Action::RedirectToLoginPage if is_browser(&request.headers) => {
+            return Some(redirect_to_login(m, request));
         }
+        Action::RedirectToLoginPage => "authentication is required",
+        Action::Return401 => "authentication is required (Return401)",
+        Action::Return403 => {
+            return Some(refuse(
+                m,
+                StatusCode::FORBIDDEN,
+                "authentication is required (Return403)",
+            ));
+        }
+        Action::Return404 => {
+            return Some(refuse(
+                m,
+                StatusCode::NOT_FOUND,
+                "authentication is required (Return404)",
+            ));
+        }
+    };
+    Some(unauthorized(m, reason).await)
+}
+
+/// A refusal leaves the request body unread; hyper then closes an HTTP/1 connection, so say so
+/// (`Connection: close`) instead of closing silently. Reading the body first would deadlock with
+/// clients that wait for an answer before sending it (`Expect: 100-continue`).
+fn finish_body(request: &Request, mut response: Response) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    if has_body && request.version() < axum::http::Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    next.run(request).await
+    response
 }
 
 /// Stage 5: the headers App Service gives the app.
@@ -314,20 +346,18 @@ async fn inject(State(m): State<Arc<Module>>, mut request: Request, next: Next) 
 
 /// App Service's CSRF rule: a cookie-authenticated, state-changing request from a browser needs
 /// an `Origin` (or `Referer`) that is this site or an allowed external redirect origin.
-fn csrf_check(m: &Module, request: &Request) -> Result<(), String> {
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) || !is_browser(request.headers())
+fn csrf_check(m: &Module, request: &Parts) -> Result<(), String> {
+    if matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || !is_browser(&request.headers)
     {
         return Ok(());
     }
-    let source = header_str(request.headers(), "origin")
-        .or_else(|| header_str(request.headers(), "referer"));
+    let source =
+        header_str(&request.headers, "origin").or_else(|| header_str(&request.headers, "referer"));
     let Some(source) = source.and_then(|s| url::Url::parse(s).ok()) else {
         return Err(format!(
             "{} with the session cookie from a browser without Origin or Referer (CSRF rule)",
-            request.method()
+            request.method
         ));
     };
     let own = m.settings.origin();
@@ -344,7 +374,7 @@ fn csrf_check(m: &Module, request: &Request) -> Result<(), String> {
     } else {
         Err(format!(
             "{} with the session cookie from origin {} (CSRF rule): add it to login.allowedExternalRedirectUrls",
-            request.method(),
+            request.method,
             source.origin().ascii_serialization()
         ))
     }
@@ -363,7 +393,7 @@ pub(crate) fn is_browser(headers: &HeaderMap) -> bool {
     ua.contains("Mozilla/") && !xhr
 }
 
-fn redirect_to_login(m: &Module, request: &Request) -> Response {
+fn redirect_to_login(m: &Module, request: &Parts) -> Response {
     let Some(provider) = m.default_provider() else {
         return refuse(
             m,
@@ -371,7 +401,7 @@ fn redirect_to_login(m: &Module, request: &Request) -> Response {
             "no identity provider is configured",
         );
     };
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
     let location = format!(
         "{}/login/{}?post_login_redirect_uri={}",
         m.settings.api_prefix,

@@ -361,6 +361,33 @@ async fn callback(
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    // Hybrid flow: the ID token that came with the code must itself be valid, for this sign-in,
+    // and bound to this code (`c_hash`); a forged one means the response was tampered with.
+    if let Some(front) = get("id_token") {
+        let front = match m.validator.validate(front, &policy).await {
+            Ok(v) => v,
+            Err(e) => {
+                return fail(&format!(
+                    "the ID token in the authorization response was rejected: {e}"
+                ));
+            }
+        };
+        if m.settings.validate_nonce && front.str_claim("nonce") != Some(attempt.nonce.as_str()) {
+            return fail("the authorization response's ID token has another nonce");
+        }
+        if let Some(c_hash) = front.str_claim("c_hash") {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes());
+            let expected = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &digest.as_ref()[..16],
+            );
+            if c_hash != expected {
+                return fail(
+                    "the authorization response's ID token does not belong to its code (c_hash)",
+                );
+            }
+        }
+    }
     let validated = match m.validator.validate(&id_token, &policy).await {
         Ok(v) => v,
         Err(e) => return fail(&format!("ID token rejected: {e}")),
