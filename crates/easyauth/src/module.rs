@@ -107,6 +107,7 @@ pub struct Module {
 
 const SESSION_KIND: &str = "easyauth-session";
 const ACCESS_TOKEN_INDEX: &str = "easyauth-access-token";
+const REVOKED_KIND: &str = "easyauth-revoked-session";
 
 /// A signed-in session, kept in the store (the token store).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +132,10 @@ pub struct SessionRecord {
 #[derive(Debug, Serialize, Deserialize)]
 struct SessionCookie {
     sid: String,
+    /// With the token store off the cookie carries the session itself (no tokens), so instances
+    /// sharing `WEBSITE_AUTH_ENCRYPTION_KEY` share sessions without sharing a store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<SessionRecord>,
 }
 
 /// The `X-ZUMO-AUTH` value, taken out of the headers before anything else runs (the app must never
@@ -310,17 +315,34 @@ impl Module {
     }
 
     /// `Set-Cookie` values for a session cookie.
-    pub fn session_cookies(&self, sid: &str, previous_chunks: usize) -> Vec<String> {
+    pub fn session_cookies(
+        &self,
+        sid: &str,
+        record: &SessionRecord,
+        previous_chunks: usize,
+    ) -> Vec<String> {
+        let cookie = SessionCookie {
+            sid: sid.to_owned(),
+            record: (!self.settings.token_store).then(|| record.clone()),
+        };
         let sealed = self.keys.seal(
             SESSION_COOKIE,
-            &serde_json::to_vec(&SessionCookie {
-                sid: sid.to_owned(),
-            })
-            .unwrap_or_default(),
+            &serde_json::to_vec(&cookie).unwrap_or_default(),
         );
         self.settings
             .cookie_style()
             .set_chunked(SESSION_COOKIE, &sealed, previous_chunks)
+    }
+
+    /// Ends a session: deletes it from the token store, and remembers self-contained cookie
+    /// sessions as revoked until they would have expired (a replayed cookie is then refused).
+    pub async fn end_session(&self, sid: &str, record: &SessionRecord) {
+        self.delete_session(sid, Some(record)).await;
+        let until = record.session_expires + self.settings.refresh_extension.as_secs() as i64;
+        let _ = self
+            .store
+            .put_ephemeral(REVOKED_KIND, sid, "1", until)
+            .await;
     }
 
     // ---- X-ZUMO-AUTH ----------------------------------------------------------------------
@@ -384,7 +406,7 @@ impl Module {
                 .keys
                 .open(SESSION_COOKIE, &sealed)
                 .and_then(|p| serde_json::from_slice::<SessionCookie>(&p).ok())
-            && let Some(record) = self.load_session(&cookie.sid).await.filter(live)
+            && let Some(record) = self.cookie_record(&cookie).await.filter(live)
         {
             return Some(Identity::Session {
                 sid: cookie.sid,
@@ -405,6 +427,23 @@ impl Module {
             });
         }
         None
+    }
+
+    /// The session a cookie names: carried in it (token store off) unless revoked, or stored.
+    async fn cookie_record(&self, cookie: &SessionCookie) -> Option<SessionRecord> {
+        match &cookie.record {
+            Some(record) => {
+                let revoked = self
+                    .store
+                    .get_ephemeral(REVOKED_KIND, &cookie.sid, now())
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
+                (!revoked).then(|| record.clone())
+            }
+            None => self.load_session(&cookie.sid).await,
+        }
     }
 
     /// Identifies the caller. `Err` means a bearer token was presented and refused (401).

@@ -18,6 +18,11 @@ pub fn normalize(raw_path: &str) -> Option<String> {
         return None;
     }
     let unified = decoded.replace('\\', "/");
+    // Path parameters (`/public/..;/private`, `;jsessionid=`) are dot segments or different paths
+    // to some servers (Tomcat, Spring): such a path is never excluded.
+    if unified.contains(';') {
+        return None;
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in unified.split('/') {
         match segment {
@@ -138,6 +143,9 @@ mod tests {
             "/health/x",
             "/public/%252e%252e/private",
             "/public/%00/../private",
+            "/public/..;/private",
+            "/public/%2e%2e;x/private",
+            "/public;x/../private",
         ] {
             assert!(
                 !is_excluded(&ex, protected),

@@ -167,7 +167,19 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         excluded,
         preflight,
     });
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // App Service sends HSTS on every https response (middleware 1.4.13).
+    if own_proto == "https"
+        && !response
+            .headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// Stage 2: the module's own routes under the API prefix (and a custom logout path).

@@ -414,12 +414,17 @@ async fn callback(
                 .or(Some(validated.exp())),
         ),
     };
-    let sid = match m.create_session(&record).await {
-        Ok(s) => s,
-        Err(e) => return fail(&format!("the token store failed: {e}")),
+    // With the token store off, the session travels in the cookie alone.
+    let sid = if m.settings.token_store {
+        match m.create_session(&record).await {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("the token store failed: {e}")),
+        }
+    } else {
+        random_id()
     };
     tracing::info!(target: "easyauth::module", provider = provider.alias(), user = validated.str_claim("oid").or(validated.sub()).unwrap_or("-"), "signed in");
-    let mut cookies = m.session_cookies(&sid, 0);
+    let mut cookies = m.session_cookies(&sid, &record, 0);
     cookies.push(m.settings.cookie_style().clear(NONCE_COOKIE));
     let location = attempt
         .target
@@ -676,7 +681,7 @@ async fn logout(m: &Module, request: &Parts) -> Response {
     let Some((sid, record, _)) = session else {
         return found(target.as_deref().unwrap_or(&complete), cookies);
     };
-    m.delete_session(&sid, Some(&record)).await;
+    m.end_session(&sid, &record).await;
     let end_session = match m.provider(&record.provider) {
         Some(p) => p
             .metadata()
