@@ -103,6 +103,54 @@ pub struct Module {
     pub validator: TokenValidator,
     pub keys: CookieKeys,
     pub store: Arc<dyn Store>,
+    sessions: SessionCache,
+}
+
+/// Recently read sessions, so a signed-in browser's requests do not each query the token store.
+/// Entries live [`SESSION_CACHE_TTL`]; this instance's own writes and sign-outs update them at
+/// once, another instance's sign-out is seen within the TTL.
+#[derive(Debug, Default)]
+struct SessionCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<String, (Arc<SessionRecord>, std::time::Instant)>,
+    >,
+}
+
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
+const SESSION_CACHE_MAX: usize = 10_000;
+
+impl SessionCache {
+    fn get(&self, sid: &str) -> Option<Arc<SessionRecord>> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(sid)
+            .filter(|(_, at)| at.elapsed() < SESSION_CACHE_TTL)
+            .map(|(r, _)| r.clone())
+    }
+
+    fn put(&self, sid: &str, record: Arc<SessionRecord>) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= SESSION_CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
+            if entries.len() >= SESSION_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(sid.to_owned(), (record, std::time::Instant::now()));
+    }
+
+    fn remove(&self, sid: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(sid);
+    }
 }
 
 const SESSION_KIND: &str = "easyauth-session";
@@ -224,6 +272,7 @@ impl Module {
             validator: TokenValidator::new(http),
             keys,
             store,
+            sessions: SessionCache::default(),
         }
     }
 
@@ -258,6 +307,7 @@ impl Module {
         sid: &str,
         record: &SessionRecord,
     ) -> Result<(), easyauth_store::StoreError> {
+        self.sessions.remove(sid);
         let json = serde_json::to_string(record).unwrap_or_default();
         let keep_until = record.session_expires + self.settings.refresh_extension.as_secs() as i64;
         self.store
@@ -277,15 +327,21 @@ impl Module {
     }
 
     pub async fn load_session(&self, sid: &str) -> Option<SessionRecord> {
+        if let Some(record) = self.sessions.get(sid) {
+            return Some((*record).clone());
+        }
         let json = self
             .store
             .get_ephemeral(SESSION_KIND, sid, now())
             .await
             .ok()??;
-        serde_json::from_str(&json).ok()
+        let record: SessionRecord = serde_json::from_str(&json).ok()?;
+        self.sessions.put(sid, Arc::new(record.clone()));
+        Some(record)
     }
 
     pub async fn delete_session(&self, sid: &str, record: Option<&SessionRecord>) {
+        self.sessions.remove(sid);
         let _ = self.store.delete_ephemeral(SESSION_KIND, sid).await;
         if let Some(at) = record.and_then(|r| r.access_token.as_ref()) {
             let _ = self

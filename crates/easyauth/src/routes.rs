@@ -223,7 +223,13 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
             d.as_ref(),
         )
     };
-    let hybrid = provider.settings.client_secret.is_some();
+    // App Service uses the hybrid flow with form_post. That is a cross-site POST back to the
+    // callback, which carries the Nonce cookie only when it is `SameSite=None; Secure`, i.e. under
+    // https. A plain-http site (local development) uses the code flow with a query response
+    // instead: a top-level redirect, which carries `SameSite=Lax` cookies.
+    let secure = m.settings.cookie_style().secure;
+    let hybrid = secure && provider.settings.client_secret.is_some();
+    let response_mode = if secure { "form_post" } else { "query" };
     let redirect_uri = format!(
         "{}{}/login/{}/callback",
         m.settings.base(),
@@ -239,7 +245,7 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("client_id", &provider.settings.client_id)
         .append_pair("scope", &provider.settings.scope)
-        .append_pair("response_mode", "form_post")
+        .append_pair("response_mode", response_mode)
         .append_pair("nonce", &nonce)
         .append_pair("state", &state)
         .append_pair("code_challenge", &challenge)
