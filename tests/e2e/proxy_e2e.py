@@ -11,6 +11,14 @@
   redirects) that goes from a protected page through the provider's pages back to the page.
 - `OidcProvider`: node oidc-provider (node/oidc_provider.mjs) over https with a generated CA.
 - `raw_request`: http.client with the request target sent byte for byte (no normalisation).
+
+Run (the tests skip themselves, with the reason, while `easyauth proxy --help` fails):
+
+    cargo xtask test --only-e2e -- -k proxy
+    EASYAUTH_BIN=$PWD/target/debug/easyauth target/e2e/venv/bin/python -m pytest tests/e2e -k proxy
+
+Logs: target/test-artifacts/proxy-<n>-<name>.log (command line, settings, the proxy's log),
+echo-<port>.log, oidc-provider.log.
 """
 
 from __future__ import annotations
@@ -44,7 +52,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from easyauth_e2e import (
     ARTIFACTS,
-    ROOT,
     IdpServer,
     TokenValidator,
     User,
@@ -108,7 +115,13 @@ class ProxyIdp(IdpServer):
 
     def __init__(self, binary: str, world: World, workdir: Path):
         super().__init__(binary, world, workdir, access_token_lifetime=PROXY_ACCESS_TOKEN_LIFETIME)
-        self.directory_path.write_text(json.dumps(proxy_directory(world), indent=2))
+        # a port reserved for the `--tls` proxy: https redirect URIs are registered with their port
+        self.tls_proxy_port = free_port()
+        d = proxy_directory(world)
+        web = next(a for a in d["applications"] if a["appId"] == world.webapp.app_id)["web"]
+        web["redirectUris"] += [f"https://127.0.0.1:{self.tls_proxy_port}/.auth/login/aad/callback",
+                                f"https://127.0.0.1:{self.tls_proxy_port}/.auth/logout/complete"]
+        self.directory_path.write_text(json.dumps(d, indent=2))
 
     def signing_key(self) -> tuple[str, Any]:
         """(kid, private key) of the active token signing key, from the IdP's SQLite store."""
@@ -254,7 +267,7 @@ class ProxyServer:
     def __init__(self, binary: str, name: str, settings: dict[str, Any], upstream: str,
                  workdir: Path, env: dict[str, str] | None = None, ca_bundle: Path | None = None,
                  development: bool = True, upstream_timeout: int | None = None,
-                 port: int | None = None, extra_args: list[str] | None = None):
+                 port: int | None = None, extra_args: list[str] | None = None, tls: bool = False):
         self.binary = binary
         self.name = name
         self.settings = settings
@@ -269,16 +282,27 @@ class ProxyServer:
         self.upstream_timeout = upstream_timeout
         self.port = port or free_port()
         self.extra_args = list(extra_args or [])
+        self.tls = tls
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The proxy's local CA (`--tls`)."""
+        return self.data_dir / "ca.pem"
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def api_prefix(self) -> str:
+        props = self.settings.get("properties", self.settings)
+        return props.get("httpSettings", {}).get("routes", {}).get("apiPrefix") or "/.auth"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -292,6 +316,8 @@ class ProxyServer:
             cmd.append("--development")
         if self.upstream_timeout is not None:
             cmd += ["--upstream-timeout", str(self.upstream_timeout)]
+        if self.tls:
+            cmd.append("--tls")
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> "ProxyServer":
@@ -323,7 +349,11 @@ class ProxyServer:
                 raise RuntimeError(f"easyauth proxy ({self.name}) exited with {code} during start-up\n"
                                    f"{self.log_tail()}")
             try:
-                r = requests.get(self.url("/.auth/version"), timeout=2)
+                if self.tls and not self.ca_path.is_file():
+                    time.sleep(0.05)
+                    continue
+                r = requests.get(self.url(self.api_prefix + "/version"), timeout=2,
+                                 verify=str(self.ca_path) if self.tls else True)
                 if r.status_code == 200:
                     return self
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
@@ -473,6 +503,29 @@ class ProxyBrowser:
     def get(self, url: str, **kw: Any) -> requests.Response:
         return self.request("GET", url, **kw)
 
+    def cross_site_post(self, url: str, data: dict[str, str], origin: str) -> requests.Response:
+        """A form POST from another site: cookies without `SameSite=None` stay home (browsers
+        default to Lax); schemes count (https IdP -> http site is cross-site)."""
+        same_site = _origin(url) == origin
+        held = []
+        if not same_site:
+            for c in list(self.session.cookies):
+                rest = {k.lower(): v for k, v in (c._rest or {}).items()}  # type: ignore[attr-defined]
+                if (rest.get("samesite") or "lax").lower() != "none":
+                    held.append(c)
+                    self.session.cookies.clear(c.domain, c.path, c.name)
+        try:
+            resp = self.request("POST", url, data=data, headers={"Origin": origin})
+        except Exception:
+            for c in held:
+                self.session.cookies.set_cookie(c)
+            raise
+        set_names = {h.split("=", 1)[0].strip() for h in resp.raw.headers.getlist("Set-Cookie")}
+        for c in held:
+            if c.name not in set_names:
+                self.session.cookies.set_cookie(c)
+        return resp
+
     def cookie(self, name: str) -> str | None:
         for c in self.session.cookies:
             if c.name == name:
@@ -500,20 +553,48 @@ def _absolute(resp: requests.Response) -> str:
     return urljoin(resp.url, resp.headers.get("Location", ""))
 
 
+@dataclass
+class Callback:
+    """The provider's answer on its way to the proxy's callback: a form_post or a redirect."""
+    method: str  # "POST" (form_post) or "GET"
+    url: str
+    data: dict[str, str]  # the form_post fields ({} for a redirect: the answer is in the URL)
+    from_origin: str  # the provider page's origin
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.data if self.method == "POST" else query_params(self.url)
+
+    def with_params(self, **changes: str) -> "Callback":
+        if self.method == "POST":
+            return Callback(self.method, self.url, {**self.data, **changes}, self.from_origin)
+        u = urlsplit(self.url)
+        q = urlencode({**query_params(self.url), **changes})
+        return Callback(self.method, u._replace(query=q).geturl(), {}, self.from_origin)
+
+    def send(self, browser: "ProxyBrowser") -> requests.Response:
+        if self.method == "POST":
+            # a cross-site form POST: the browser sends the page's Origin, and only the cookies
+            # marked SameSite=None (Lax is the default) -- emulated here
+            return browser.cross_site_post(self.url, self.data, origin=self.from_origin)
+        return browser.get(self.url)
+
+
 def drive_provider(browser: ProxyBrowser, resp: requests.Response, callback_prefix: str,
                    user: User | None = None, login: str | None = None, password: str = "pw",
                    pages: list[str] | None = None, max_steps: int = 15,
                    submit: bool = True) -> Any:
     """From the provider's first answer, through its login/consent pages, to the form_post (or
     redirect) to the proxy's callback; returns the proxy's answer to the callback (or, with
-    submit=False, the form_post's (action, fields) without sending it)."""
+    submit=False, the `Callback` without sending it)."""
     pages = pages if pages is not None else []
     for _ in range(max_steps):
         if resp.status_code in REDIRECTS:
             loc = _absolute(resp)
             if loc.startswith(callback_prefix):
                 pages.append("redirect-callback")
-                return browser.get(loc)
+                cb = Callback("GET", loc, {}, _origin(resp.url))
+                return cb if not submit else cb.send(browser)
             resp = browser.get(loc)
             continue
         assert resp.status_code == 200, f"unexpected answer at the provider:\n{describe(resp)}\n{browser.trace_text()}"
@@ -522,13 +603,8 @@ def drive_provider(browser: ProxyBrowser, resp: requests.Response, callback_pref
         if post is not None:
             pages.append("form_post")
             data = {n: v for n, v, _ in post.fields if n}
-            if not submit:
-                return post.action, data
-            if post.method == "post":
-                # a browser sends the provider page's origin with the cross-site form_post
-                return browser.request("POST", post.action, data=data,
-                                       headers={"Origin": _origin(resp.url)})
-            return browser.get(post.action, params=data)
+            cb = Callback(post.method.upper(), post.action, data, _origin(resp.url))
+            return cb if not submit else cb.send(browser)
         entra_login = next((f for f in forms if {"login", "passwd"} <= f.field_names()), None)
         if entra_login is not None:
             assert user is not None, f"unexpected login page:\n{describe(resp)}"
@@ -609,7 +685,7 @@ def resolve_like_a_browser(base: str, location: str) -> str:
 def assert_on_site(proxy: ProxyServer, location: str, context: str = "") -> str:
     resolved = resolve_like_a_browser(proxy.url("/"), location)
     u = urlsplit(resolved)
-    assert u.scheme == "http" and u.netloc == proxy.host and not u.username and "evil" not in u.netloc, \
+    assert u.scheme == urlsplit(proxy.base).scheme and u.netloc == proxy.host and not u.username and "evil" not in u.netloc, \
         f"{context}: Location {location!r} leaves the site (resolves to {resolved!r})"
     return resolved
 
@@ -898,11 +974,3 @@ def new_guid() -> str:
 def query_params(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
-
-__all__ = [
-    "API_UA", "BROWSER_UA", "EchoApp", "OidcProvider", "ProxyBrowser", "ProxyFactory", "ProxyIdp",
-    "ProxyServer", "SignedIn", "aad_settings", "api_get", "app_token", "assert_on_site",
-    "auth_headers", "browser_sign_in", "claim_values", "decode_principal", "drive_provider",
-    "echo_of", "hs256_token", "new_guid", "query_params", "raw_request", "require_echo",
-    "sign_in_alice_via", "unsigned_token", "unverified_claims", "urlencode",
-]

@@ -134,6 +134,18 @@ def test_csrf_cross_site_post_is_403(frontend: ProxyServer, alice):
     r = b.request("POST", frontend.url("/submit"), data=b"x=1",
                   headers={"Origin": f"http://127.0.0.1:{frontend.port + 1}", **close})
     assert r.status_code == 403, f"another port is another origin:\n{describe(r)}"
+    for origin in ("null", f"https://127.0.0.1:{frontend.port}", f"http://127.0.0.1:{frontend.port}.evil.test",
+                   f"http://127.0.0.1:{frontend.port}@evil.test", f"http://localhost:{frontend.port}"):
+        r = b.request("POST", frontend.url("/submit"), data=b"x=1", headers={"Origin": origin, **close})
+        assert r.status_code == 403, f"Origin {origin}:\n{describe(r)}"
+    # a same-site Referer does not excuse a cross-site Origin
+    r = b.request("POST", frontend.url("/submit"), data=b"x=1",
+                  headers={"Origin": "https://evil.test", "Referer": frontend.url("/form"), **close})
+    assert r.status_code == 403, f"cross-site Origin with a same-site Referer:\n{describe(r)}"
+    # a Referer that merely starts with the site's origin
+    r = b.request("POST", frontend.url("/submit"), data=b"x=1",
+                  headers={"Referer": f"{frontend.base}.evil.test/x", **close})
+    assert r.status_code == 403, f"Referer {frontend.base}.evil.test:\n{describe(r)}"
 
 
 def test_csrf_refusal_keeps_the_connection_usable(frontend: ProxyServer, alice):
@@ -316,3 +328,31 @@ def test_raw_path_and_query_are_forwarded_unchanged(anonymous_proxy: ProxyServer
     echo = r.echo()
     assert echo is not None, r
     assert echo["raw_target"] == "/a%2Fb/c%20d?q=%2F&x=1&x=2", echo["raw_target"]
+
+
+def test_websocket_with_a_session_cookie_carries_the_identity(frontend: ProxyServer, alice, world: World):
+    cookie = "; ".join(f"{k}={v}" for k, v in alice.browser.session_cookies().items())
+    s, head = _ws_handshake(frontend.port, "/ws", {"User-Agent": BROWSER_UA, "Origin": frontend.base,
+                                                   "Cookie": cookie,
+                                                   "X-MS-CLIENT-PRINCIPAL-NAME": "mallory-spoofed"})
+    try:
+        assert head.startswith(b"HTTP/1.1 101"), head[:300]
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (line.partition(":") for line in head.split(b"\r\n\r\n")[0].decode().split("\r\n")[1:])}
+        assert headers.get("x-echo-principal-name") == world.alice.upn, headers
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        s.sendall(ws_frame(0x1, b"ping", mask=True))
+        assert read_ws_frame(_Prefixed(rest, s.makefile("rb"))) == (0x1, b"ping")
+    finally:
+        s.close()
+
+
+def test_client_supplied_front_end_headers_do_not_reach_the_app(anonymous_proxy: ProxyServer):
+    spoof = {"Forwarded": "for=1.2.3.4;host=evil.test;proto=https", "X-Original-URL": "/admin",
+             "X-Rewrite-URL": "/admin", "Client-IP": "1.2.3.4", "X-Client-IP": "1.2.3.4", "X-ARR-SSL": "spoofed",
+             "X-WAWS-Unencoded-URL": "/admin", "X-Original-Host": "evil.test"}
+    echo = raw_request(anonymous_proxy.port, "GET", "/page", {"User-Agent": API_UA, **spoof}).echo()
+    assert echo is not None
+    passed = {k: v for k, v in echo["headers"].items() if k in {n.lower() for n in spoof} and v == spoof[
+        next(n for n in spoof if n.lower() == k)]}
+    assert not passed, f"client-supplied front-end headers reached the app: {passed}"

@@ -17,7 +17,6 @@ from proxy_e2e import (
     ProxyBrowser,
     ProxyFactory,
     ProxyIdp,
-    ProxyServer,
     browser_sign_in,
     decode_principal,
     query_params,
@@ -93,3 +92,39 @@ def test_custom_oidc_sign_in(myoidc, world: World):
     # a non-browser without the cookie: 401
     r = requests.get(proxy.url("/hello"), headers={"User-Agent": API_UA}, allow_redirects=False, timeout=30)
     assert r.status_code == 401, describe(r)
+
+
+def test_custom_oidc_logout(myoidc):
+    """/.auth/logout goes through the provider's end_session_endpoint (oidc-provider asks for a
+    confirmation) and back to /.auth/logout/complete; the session is gone afterwards."""
+    import re
+    from urllib.parse import urljoin
+    provider, proxy, bundle = myoidc
+    b = ProxyBrowser(bundle)
+    browser_sign_in(b, proxy, proxy.url("/hello"), provider="myoidc", provider_host=provider.host,
+                    login=OidcProvider.USER_SUB)
+    cookies = b.session_cookies()
+    # no offline_access: nothing to refresh with
+    r = b.get(proxy.url("/.auth/refresh"))
+    assert r.status_code in (400, 401), describe(r)
+    r = b.get(proxy.url("/.auth/logout"))
+    assert r.status_code == 302, describe(r)
+    loc = r.headers["Location"]
+    assert urlsplit(loc).netloc == provider.host and urlsplit(loc).path == "/session/end", loc
+    q = query_params(loc)
+    assert q.get("post_logout_redirect_uri") == proxy.url("/.auth/logout/complete"), q
+    assert q.get("client_id") == OidcProvider.CLIENT_ID or q.get("id_token_hint"), q
+    r = b.get(loc)
+    assert r.status_code == 200, describe(r)
+    action = re.search(r'action="([^"]+)"', r.text).group(1)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', r.text).group(1)
+    r = b.request("POST", urljoin(r.url, action), data={"xsrf": xsrf, "logout": "yes"})
+    for _ in range(4):
+        if r.status_code not in (302, 303):
+            break
+        r = b.get(urljoin(r.url, r.headers["Location"]))
+    assert r.status_code == 200 and r.url.startswith(proxy.url("/.auth/logout/complete")), \
+        f"{describe(r)}\n{b.trace_text()}"
+    r = requests.get(proxy.url("/hello"), cookies=cookies, headers={"User-Agent": API_UA}, allow_redirects=False,
+                     timeout=30)
+    assert r.status_code == 401, f"the replayed cookie still works after logout:\n{describe(r)}"

@@ -90,15 +90,17 @@ def test_browser_sign_in_end_to_end(frontend: ProxyServer, proxy_idp: ProxyIdp, 
     q = query_params(si.authorize_url)
     assert urlsplit(si.authorize_url).path == f"/{world.tenant_id}/oauth2/v2.0/authorize", si.authorize_url
     assert q.get("client_id") == world.webapp.app_id, q
-    assert sorted(q.get("response_type", "").split()) == ["code", "id_token"], q
-    assert q.get("response_mode") == "form_post", q
+    # plain http: code + response_mode=query (a SameSite=Lax Nonce cookie would not come back
+    # with a cross-site form POST); https: App Service's hybrid flow (see the --tls test)
+    assert q.get("response_type") == "code", q
+    assert q.get("response_mode") in ("query", None), q
     assert q.get("redirect_uri") == frontend.url("/.auth/login/aad/callback"), q
     assert q.get("nonce") and q.get("state"), q
     assert q.get("code_challenge") and q.get("code_challenge_method") == "S256", q
     scopes = q.get("scope", "").split()
     assert f"{world.backend.identifier_uri}/user_impersonation" in scopes and "offline_access" in scopes, q
     assert "email" not in scopes, f"scope= in loginParameters must replace the default: {q}"
-    assert "form_post" in si.pages, si.pages
+    assert "redirect-callback" in si.pages, si.pages
     # 3. the callback set the session cookie (usable over plain http) and went back to the page
     assert si.final_location == frontend.url("/profile?x=1"), trace
     set_cookie = si.callback.headers.get("Set-Cookie", "")
@@ -267,3 +269,85 @@ def test_token_store_off_forwards_the_identity_without_tokens(proxies, proxy_idp
     for c in signed.browser.session.cookies:
         if c.name.startswith("AppServiceAuthSession"):
             assert len(c.value) <= 4000, f"{c.name} is {len(c.value)} bytes (split above 3,800)"
+
+
+def test_tls_sign_in_hybrid_flow_and_cookie_attributes(proxies, proxy_idp: ProxyIdp, world: World,
+                                                       proxy_tokens: TokenValidator):
+    """`--tls`: App Service's hybrid flow (code id_token, form_post), a Secure; SameSite=None
+    session cookie, and the app sees X-Forwarded-Proto https."""
+    from pathlib import Path
+    import os
+    from easyauth_e2e import ARTIFACTS
+    p = proxies.shared("tls", lambda: proxies.start("tls", port=proxy_idp.tls_proxy_port, tls=True))
+    bundle = ARTIFACTS / "ca-bundle-tls-proxy.pem"
+    bundle.write_text(Path(os.environ["SSL_CERT_FILE"]).read_text() + "\n" + p.ca_path.read_text())
+    b = ProxyBrowser(bundle)
+    signed = sign_in_alice_via(p, proxy_idp, world, browser=b)
+    q = query_params(signed.sign_in.authorize_url)
+    assert sorted(q.get("response_type", "").split()) == ["code", "id_token"], q
+    assert q.get("response_mode") == "form_post" and q.get("nonce"), q
+    assert q.get("redirect_uri") == p.url("/.auth/login/aad/callback"), q
+    assert "form_post" in signed.sign_in.pages, signed.sign_in.pages
+    assert signed.sign_in.final_location == p.url("/profile?x=1"), b.trace_text()
+    check_app_headers(signed, world, proxy_tokens)
+    assert signed.headers.get("x-forwarded-proto") == "https", signed.headers
+    cookies = [c for c in signed.sign_in.callback.raw.headers.getlist("Set-Cookie")
+               if c.startswith("AppServiceAuthSession")]
+    assert cookies, signed.sign_in.callback.headers
+    for c in cookies:
+        attrs = [x.strip().lower() for x in c.split(";")[1:]]
+        assert "secure" in attrs and "samesite=none" in attrs and "httponly" in attrs, c
+
+
+def test_tls_responses_carry_hsts(proxies, proxy_idp: ProxyIdp):
+    """Contract §3.6: `Strict-Transport-Security: max-age=31536000` on HTTPS responses (the
+    module's own and the app's)."""
+    p = proxies.shared("tls", lambda: proxies.start("tls", port=proxy_idp.tls_proxy_port, tls=True))
+    missing = []
+    for path, ua in (("/.auth/version", API_UA), ("/private", API_UA), ("/private", "Mozilla/5.0 x")):
+        r = requests.get(p.url(path), headers={"User-Agent": ua}, verify=str(p.ca_path), allow_redirects=False,
+                         timeout=10)
+        if not r.headers.get("Strict-Transport-Security", "").startswith("max-age="):
+            missing.append(f"{path} ({ua}) -> {r.status_code} {dict(r.headers)}")
+    assert not missing, "no HSTS header on:\n" + "\n".join(missing)
+
+
+def test_instances_sharing_keys_share_cookie_sessions(proxies, proxy_idp: ProxyIdp, world: World):
+    """Token store off: WEBSITE_AUTH_ENCRYPTION_KEY / _SIGNING_KEY shared by two instances share
+    sessions; an instance with other keys does not accept the cookie."""
+    import os as _os
+    from proxy_e2e import aad_settings
+    keys = {"WEBSITE_AUTH_ENCRYPTION_KEY": _os.urandom(32).hex(), "WEBSITE_AUTH_SIGNING_KEY": _os.urandom(32).hex()}
+    settings = aad_settings(proxy_idp, world, token_store=False)
+    a = proxies.shared("keys-a", lambda: proxies.start("keys-a", settings, env=keys))
+    b = proxies.shared("keys-b", lambda: proxies.start("keys-b", settings, env=keys))
+    c = proxies.shared("keys-c", lambda: proxies.start("keys-c", settings))
+    signed = sign_in_alice_via(a, proxy_idp, world)
+    cookies = signed.browser.session_cookies()
+    r = requests.get(b.url("/shared"), cookies=cookies, headers={"User-Agent": API_UA}, allow_redirects=False,
+                     timeout=30)
+    echo = require_echo(r, "the other instance with the same keys")
+    assert echo["headers"].get("x-ms-client-principal-id") == world.alice.id, echo["headers"]
+    r = requests.get(c.url("/shared"), cookies=cookies, headers={"User-Agent": API_UA}, allow_redirects=False,
+                     timeout=30)
+    assert r.status_code == 401, describe(r)
+
+
+def test_refresh_by_bearer_needs_exactly_a_live_stored_token(frontend: ProxyServer, backend: ProxyServer,
+                                                             proxy_idp: ProxyIdp, world: World):
+    """`Authorization: Bearer` on /.auth/refresh names a session only by the exact access token the
+    module stored: not a variant of it, not a token another site stored, not after logout."""
+    signed = sign_in_alice_via(frontend, proxy_idp, world)
+    token = signed.access_token
+    h, p, s = token.split(".")
+    variant = f"{h}.{p}.{s[:-4]}{'AAAA' if s[-4:] != 'AAAA' else 'BBBB'}"
+    r = api_get(frontend.url("/.auth/refresh"), token=variant)
+    assert r.status_code == 401, f"a token with another signature refreshed the session:\n{describe(r)}"
+    # the back end never stored this token (it is a valid token for it, though)
+    r = api_get(backend.url("/.auth/refresh"), token=token)
+    assert r.status_code == 401, f"another site's token refreshed something:\n{describe(r)}"
+    # after logout the stored token names nothing any more
+    r = signed.browser.get(frontend.url("/.auth/logout"))
+    assert r.status_code in (302, 303), describe(r)
+    r = api_get(frontend.url("/.auth/refresh"), token=token)
+    assert r.status_code == 401, f"/.auth/refresh revived a signed-out session:\n{describe(r)}"

@@ -7,7 +7,8 @@ import base64
 import json
 import os
 import time
-from urllib.parse import quote, urlsplit
+from pathlib import Path
+from urllib.parse import quote, urljoin, urlsplit
 
 import jwt
 import pytest
@@ -28,8 +29,8 @@ from proxy_e2e import (
     app_token,
     assert_on_site,
     auth_headers,
-    decode_principal,
     drive_provider,
+    echo_of,
     query_params,
     hs256_token,
     raw_request,
@@ -134,13 +135,14 @@ def evil_targets(port: int) -> list[str]:
             "https://evil.test/.auth/login/done", "/%09/evil.test", "/%5Cevil.test", "/%2F/evil.test",
             "/\t/evil.test", f"https://127.0.0.1:{port}@evil.test/", f"http://127.0.0.1:{port}@evil.test/",
             "http://evil.test\\@127.0.0.1/", "javascript:alert(1)", "JaVaScRiPt:alert(1)",
-            "data:text/html,<script>alert(1)</script>", "///evil.test", "https:evil.test"]
+            "data:text/html,<script>alert(1)</script>", "///evil.test", "https:evil.test",
+            "/x\r\nSet-Cookie: evil=1\r\nLocation: https://evil.test", "/%0d%0aLocation:%20https://evil.test"]
 
 
 EVIL_IDS = ["dslash", "dslash-path", "slash-backslash", "backslashes", "https", "https-path",
             "tab-encoded", "backslash-encoded", "slash-encoded", "raw-tab", "userinfo-https",
             "userinfo-http", "backslash-userinfo", "javascript", "javascript-case", "data", "tslash",
-            "scheme-relative"]
+            "scheme-relative", "crlf", "crlf-encoded"]
 
 
 def _follow_post_login(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World, start: str) -> list[str]:
@@ -162,6 +164,8 @@ def _follow_post_login(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World,
     else:
         raise AssertionError(b.trace_text())
     cb = drive_provider(b, b.get(loc), frontend.url("/.auth/login/aad/callback"), user=world.alice)
+    assert cb.status_code < 500, f"the callback failed for {start}:\n{describe(cb)}"
+    assert "evil" not in cb.headers.get("Set-Cookie", ""), cb.headers
     hops = 0
     while cb.status_code in REDIRECTS and hops < 5:
         loc = cb.headers["Location"]
@@ -407,10 +411,7 @@ def excluded_proxies(proxies: ProxyFactory, world: World, proxy_idp: ProxyIdp) -
 BYPASSES = ["/public/../private", "/public/%2e%2e/private", "/public/%2E%2E/private", "/public/..%2fprivate",
             "/public/..%2Fprivate", "/public/%2e%2e%2fprivate", "/public/..\\private", "/public/..%5cprivate",
             "//private", "/PRIVATE", "/Public/../private", "/public/./../private", "/public/%2e/../private",
-            pytest.param("/public/..;/private", marks=pytest.mark.xfail(
-                reason="hardening, not in the contract: `..;` is a dot-dot segment for Tomcat/Spring "
-                       "upstreams (path parameters); the proxy forwards it to the app anonymously",
-                strict=False)),
+            "/public/..;/private", "/public;x/../private",  # `;` path parameters (Tomcat/Spring upstreams)
             "/publicity", "/private?/public/x",
             "/private#/public/x", "/./private", "/%2e/private"]
 
@@ -440,88 +441,242 @@ def test_excluded_paths_pass_anonymously(excluded_proxies: dict[str, ProxyServer
 
 
 # --------------------------------------------------------------------------------------------
-# The sign-in callback
+# The sign-in callback (plain http: code + query; https: the hybrid flow's form_post)
 
 
-def _form_post(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World, path: str = "/cb-target"):
-    """Starts a sign-in in a fresh browser and stops at the IdP's form_post page."""
-    b = ProxyBrowser(proxy_idp.ca_path)
-    resp = b.get(frontend.url(path))
+@pytest.fixture(scope="module", params=["http", "https"])
+def signin_proxy(request, frontend: ProxyServer, proxies: ProxyFactory, proxy_idp: ProxyIdp) -> ProxyServer:
+    if request.param == "http":
+        return frontend
+    return proxies.shared("tls", lambda: proxies.start("tls", port=proxy_idp.tls_proxy_port, tls=True))
+
+
+def _browser_for(proxy: ProxyServer, proxy_idp: ProxyIdp) -> ProxyBrowser:
+    if not proxy.tls:
+        return ProxyBrowser(proxy_idp.ca_path)
+    bundle = proxy.workdir / "ca-bundle.pem"
+    if not bundle.exists():
+        bundle.write_text(Path(os.environ["SSL_CERT_FILE"]).read_text() + "\n" + proxy.ca_path.read_text())
+    return ProxyBrowser(bundle)
+
+
+def _callback(proxy: ProxyServer, proxy_idp: ProxyIdp, world: World, path: str = "/cb-target"):
+    """Starts a sign-in in a fresh browser; returns it and the provider's answer, not yet delivered."""
+    b = _browser_for(proxy, proxy_idp)
+    resp = b.get(proxy.url(path))
     for _ in range(4):
         assert resp.status_code in REDIRECTS, describe(resp)
-        loc = resp.headers["Location"]
+        loc = urljoin(resp.url, resp.headers["Location"])
         if urlsplit(loc).netloc == proxy_idp.host:
             break
-        resp = b.get(assert_on_site(frontend, loc))
-    action, data = drive_provider(b, b.get(loc), frontend.url("/.auth/login/aad/callback"), user=world.alice,
-                                  submit=False)
-    return b, action, data
+        resp = b.get(assert_on_site(proxy, loc))
+    cb = drive_provider(b, b.get(loc), proxy.url("/.auth/login/aad/callback"), user=world.alice, submit=False)
+    return b, cb
 
 
 def _signed_in_by(resp: requests.Response) -> bool:
     return resp.status_code in REDIRECTS and "AppServiceAuthSession" in resp.headers.get("Set-Cookie", "")
 
 
-def test_callback_requires_the_nonce_cookie_of_the_same_browser(frontend: ProxyServer, proxy_idp: ProxyIdp,
+def test_callback_requires_the_nonce_cookie_of_the_same_browser(signin_proxy: ProxyServer, proxy_idp: ProxyIdp,
                                                                 world: World):
-    """Login CSRF: the IdP's answer for browser A posted by browser B (no Nonce cookie) signs no one in."""
-    a, action, data = _form_post(frontend, proxy_idp, world)
-    b = ProxyBrowser(proxy_idp.ca_path)
-    r = b.request("POST", action, data=data, headers={"Origin": proxy_idp.base})
+    """Login CSRF: the IdP's answer for browser A delivered by browser B (no Nonce cookie) signs no one in."""
+    a, cb = _callback(signin_proxy, proxy_idp, world)
+    b = _browser_for(signin_proxy, proxy_idp)
+    r = cb.send(b)
     assert not _signed_in_by(r) and not b.session_cookies(), f"another browser was signed in:\n{describe(r)}"
     # control: browser A itself can still complete its sign-in
-    r = a.request("POST", action, data=data, headers={"Origin": proxy_idp.base})
+    r = cb.send(a)
     assert _signed_in_by(r), describe(r)
 
 
-def test_callback_cannot_be_replayed(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World):
-    a, action, data = _form_post(frontend, proxy_idp, world)
+def test_callback_cannot_be_replayed(signin_proxy: ProxyServer, proxy_idp: ProxyIdp, world: World):
+    a, cb = _callback(signin_proxy, proxy_idp, world)
     nonce_cookies = {c.name: c.value for c in a.session.cookies if not c.name.startswith("AppServiceAuthSession")}
-    r = a.request("POST", action, data=data, headers={"Origin": proxy_idp.base})
+    r = cb.send(a)
     assert _signed_in_by(r), describe(r)
-    # an attacker replaying the same answer with the (deleted) Nonce cookie values
-    c = ProxyBrowser(proxy_idp.ca_path)
+    # an attacker replaying the same answer with the (since deleted) Nonce cookie values
+    c = _browser_for(signin_proxy, proxy_idp)
     for name, value in nonce_cookies.items():
         c.session.cookies.set(name, value, domain="127.0.0.1", path="/")
-    r2 = c.request("POST", action, data=data, headers={"Origin": proxy_idp.base})
-    assert not _signed_in_by(r2), f"the callback accepted a replayed code/id_token:\n{describe(r2)}"
+    r2 = cb.send(c)
+    assert not _signed_in_by(r2), f"the callback accepted a replayed answer:\n{describe(r2)}"
 
 
-def test_callback_with_a_tampered_id_token_is_refused(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World):
-    a, action, data = _form_post(frontend, proxy_idp, world)
-    h, p, s = data["id_token"].split(".")
-    claims = unverified_claims(data["id_token"])
+def test_callback_with_a_tampered_id_token_is_refused(proxies: ProxyFactory, proxy_idp: ProxyIdp, world: World):
+    """The hybrid flow (https) carries an ID token in the front channel: it must be validated."""
+    tls = proxies.shared("tls", lambda: proxies.start("tls", port=proxy_idp.tls_proxy_port, tls=True))
+    a, cb = _callback(tls, proxy_idp, world)
+    assert cb.method == "POST" and "id_token" in cb.data, f"https sign-in is not the hybrid form_post: {cb}"
+    h, _, sig = cb.data["id_token"].split(".")
+    claims = unverified_claims(cb.data["id_token"])
     claims["preferred_username"] = claims["name"] = "mallory@evil.test"
     from easyauth_e2e import b64url
-    data = {**data, "id_token": f"{h}.{b64url(json.dumps(claims).encode())}.{s}"}
-    r = a.request("POST", action, data=data, headers={"Origin": proxy_idp.base})
-    if _signed_in_by(r):
-        echo = require_echo(a.get(frontend.url("/cb-target")))
-        who = {k: v for k, v in auth_headers(echo).items() if "principal-name" in k or "id-token" in k}
-        raise AssertionError(f"a tampered id_token (preferred_username mallory@evil.test, signature of the "
-                             f"original) signed the browser in as {who.get('x-ms-client-principal-name')!r}; "
-                             f"the id_token the app got is "
-                             f"{'the tampered one' if who.get('x-ms-token-aad-id-token') == data['id_token'] else 'another one'}"
-                             f":\n{describe(r)}")
+    r = cb.with_params(id_token=f"{h}.{b64url(json.dumps(claims).encode())}.{sig}").send(a)
+    assert not _signed_in_by(r), f"a tampered id_token signed the browser in:\n{describe(r)}"
 
 
-def test_callback_with_a_foreign_state_is_refused(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World):
-    a, action, data = _form_post(frontend, proxy_idp, world)
-    _, _, other = _form_post(frontend, proxy_idp, world, "/other")
-    r = a.request("POST", action, data={**data, "state": other["state"]}, headers={"Origin": proxy_idp.base})
+def test_callback_with_an_id_token_of_another_sign_in_is_refused(proxies: ProxyFactory, proxy_idp: ProxyIdp,
+                                                                  world: World):
+    """A genuine ID token of another attempt (other nonce, other code: c_hash) does not fit."""
+    tls = proxies.shared("tls", lambda: proxies.start("tls", port=proxy_idp.tls_proxy_port, tls=True))
+    a, cb = _callback(tls, proxy_idp, world)
+    _, other = _callback(tls, proxy_idp, world, "/other")
+    r = cb.with_params(id_token=other.data["id_token"]).send(a)
+    assert not _signed_in_by(r), f"an ID token of another sign-in was accepted:\n{describe(r)}"
+
+
+def test_callback_with_a_foreign_state_is_refused(signin_proxy: ProxyServer, proxy_idp: ProxyIdp, world: World):
+    a, cb = _callback(signin_proxy, proxy_idp, world)
+    _, other = _callback(signin_proxy, proxy_idp, world, "/other")
+    r = cb.with_params(state=other.params["state"]).send(a)
     assert not _signed_in_by(r), f"state of another attempt accepted:\n{describe(r)}"
 
 
-def test_session_cookie_attributes_under_http(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World):
-    a, action, data = _form_post(frontend, proxy_idp, world)
-    r = a.request("POST", action, data=data, headers={"Origin": proxy_idp.base})
+def test_session_cookie_attributes(signin_proxy: ProxyServer, proxy_idp: ProxyIdp, world: World):
+    a, cb = _callback(signin_proxy, proxy_idp, world)
+    r = cb.send(a)
     assert _signed_in_by(r), describe(r)
     cookies = [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("AppServiceAuthSession")]
     assert cookies, r.headers
     for c in cookies:
         attrs = [x.strip().lower() for x in c.split(";")[1:]]
-        assert "httponly" in attrs, c
-        assert "path=/" in attrs, c
-        assert "secure" not in attrs, f"Secure on plain http: browsers would drop it: {c}"
-        assert "samesite=lax" in attrs, c
+        assert "httponly" in attrs and "path=/" in attrs, c
         assert not any(x.startswith("domain=") for x in attrs), c
+        if signin_proxy.tls:
+            assert "secure" in attrs and "samesite=none" in attrs, c
+        else:
+            assert "secure" not in attrs, f"Secure on plain http: browsers would drop it: {c}"
+            assert "samesite=lax" in attrs, c
+
+
+# --------------------------------------------------------------------------------------------
+# Identity headers: other ways in
+
+
+def test_spoofed_headers_stripped_on_cors_preflight(frontend: ProxyServer):
+    """A preflight goes to the app without authentication, but never with forged identity headers."""
+    headers = [("User-Agent", BROWSER_UA), ("Origin", "https://spa.test"), ("Access-Control-Request-Method", "PUT")]
+    headers += [(name, value) for name, value in SPOOFED]
+    r = raw_request(frontend.port, "OPTIONS", "/api/items", headers)
+    echo = r.echo()
+    assert echo is not None, f"the preflight did not reach the app: {r}"
+    for name, _ in SPOOFED:
+        assert_no_spoof(echo, name)
+    assert auth_headers(echo) == {}, auth_headers(echo)
+
+
+def test_spoofed_headers_stripped_on_excluded_paths(proxies: ProxyFactory, world: World, proxy_idp: ProxyIdp):
+    p = proxies.shared("excluded-Return401", lambda: proxies.start(
+        "excluded-Return401", aad_settings(proxy_idp, world, action="Return401", excluded=["/public/*"])))
+    headers = [("User-Agent", API_UA)] + [(name, value) for name, value in SPOOFED]
+    echo = raw_request(p.port, "GET", "/public/page", headers).echo()
+    assert echo is not None
+    for name, _ in SPOOFED:
+        assert_no_spoof(echo, name)
+    assert auth_headers(echo) == {}, auth_headers(echo)
+
+
+def test_duplicate_spoofed_headers_in_one_request(frontend: ProxyServer, proxy_idp: ProxyIdp, world: World,
+                                                  request):
+    signed = _alice(request, frontend, proxy_idp, world)
+    cookie = "; ".join(f"{k}={v}" for k, v in signed.browser.session_cookies().items())
+    headers = [("User-Agent", BROWSER_UA), ("Cookie", cookie),
+               ("X-MS-CLIENT-PRINCIPAL-NAME", MALLORY), ("x-ms-client-principal-name", MALLORY),
+               ("X_MS_CLIENT_PRINCIPAL_NAME", MALLORY), ("x-MS-client_principal-NAME", MALLORY)]
+    echo = raw_request(frontend.port, "GET", "/dup", headers).echo()
+    assert echo is not None
+    assert echo["headers"].get("x-ms-client-principal-name") == world.alice.upn, auth_headers(echo)
+    assert_no_spoof(echo, "x-ms-client-principal-name")
+
+
+def test_connection_header_cannot_drop_the_identity_headers(frontend: ProxyServer, proxy_idp: ProxyIdp,
+                                                            world: World, request):
+    """Hop-by-hop trick: the client names the module's own headers in `Connection`. Hop-by-hop
+    headers must be removed from the client's request before the module adds its headers, so the
+    app still receives the identity and the X-Forwarded-* values."""
+    signed = _alice(request, frontend, proxy_idp, world)
+    named = ["X-MS-CLIENT-PRINCIPAL", "X-MS-CLIENT-PRINCIPAL-ID", "X-MS-CLIENT-PRINCIPAL-NAME",
+             "X-MS-CLIENT-PRINCIPAL-IDP", "X-MS-TOKEN-AAD-ACCESS-TOKEN", "X-Forwarded-For", "X-Forwarded-Proto",
+             "X-Forwarded-Host"]
+    r = signed.browser.get(frontend.url("/hop"), headers={"Connection": "keep-alive, " + ", ".join(named)})
+    echo = require_echo(r)
+    missing = [n for n in named if not echo["headers"].get(n.lower())]
+    assert not missing, (f"`Connection: {', '.join(named)}` from the client removed the module's "
+                         f"{missing} before the app (it got {sorted(auth_headers(echo))})")
+    assert echo["headers"]["x-ms-client-principal-id"] == world.alice.id
+
+
+@pytest.mark.parametrize("raw_path", ["/.auth/../private", "/.auth/%2e%2e/private", "/.auth/..%2fprivate",
+                                      "/.AUTH/../private", "//.auth/../private", "/.auth/me/../../private",
+                                      "/.auth/login/aad/../../../private", "/.auth/nosuch", "/.auth",
+                                      "/.auth/", "/.authx", "/.auth%2f../private"])
+def test_auth_prefix_tricks_do_not_reach_the_app_anonymously(frontend: ProxyServer, raw_path: str):
+    r = raw_request(frontend.port, "GET", raw_path, {"User-Agent": API_UA})
+    assert r.echo() is None, f"{raw_path} reached the app anonymously: {r}"
+    assert r.status < 500, r
+
+
+def test_host_header_does_not_change_the_sign_in_addresses(frontend: ProxyServer, proxy_idp: ProxyIdp):
+    """--public-url is the site's origin: a forged Host or X-Forwarded-Host (no forwardProxy
+    setting) must not end up in the redirect_uri or any Location."""
+    for headers in ({"Host": "evil.test"}, {"X-Forwarded-Host": "evil.test", "X-Forwarded-Proto": "https"},
+                    {"Host": f"evil.test:{frontend.port}"}):
+        b = ProxyBrowser(proxy_idp.ca_path)
+        r = b.get(frontend.url("/.auth/login/aad?post_login_redirect_uri=%2Fx"), headers=headers)
+        assert r.status_code in REDIRECTS, describe(r)
+        loc = r.headers["Location"]
+        assert "evil" not in loc, f"{headers}: {loc}"
+        assert query_params(loc).get("redirect_uri") == frontend.url("/.auth/login/aad/callback"), loc
+        r = b.get(frontend.url("/private"), headers=headers)
+        assert "evil" not in r.headers.get("Location", ""), f"{headers}: {r.headers}"
+
+
+def test_excluded_path_with_credentials_still_gets_the_identity(proxies: ProxyFactory, world: World,
+                                                                 proxy_idp: ProxyIdp):
+    """excludedPaths only waive the unauthenticated action: a valid bearer still identifies."""
+    p = proxies.shared("excluded-Return401", lambda: proxies.start(
+        "excluded-Return401", aad_settings(proxy_idp, world, action="Return401", excluded=["/public/*"])))
+    token = app_token(proxy_idp, world.webapp.app_id, world.webapp.secret, f"{world.backend.identifier_uri}/.default")
+    echo = require_echo(api_get(p.url("/public/who"), token=token))
+    assert echo["headers"].get("x-ms-client-principal-idp") == "aad", auth_headers(echo)
+    # and an invalid bearer on an excluded path is still refused (never a silent anonymous pass)
+    r = api_get(p.url("/public/who"), token="a.b.c")
+    assert r.status_code == 401 or (echo_of(r) is not None and auth_headers(echo_of(r)) == {}), describe(r)
+
+
+@pytest.mark.parametrize("query", ["error=access_denied&error_description=denied", "code=", "state=", "",
+                                   "code=abc&state=redir%3D%252F", "code=abc&state=" + "A" * 5000])
+def test_callback_garbage_is_refused_without_a_session(frontend: ProxyServer, query: str):
+    b = ProxyBrowser(os.environ["SSL_CERT_FILE"])
+    r = b.get(frontend.url("/.auth/login/aad/callback?" + query))
+    assert r.status_code < 500, describe(r)
+    assert not _signed_in_by(r) and not b.session_cookies(), describe(r)
+    r = b.request("POST", frontend.url("/.auth/login/aad/callback"), data=query.encode(),
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code < 500 and not _signed_in_by(r), describe(r)
+
+
+def test_conflicting_content_length_and_transfer_encoding_smuggle_nothing(frontend: ProxyServer):
+    """CL.TE: a request hidden in the body must not reach the app as its own (anonymous) request."""
+    import socket
+    smuggled = f"GET /smuggled HTTP/1.1\r\nHost: {frontend.host}\r\nUser-Agent: {API_UA}\r\n\r\n"
+    body = f"0\r\n\r\n{smuggled}"
+    raw = (f"POST /.auth/version HTTP/1.1\r\nHost: {frontend.host}\r\nUser-Agent: {API_UA}\r\n"
+           f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n{body}").encode()
+    s = socket.create_connection(("127.0.0.1", frontend.port), timeout=5)
+    try:
+        s.sendall(raw)
+        time.sleep(0.5)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+    finally:
+        s.close()
+    assert b'"path": "/smuggled"' not in data, f"a smuggled request reached the app: {data[:800]!r}"

@@ -20,6 +20,67 @@ const RESERVED_PREFIXES: &[&str] = &[
 /// Headers that must not reach the app whatever their value (the module consumes them).
 const RESERVED_EXACT: &[&str] = &["x-zumo-auth"];
 
+/// Headers App Service's front end sets about the request. A client's copy could re-route the
+/// request inside the app after authorization (`X-Original-URL` / `X-Rewrite-URL` are honoured
+/// by IIS rewrite and some frameworks) or lie about the connection, so they never pass.
+const FRONT_END: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-waws-unencoded-url",
+    "x-arr-ssl",
+    "x-arr-log-id",
+    "client-ip",
+    "x-client-ip",
+];
+
+/// Removes client-supplied front-end headers; `Forwarded` too unless a forward proxy is trusted.
+pub fn strip_front_end(headers: &mut HeaderMap, keep_forwarded: bool) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let c = canonical(k.as_str());
+            FRONT_END.contains(&c.as_str()) || (!keep_forwarded && c == "forwarded")
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
+
+/// Applies the client's `Connection` header now, before the module adds its own headers: the
+/// headers it names are dropped and only `upgrade` survives in it. Otherwise a client could name
+/// the identity headers in `Connection` and have the proxy's final hop-by-hop cleanup remove them.
+pub fn apply_connection(headers: &mut HeaderMap) {
+    let tokens: Vec<String> = headers
+        .get_all(axum::http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return;
+    }
+    let upgrade = tokens.iter().any(|t| t == "upgrade");
+    for t in &tokens {
+        if t != "upgrade"
+            && let Ok(name) = HeaderName::from_bytes(t.as_bytes())
+        {
+            headers.remove(&name);
+        }
+    }
+    headers.remove(axum::http::header::CONNECTION);
+    if upgrade {
+        headers.insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("upgrade"),
+        );
+    }
+}
+
 /// Canonical form: lower-case, `_` → `-`.
 fn canonical(name: &str) -> String {
     name.bytes()
@@ -61,6 +122,53 @@ pub fn strip_reserved(headers: &mut HeaderMap) -> usize {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn connection_nominated_headers_go_before_the_module_adds_its_own() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, X-MS-CLIENT-PRINCIPAL, x-keep-me-not, Upgrade"),
+        );
+        h.insert("x-keep-me-not", HeaderValue::from_static("1"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        apply_connection(&mut h);
+        assert!(h.get("x-keep-me-not").is_none());
+        assert_eq!(
+            h["connection"], "upgrade",
+            "only upgrade survives, so the module's headers cannot be named"
+        );
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["x-other"], "1");
+    }
+
+    #[test]
+    fn front_end_headers_from_clients_are_dropped() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "X-Original-URL",
+            "x_rewrite_url",
+            "Client-IP",
+            "X-ARR-SSL",
+            "Forwarded",
+            "X-WAWS-Unencoded-URL",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static("forged"),
+            );
+        }
+        h.insert("x-app", HeaderValue::from_static("keep"));
+        strip_front_end(&mut h, true);
+        assert_eq!(
+            h.len(),
+            2,
+            "only Forwarded (trusted proxy) and the app's header stay: {h:?}"
+        );
+        strip_front_end(&mut h, false);
+        assert_eq!(h.len(), 1);
+    }
 
     #[test]
     fn every_spelling_of_identity_and_token_headers_is_stripped() {

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder};
 
-use crate::headers::strip_reserved;
+use crate::headers::{apply_connection, strip_front_end, strip_reserved};
 use crate::module::{Action, ForwardTrust, Identity, Module, ZumoToken};
 use crate::paths::is_excluded;
 use crate::provider::ProviderKind;
@@ -95,6 +95,11 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         .get("x-zumo-auth")
         .and_then(|v| v.to_str().ok())
         .map(|v| ZumoToken(v.to_owned()));
+    apply_connection(request.headers_mut());
+    strip_front_end(
+        request.headers_mut(),
+        m.settings.forward != ForwardTrust::NoProxy,
+    );
     let removed = strip_reserved(request.headers_mut());
     if let Some(zumo) = zumo {
         request.extensions_mut().insert(zumo);
