@@ -393,12 +393,13 @@ impl Module {
     /// Ends a session: deletes it from the token store, and remembers self-contained cookie
     /// sessions as revoked until they would have expired (a replayed cookie is then refused).
     pub async fn end_session(&self, sid: &str, record: &SessionRecord) {
-        self.delete_session(sid, Some(record)).await;
+        // Revoke first: a request between the two steps must not re-cache the session as live.
         let until = record.session_expires + self.settings.refresh_extension.as_secs() as i64;
         let _ = self
             .store
             .put_ephemeral(REVOKED_KIND, sid, "1", until)
             .await;
+        self.delete_session(sid, Some(record)).await;
     }
 
     // ---- X-ZUMO-AUTH ----------------------------------------------------------------------
@@ -487,19 +488,26 @@ impl Module {
 
     /// The session a cookie names: carried in it (token store off) unless revoked, or stored.
     async fn cookie_record(&self, cookie: &SessionCookie) -> Option<SessionRecord> {
-        match &cookie.record {
-            Some(record) => {
-                let revoked = self
-                    .store
-                    .get_ephemeral(REVOKED_KIND, &cookie.sid, now())
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some();
-                (!revoked).then(|| record.clone())
-            }
-            None => self.load_session(&cookie.sid).await,
+        let Some(record) = &cookie.record else {
+            return self.load_session(&cookie.sid).await;
+        };
+        // "Not revoked" is remembered like a stored session (same TTL); this instance's own
+        // sign-outs remove the entry at once.
+        if self.sessions.get(&cookie.sid).is_some() {
+            return Some(record.clone());
         }
+        let revoked = self
+            .store
+            .get_ephemeral(REVOKED_KIND, &cookie.sid, now())
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if revoked {
+            return None;
+        }
+        self.sessions.put(&cookie.sid, Arc::new(record.clone()));
+        Some(record.clone())
     }
 
     /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
