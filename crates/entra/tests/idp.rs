@@ -486,15 +486,7 @@ async fn code_flow_with_pkce_consent_refresh_rotation_and_reuse_detection() {
     assert!(tokens["expires_in"].is_i64());
 
     // Second sign-in: the session cookie skips the sign-in page, the stored consent the consent page.
-    let again = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&api_scope(), "")
-            ),
-            &browser,
-        )
-        .await;
+    let again = h.authorize(&code_query(&api_scope(), ""), &browser).await;
     assert_eq!(again.status, StatusCode::FOUND, "{}", again.body);
     let code = again.redirect_params()["code"].clone();
     assert_eq!(again.redirect_params()["state"], "st-1");
@@ -580,13 +572,7 @@ async fn code_flow_with_pkce_consent_refresh_rotation_and_reuse_detection() {
     assert_eq!(out.location(), format!("{REDIRECT}?state=x"));
     browser.take(&out);
     let replay = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&api_scope(), "")
-            ),
-            &old_cookies,
-        )
+        .authorize(&code_query(&api_scope(), ""), &old_cookies)
         .await;
     assert!(
         replay.body.contains("name=\"passwd\""),
@@ -613,15 +599,7 @@ async fn code_flow_with_pkce_consent_refresh_rotation_and_reuse_detection() {
 async fn sign_in_page_rules() {
     let h = Harness::new().await;
     let mut browser = Browser::default();
-    let page = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&api_scope(), "")
-            ),
-            &browser,
-        )
-        .await;
+    let page = h.authorize(&code_query(&api_scope(), ""), &browser).await;
     browser.take(&page);
     let ctx = page.hidden("ctx").unwrap();
     let csrf = page.hidden("csrf").unwrap();
@@ -661,15 +639,7 @@ async fn sign_in_page_rules() {
     let tampered = Browser {
         jar: HashMap::from([("ESTSAUTH".to_owned(), "dGFtcGVyZWQ".to_owned())]),
     };
-    let r = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&api_scope(), "")
-            ),
-            &tampered,
-        )
-        .await;
+    let r = h.authorize(&code_query(&api_scope(), ""), &tampered).await;
     assert!(
         r.body.contains("name=\"passwd\""),
         "a tampered session cookie counts as signed out"
@@ -709,13 +679,7 @@ async fn sign_in_page_rules() {
     assert!(p["error_description"].starts_with("AADSTS65004:"));
     // prompt=none with a session but no consent: consent_required.
     let silent = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&api_scope(), "&prompt=none")
-            ),
-            &browser,
-        )
+        .authorize(&code_query(&api_scope(), "&prompt=none"), &browser)
         .await;
     assert_eq!(silent.redirect_params()["error"], "consent_required");
 }
@@ -1066,23 +1030,14 @@ async fn prompts_hints_pre_authorization_and_client_info() {
     // With a session: prompt=login and select_account show the sign-in page again...
     for prompt in ["login", "select_account"] {
         let r = h
-            .get(
-                &format!(
-                    "/{TID}/oauth2/v2.0/authorize?{}",
-                    code_query(&scope, &format!("&prompt={prompt}"))
-                ),
-                &browser,
-            )
+            .authorize(&code_query(&scope, &format!("&prompt={prompt}")), &browser)
             .await;
         assert!(r.body.contains("name=\"passwd\""), "prompt={prompt}");
     }
     // ...as does a login_hint naming someone else; the matching hint and prompt=none do not.
     let other = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&scope, "&login_hint=bob%40contoso.onmicrosoft.com")
-            ),
+        .authorize(
+            &code_query(&scope, "&login_hint=bob%40contoso.onmicrosoft.com"),
             &browser,
         )
         .await;
@@ -1091,23 +1046,14 @@ async fn prompts_hints_pre_authorization_and_client_info() {
             && other.body.contains("bob@contoso.onmicrosoft.com")
     );
     let same = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&scope, "&login_hint=alice%40contoso.onmicrosoft.com")
-            ),
+        .authorize(
+            &code_query(&scope, "&login_hint=alice%40contoso.onmicrosoft.com"),
             &browser,
         )
         .await;
     assert_eq!(same.status, StatusCode::FOUND);
     let silent = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&scope, "&prompt=none")
-            ),
-            &browser,
-        )
+        .authorize(&code_query(&scope, "&prompt=none"), &browser)
         .await;
     assert!(
         silent.redirect_params().contains_key("code"),
@@ -1115,13 +1061,7 @@ async fn prompts_hints_pre_authorization_and_client_info() {
     );
     // prompt=consent asks again even though consent exists.
     let reconsent = h
-        .get(
-            &format!(
-                "/{TID}/oauth2/v2.0/authorize?{}",
-                code_query(&api_scope(), "&prompt=consent")
-            ),
-            &browser,
-        )
+        .authorize(&code_query(&api_scope(), "&prompt=consent"), &browser)
         .await;
     assert!(
         reconsent.body.contains("name=\"consent\""),

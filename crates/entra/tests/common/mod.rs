@@ -166,6 +166,12 @@ impl Harness {
         self.send(req).await
     }
 
+    /// GET the authorize endpoint with `query` (see `code_query`).
+    pub async fn authorize(&self, query: &str, cookies: &Browser) -> Reply {
+        self.get(&format!("/{TID}/oauth2/v2.0/authorize?{query}"), cookies)
+            .await
+    }
+
     pub async fn json_of(&self, path: &str) -> Value {
         self.get(path, &Browser::default()).await.json()
     }
