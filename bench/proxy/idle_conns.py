@@ -3,7 +3,7 @@
 every answer, then holds all of them open and idle while it samples the server's resident memory
 (VmRSS from /proc/PID/status). Standard library only.
 
-Prints `IDLE rss_before_kib=.. rss_idle_kib=.. hwm_kib=.. open=.. ok=..`; exits non-zero when a
+Prints `IDLE rss_before_kib=.. rss_idle_kib=.. anon_kib=.. file_kib=.. hwm_kib=.. open=.. ok=..`; exits non-zero when a
 connection fails or an answer is not 2xx.
 """
 
@@ -97,12 +97,14 @@ async def main_async(args) -> int:
         await asyncio.sleep(0.2)
     idle = max(samples)
     hwm = status_kib(args.pid, "VmHWM")
+    anon = status_kib(args.pid, "RssAnon")
+    file_ = status_kib(args.pid, "RssFile")
     conns = open_connections(args.pid)
     hold.set()
     statuses = await asyncio.gather(*tasks, return_exceptions=True)
     ok = sum(1 for s in statuses if isinstance(s, int) and 200 <= s < 300)
-    print(f"IDLE rss_before_kib={before} rss_idle_kib={idle} hwm_kib={hwm} open={conns} ok={ok} "
-          f"of={args.connections}")
+    print(f"IDLE rss_before_kib={before} rss_idle_kib={idle} anon_kib={anon} file_kib={file_} "
+          f"hwm_kib={hwm} open={conns} ok={ok} of={args.connections}")
     if ok != args.connections:
         bad = [s for s in statuses if not (isinstance(s, int) and 200 <= s < 300)][:5]
         print(f"idle_conns.py: {args.connections - ok} connections had no 2xx answer: {bad}",

@@ -19,7 +19,7 @@ commands:
   test [--skip-lint] [--only-e2e] [--no-e2e] [-- <pytest args>]
         tools + Python venv + npm packages, cargo fmt/clippy, cargo nextest, e2e suite (pytest)
   bench [--only idp|proxy] [--duration SECS] [--connections N] [--skip-peer]
-        [--proxy-connections N] [--idle-connections N]
+        [--proxy-connections N] [--idle-connections N] [--rounds N]
         idp:   client_credentials tokens/s on one core: openssl speed, easyauth idp, node oidc-provider
         proxy: easyauth proxy (session cookie, bearer token) vs nginx (no auth) vs Apache +
                mod_auth_openidc: req/s, p99 at peak and at half load, memory with 1,000 connections
