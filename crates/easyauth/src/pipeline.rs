@@ -202,10 +202,18 @@ async fn routes(State(m): State<Arc<Module>>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
+/// `(excluded, preflight)` as the strip stage worked them out.
+fn flags(request: &Request) -> (bool, bool) {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .map_or((false, false), |c| (c.excluded, c.preflight))
+}
+
 /// Stage 3: who is calling.
 async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
-    let context = request.extensions().get::<RequestContext>().cloned();
-    if context.as_ref().is_some_and(|c| c.preflight) {
+    let (excluded, preflight) = flags(&request);
+    if preflight {
         request.extensions_mut().insert(Identity::Anonymous);
         return next.run(request).await;
     }
@@ -215,7 +223,7 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
-        Err(e) if context.as_ref().is_some_and(|c| c.excluded) => {
+        Err(e) if excluded => {
             tracing::info!(target: "easyauth::module", reason = %e, path = %request.uri().path(), "credential ignored on an excluded path");
             request.extensions_mut().insert(Identity::Anonymous);
             next.run(request).await
@@ -235,10 +243,7 @@ async fn authorize(State(m): State<Arc<Module>>, request: Request, next: Next) -
         .get::<Identity>()
         .cloned()
         .unwrap_or(Identity::Anonymous);
-    let context = request.extensions().get::<RequestContext>().cloned();
-    let (excluded, preflight) = context
-        .as_ref()
-        .map_or((false, false), |c| (c.excluded, c.preflight));
+    let (excluded, preflight) = flags(&request);
     if preflight {
         return next.run(request).await;
     }

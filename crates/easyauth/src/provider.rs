@@ -9,7 +9,6 @@ use tokio::sync::OnceCell;
 use crate::authz::AadAuthorization;
 use crate::oidc::{
     ClientCredentials, OidcHttp, ProviderMetadata, TokenClient, ValidationPolicy, aad_issuers,
-    discovery_url,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +149,4 @@ impl Provider {
             .ok()
             .map(|m| m.authorization_endpoint.clone())
     }
-}
-
-/// Derives the discovery URL for an Entra `openIdIssuer`.
-pub fn aad_discovery_url(open_id_issuer: &str) -> String {
-    discovery_url(open_id_issuer)
 }

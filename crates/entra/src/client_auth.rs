@@ -1,6 +1,7 @@
 //! Client authentication at the token endpoint: `client_secret_post`, `client_secret_basic`, and
 //! certificate client assertions (`private_key_jwt`) as MSAL builds them.
 
+use crate::util::clip;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -58,10 +59,7 @@ impl ClientRequest {
             (Some(other), _) if other != ASSERTION_TYPE => {
                 return Err(EntraError::InvalidRequest {
                     code: 700023,
-                    message: format!(
-                        "Invalid client assertion type '{}'.",
-                        other.chars().take(100).collect::<String>()
-                    ),
+                    message: format!("Invalid client assertion type '{}'.", clip(other, 100)),
                 });
             }
             (Some(_), None) => return Err(EntraError::MissingParameter("client_assertion")),
@@ -95,10 +93,6 @@ impl ClientRequest {
         })
     }
 
-    pub fn has_credential(&self) -> bool {
-        !matches!(self.credential, Credential::None)
-    }
-
     /// Looks the client up and checks its credential. `required` is true for grants that only
     /// confidential clients may use; a public client may not present a credential at all.
     pub fn authenticate(
@@ -111,7 +105,7 @@ impl ClientRequest {
             .app(&self.client_id)
             .filter(|a| a.app_id.eq_ignore_ascii_case(&self.client_id))
             .ok_or_else(|| EntraError::UnknownClient {
-                client_id: self.client_id.chars().take(64).collect(),
+                client_id: clip(&self.client_id, 64),
                 tenant: dir.tenant.id.clone(),
             })?;
         match &self.credential {

@@ -132,11 +132,6 @@ impl Scopes {
             _ => Err(EntraError::MultipleResources(raw.into())),
         }
     }
-
-    /// The resource in `self` that `other` names, if any.
-    pub fn find(&self, app: &Application) -> Option<&ResourceScopes> {
-        self.resources.iter().find(|r| r.app.app_id == app.app_id)
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::pages;
 use crate::scopes::Scopes;
 use crate::session::SignInSession;
 use crate::tokens::IdTokenSpec;
-use crate::util::{now, random_token, sha256_hex};
+use crate::util::{clip, now, random_token, sha256_hex};
 
 pub(crate) const CODE_KIND: &str = "authorization-code";
 
@@ -110,7 +110,7 @@ impl AuthorizeRequest {
             .filter(|a| a.app_id.eq_ignore_ascii_case(client_id))
             .ok_or_else(|| {
                 Rejection::Page(EntraError::UnknownClient {
-                    client_id: client_id.chars().take(64).collect(),
+                    client_id: clip(client_id, 64),
                     tenant: dir.tenant.id.clone(),
                 })
             })?
@@ -124,7 +124,7 @@ impl AuthorizeRequest {
             .to_owned();
         let redirect_kind = client.redirect_kind(&redirect_uri).ok_or_else(|| {
             Rejection::Page(EntraError::RedirectUriMismatch {
-                uri: redirect_uri.chars().take(300).collect(),
+                uri: clip(&redirect_uri, 300),
                 client_id: client.app_id.clone(),
             })
         })?;
@@ -138,7 +138,7 @@ impl AuthorizeRequest {
             _ => {
                 let error = match response_type {
                     None => EntraError::MissingParameter("response_type"),
-                    Some(t) => EntraError::UnsupportedResponseType(t.chars().take(50).collect()),
+                    Some(t) => EntraError::UnsupportedResponseType(clip(t, 50)),
                 };
                 let mode = if response_type.is_some_and(|t| t.contains("id_token")) {
                     ResponseMode::Fragment
@@ -170,10 +170,7 @@ impl AuthorizeRequest {
                     "The response_mode 'query' is not allowed when an id_token is requested."
                         .to_owned()
                 } else {
-                    format!(
-                        "The response_mode '{}' is not supported.",
-                        other.chars().take(50).collect::<String>()
-                    )
+                    format!("The response_mode '{}' is not supported.", clip(other, 50))
                 };
                 return Err(Rejection::Redirect {
                     error: EntraError::InvalidRequest {
@@ -205,6 +202,9 @@ impl AuthorizeRequest {
             params,
         };
         let fail = |e: EntraError, r: &AuthorizeRequest| Err(Rejection::from((e, r)));
+        let invalid = |code: u32, message: String, r: &AuthorizeRequest| {
+            fail(EntraError::InvalidRequest { code, message }, r)
+        };
         if req.id_token
             && !req
                 .client
@@ -226,12 +226,9 @@ impl AuthorizeRequest {
         }
         req.scope_raw = scope_raw;
         if req.id_token && !req.scopes.oidc.openid {
-            return fail(
-                EntraError::InvalidRequest {
-                    code: 900144,
-                    message: "An id_token was requested but the scope does not include 'openid'."
-                        .into(),
-                },
+            return invalid(
+                900144,
+                "An id_token was requested but the scope does not include 'openid'.".into(),
                 &req,
             );
         }
@@ -247,26 +244,14 @@ impl AuthorizeRequest {
             Some(other) => {
                 let message = format!(
                     "Invalid value '{}' for the 'prompt' parameter.",
-                    other.chars().take(50).collect::<String>()
+                    clip(other, 50)
                 );
-                return fail(
-                    EntraError::InvalidRequest {
-                        code: 90023,
-                        message,
-                    },
-                    &req,
-                );
+                return invalid(90023, message, &req);
             }
         };
         if req.prompt == Prompt::SelectAccount && req.login_hint.is_some() {
             let message = "login_hint and prompt=select_account cannot be used together.".into();
-            return fail(
-                EntraError::InvalidRequest {
-                    code: 90023,
-                    message,
-                },
-                &req,
-            );
+            return invalid(90023, message, &req);
         }
         if let Some(challenge) = req.params.get("code_challenge") {
             let method = req.params.get("code_challenge_method").unwrap_or("plain");
@@ -274,26 +259,18 @@ impl AuthorizeRequest {
             if !matches!(method, "S256" | "plain") {
                 let message = format!(
                     "Invalid code_challenge_method '{}'. Use 'S256' or 'plain'.",
-                    method.chars().take(20).collect::<String>()
+                    clip(method, 20)
                 );
-                return fail(
-                    EntraError::InvalidRequest {
-                        code: 501491,
-                        message,
-                    },
-                    &req,
-                );
+                return invalid(501491, message, &req);
             }
             if !valid_len
                 || !challenge
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
             {
-                return fail(
-                    EntraError::InvalidRequest {
-                        code: 501491,
-                        message: "Invalid size of Code_Challenge parameter.".into(),
-                    },
+                return invalid(
+                    501491,
+                    "Invalid size of Code_Challenge parameter.".into(),
                     &req,
                 );
             }

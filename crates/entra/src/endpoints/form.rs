@@ -2,6 +2,7 @@
 //! parameters (axum's `Form` rejection would answer in its own plain-text shape).
 
 use crate::error::EntraError;
+use crate::util::clip;
 
 #[derive(Debug, Default, Clone)]
 pub struct Params {
@@ -17,7 +18,7 @@ impl Params {
             if pairs[..i].iter().any(|(other, _)| other == k) {
                 return Err(EntraError::Malformed(format!(
                     "The parameter '{}' is repeated.",
-                    truncate(k)
+                    clip(k, 64)
                 )));
             }
         }
@@ -53,8 +54,4 @@ impl Params {
         }
         s.finish()
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }

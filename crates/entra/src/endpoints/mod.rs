@@ -7,6 +7,7 @@ pub mod graph;
 pub mod logout;
 pub mod token;
 
+use crate::util::clip;
 use std::sync::Arc;
 
 use axum::Router;
@@ -92,5 +93,5 @@ pub(crate) fn tenant(idp: &Idp, name: &str) -> Result<(Arc<Directory>, TenantAli
     if name.eq_ignore_ascii_case("common") || name.eq_ignore_ascii_case("organizations") {
         return Ok((dir, TenantAlias::Multi));
     }
-    Err(EntraError::TenantNotFound(name.chars().take(100).collect()))
+    Err(EntraError::TenantNotFound(clip(name, 100)))
 }

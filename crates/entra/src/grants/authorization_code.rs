@@ -12,7 +12,7 @@ use crate::scopes::Scopes;
 use crate::tokens::{
     AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope,
 };
-use crate::util::{b64url, ct_eq, now, sha256, sha256_hex};
+use crate::util::{b64url, clip, ct_eq, now, sha256, sha256_hex};
 
 pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraError> {
     let code = ctx.params.required("code")?;
@@ -46,7 +46,7 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let (client, acr) = request.authenticate(dir, &ctx.token_endpoints(), required)?;
     if record.redirect_uri != redirect_uri {
         return Err(EntraError::RedirectUriMismatch {
-            uri: redirect_uri.chars().take(300).collect(),
+            uri: clip(redirect_uri, 300),
             client_id: client.app_id.clone(),
         });
     }

@@ -5,6 +5,7 @@ mod client_credentials;
 mod on_behalf_of;
 mod refresh_token;
 
+use crate::util::clip;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
@@ -84,8 +85,6 @@ pub(crate) async fn dispatch(ctx: &GrantContext<'_>) -> Result<Response, EntraEr
         "refresh_token" => refresh_token::handle(ctx).await,
         "client_credentials" => client_credentials::handle(ctx).await,
         JWT_BEARER => on_behalf_of::handle(ctx).await,
-        other => Err(EntraError::UnsupportedGrantType(
-            other.chars().take(100).collect(),
-        )),
+        other => Err(EntraError::UnsupportedGrantType(clip(other, 100))),
     }
 }

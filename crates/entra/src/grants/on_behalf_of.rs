@@ -3,6 +3,7 @@
 //! user token this tenant issued to the calling app (its `aud` is the caller); the new token's
 //! audience is the downstream API and its permissions are what the user consented the caller.
 
+use crate::util::clip;
 use axum::response::Response;
 use serde_json::Value;
 
@@ -25,7 +26,7 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
                 code: 50027,
                 message: format!(
                     "Invalid requested_token_use '{}'; only 'on_behalf_of' is supported.",
-                    other.chars().take(50).collect::<String>()
+                    clip(other, 50)
                 ),
             });
         }
