@@ -28,7 +28,7 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
             (seed, None)
         }
         None => {
-            let secrets = demo_secrets(store.as_ref()).await?;
+            let secrets = demo::secrets(store.as_ref()).await?;
             (demo::seed(&secrets), Some(secrets))
         }
     };
@@ -99,21 +99,6 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
 }
 
 /// Demo secrets are generated once per data dir, never hard-coded.
-async fn demo_secrets(store: &dyn Store) -> anyhow::Result<DemoSecrets> {
-    let new = easyauth_entra::credentials::generate_secret;
-    Ok(DemoSecrets {
-        user_password: store
-            .get_or_create_setting("demo.user-password", &format!("Demo-{}", new(9)))
-            .await?,
-        frontend_secret: store
-            .get_or_create_setting("demo.frontend-secret", &new(30))
-            .await?,
-        backend_secret: store
-            .get_or_create_setting("demo.backend-secret", &new(30))
-            .await?,
-    })
-}
-
 fn print_banner(
     idp: &Idp,
     public_url: &str,

@@ -2,6 +2,9 @@
 
 mod idp;
 mod proxy;
+mod sample;
+mod up;
+mod webapp;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,15 @@ enum Command {
     Idp(IdpArgs),
     /// Run App Service's authentication module as a reverse proxy in front of an app.
     Proxy(ProxyArgs),
+    /// Run the local platform: the identity provider and several apps, each behind its own
+    /// authentication module on its own origin. Without --site: Microsoft's tutorial.
+    Up(up::UpArgs),
+    /// az-style commands against a running `easyauth up` (`az webapp auth ...`,
+    /// `az webapp config appsettings ...`).
+    Webapp(webapp::WebappArgs),
+    /// Run one of the tutorial's sample apps (used by `up`).
+    #[command(hide = true)]
+    Sample(sample::SampleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +125,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Idp(args) => idp::run(args).await,
             Command::Proxy(args) => proxy::run(args).await,
+            Command::Up(args) => up::run(args).await,
+            Command::Webapp(args) => webapp::run(args).await,
+            Command::Sample(args) => sample::run(args).await,
         }
     });
     match result {

@@ -1,19 +1,16 @@
 //! `easyauth proxy`: App Service's authentication module in front of any app.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::Request;
 use easyauth_module::build::{AppSettings, Environment, build};
 use easyauth_module::config::AuthSettings;
 use easyauth_module::oidc::OidcHttp;
-use easyauth_module::pipeline::EasyAuthLayer;
-use easyauth_module::proxy::{Forwarded, Upstream};
+use easyauth_module::pipeline::proxy_service;
+use easyauth_module::proxy::Upstream;
 use easyauth_store::{SqliteStore, Store};
-use tower::Layer;
 
 use crate::ProxyArgs;
 
@@ -40,22 +37,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     };
     let module = Arc::new(build(&loaded.settings, env).await?);
     let upstream = Upstream::new(&args.upstream, Duration::from_secs(args.upstream_timeout))?;
-    let app = tower::service_fn(move |request: Request| {
-        let upstream = upstream.clone();
-        async move {
-            let forwarded = request
-                .extensions()
-                .get::<easyauth_module::pipeline::RequestContext>()
-                .map(|c| c.forwarded.clone())
-                .unwrap_or_else(|| Forwarded {
-                    for_chain: "127.0.0.1".into(),
-                    proto: "http",
-                    host: "localhost".into(),
-                });
-            Ok::<_, Infallible>(upstream.forward(request, &forwarded).await)
-        }
-    });
-    let service = EasyAuthLayer::new(module.clone()).layer(app);
+    let service = proxy_service(module.clone(), upstream);
     let router = axum::Router::new().fallback_service(service);
 
     let listener = std::net::TcpListener::bind(args.listen)

@@ -482,3 +482,25 @@ pub(crate) fn refuse(m: &Module, status: StatusCode, reason: &str) -> Response {
     }
     r
 }
+
+/// The module in front of an HTTP app: what `easyauth proxy` serves and what `up` puts in front
+/// of each app.
+pub fn proxy_service(module: Arc<Module>, upstream: crate::proxy::Upstream) -> BoxedService {
+    let app = tower::service_fn(move |request: Request| {
+        let upstream = upstream.clone();
+        async move {
+            // The strip stage always records the context; the fallback only guards embedding.
+            let forwarded = request
+                .extensions()
+                .get::<RequestContext>()
+                .map(|c| c.forwarded.clone())
+                .unwrap_or_else(|| Forwarded {
+                    for_chain: peer(&request).to_string(),
+                    proto: "http",
+                    host: "localhost".into(),
+                });
+            Ok::<_, Infallible>(upstream.forward(request, &forwarded).await)
+        }
+    });
+    EasyAuthLayer::new(module).layer(app)
+}

@@ -318,9 +318,18 @@ async fn every_claim_check_has_its_rejection() {
     );
 
     let err = check(json!({"aud": "api://x"})).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("audience \"api://x\" not in allowedAudiences [\"{API}\", \"api://{API2}\"]")
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "audience \"api://x\" not in allowedAudiences [\"{API}\", \"api://{API2}\"]: "
+        )),
+        "{text}"
+    );
+    // What to change, naming this API's scope and where a front end asks for it.
+    assert!(
+        text.contains(&format!("scope api://{API2}/.default"))
+            && text.contains("login.loginParameters"),
+        "{text}"
     );
     // An array audience passes when one member is allowed, fails when none is.
     assert!(check(json!({"aud": ["other", API]})).await.is_ok());

@@ -231,7 +231,10 @@ pub enum Rejection {
     IssuedInFuture { iat: i64, now: i64 },
     #[error("issuer {} is not one of {}", quote(.found), list(.allowed))]
     Issuer { found: String, allowed: Vec<String> },
-    #[error("{} not in allowedAudiences {}", AudienceList(.found), list(.allowed))]
+    #[error(
+        "{} not in allowedAudiences {}: the caller must ask for a token for this API (scope {}/.default, or one of its delegated scopes such as {}/user_impersonation; an App Service front end asks for it in identityProviders.azureActiveDirectory.login.loginParameters)",
+        AudienceList(.found), list(.allowed), api_of(.allowed), api_of(.allowed)
+    )]
     Audience {
         found: Vec<String>,
         allowed: Vec<String>,
@@ -265,6 +268,15 @@ impl fmt::Display for AudienceList<'_> {
 }
 
 /// Algorithm names are printed bare when they look like one (`HS256`), quoted otherwise.
+/// The API identifier a caller should ask for: the first `api://` audience, else the first.
+fn api_of(allowed: &[String]) -> &str {
+    allowed
+        .iter()
+        .find(|a| a.starts_with("api://"))
+        .or(allowed.first())
+        .map_or("<this API's application ID URI>", String::as_str)
+}
+
 fn show_alg(alg: &str) -> String {
     let plain = !alg.is_empty()
         && alg.len() <= 16

@@ -156,3 +156,22 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         ignored_fields: Vec::new(),
     }
 }
+
+/// The demo password and client secrets of this data dir: generated on first use, then kept in
+/// the store so that every `easyauth idp` / `easyauth up` on the same data dir agrees.
+pub async fn secrets(
+    store: &dyn easyauth_store::Store,
+) -> easyauth_store::StoreResult<DemoSecrets> {
+    let new = crate::credentials::generate_secret;
+    Ok(DemoSecrets {
+        user_password: store
+            .get_or_create_setting("demo.user-password", &format!("Demo-{}", new(9)))
+            .await?,
+        frontend_secret: store
+            .get_or_create_setting("demo.frontend-secret", &new(30))
+            .await?,
+        backend_secret: store
+            .get_or_create_setting("demo.backend-secret", &new(30))
+            .await?,
+    })
+}

@@ -1,0 +1,111 @@
+//! `platform.json` in the data dir: where a running `up` can be reached (the admin API, the
+//! apps' URLs), written once everything listens; and `admin-token`, the admin API's bearer token.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const STATE_FILE: &str = "platform.json";
+pub const TOKEN_FILE: &str = "admin-token";
+
+/// The running platform, as other processes (the `webapp` commands, tests) find it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlatformState {
+    /// The `up` process.
+    pub pid: u32,
+    /// `http://127.0.0.1:<port>`: the admin API.
+    pub admin_url: String,
+    /// The identity provider's base URL (`https://127.0.0.1:<port>`).
+    pub idp_url: String,
+    pub tenant_id: String,
+    /// `<idp_url>/<tenant_id>/v2.0`
+    pub issuer: String,
+    /// The local CA's certificate (PEM) that the identity provider's certificate chains to.
+    pub ca_file: PathBuf,
+    /// By app name, in site order.
+    pub apps: BTreeMap<String, AppState>,
+    /// The demo user, when the built-in demo tenant is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo_user: Option<DemoUser>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppState {
+    /// The app's public origin (behind its authentication module), e.g. `http://127.0.0.2:8080`.
+    pub url: String,
+    /// Where the app itself listens (`http://127.0.0.1:<PORT>`) or the upstream URL.
+    pub upstream: String,
+    /// The app registration's client id, when the app signs in with Entra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DemoUser {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "no running `easyauth up` found: {path} does not exist (start `easyauth up`, or pass the same --data-dir it uses)"
+    )]
+    NotRunning { path: PathBuf },
+    #[error("{path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    #[error("{path}: cannot write: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+impl PlatformState {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(STATE_FILE)
+    }
+
+    pub fn read(data_dir: &Path) -> Result<PlatformState, StateError> {
+        let path = Self::path(data_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotRunning { path });
+            }
+            Err(e) => {
+                return Err(StateError::Unreadable {
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| StateError::Unreadable {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes atomically (temporary file + rename) so a reader never sees half a file.
+    pub fn write(&self, data_dir: &Path) -> Result<(), StateError> {
+        let path = Self::path(data_dir);
+        let tmp = data_dir.join(format!("{STATE_FILE}.tmp"));
+        let err = |e: std::io::Error| StateError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| StateError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+
+    /// Removes the state file when `up` stops (only if it is still ours).
+    pub fn remove(data_dir: &Path, pid: u32) {
+        if let Ok(state) = Self::read(data_dir)
+            && state.pid == pid
+        {
+            let _ = std::fs::remove_file(Self::path(data_dir));
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The platform with real processes, a real identity provider and real HTTP: app settings reach
+//! the app as App Service passes them, auth settings swap without a restart, app settings restart
+//! only their app, and bad sites fail with a message that names the place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use easyauth_platform::control::{Control, ControlError};
+use easyauth_platform::platform::{Options, Platform};
+use easyauth_platform::site::Site;
+use serde_json::{Value, json};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "easyauth-platform-{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn echo_app() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py")
+}
+
+/// Two command apps running the echo app; each writes its environment to `<dir>/<name>.env`.
+fn two_app_site(dir: &Path, api_auth: Option<&str>) -> Site {
+    let echo = echo_app();
+    let mut text = String::new();
+    for name in ["web", "api"] {
+        text.push_str(&format!(
+            "[[apps]]\nname = \"{name}\"\ncommand = 'env > \"$ENV_FILE\"; exec python3 {} --port \"$PORT\"'\n",
+            echo.display()
+        ));
+        if name == "api"
+            && let Some(file) = api_auth
+        {
+            text.push_str(&format!("auth_settings = \"{file}\"\n"));
+        }
+        text.push_str(&format!(
+            "[apps.app_settings]\nENV_FILE = \"{}/{name}.env\"\nOTHER_URL = \"${{apps.web.url}}\"\n",
+            dir.display()
+        ));
+    }
+    std::fs::write(dir.join("site.toml"), &text).expect("site file");
+    Site::load(&dir.join("site.toml")).expect("valid site")
+}
+
+async fn start(site: Site, dir: &Path) -> Platform {
+    let options = Options {
+        data_dir: dir.join("data"),
+        port: 0,
+        idp_port: 0,
+    };
+    Platform::start(site, &options, false)
+        .await
+        .expect("platform starts")
+}
+
+fn read_env(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+async fn wait_until<F: FnMut() -> bool>(mut check: F, what: &str) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn url_of(platform: &Platform, app: &str) -> String {
+    platform.state().apps[app].url.clone()
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+    let client = reqwest::Client::new();
+    let mut req = client.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+#[tokio::test]
+async fn apps_get_port_and_app_settings_as_app_service_sets_them() {
+    let dir = temp_dir("env");
+    let platform = start(two_app_site(&dir, None), &dir).await;
+    let web_url = url_of(&platform, "web");
+    let env_file = dir.join("web.env");
+    wait_until(
+        || read_env(&env_file).contains_key("PORT"),
+        "the app's env file",
+    )
+    .await;
+    let env = read_env(&env_file);
+    let upstream = &platform.state().apps["web"].upstream;
+    assert_eq!(
+        Some(env["PORT"].as_str()),
+        upstream.rsplit(':').next(),
+        "PORT is where the origin forwards to"
+    );
+    assert_eq!(env["OTHER_URL"], web_url, "placeholders are expanded");
+    assert_eq!(env["APPSETTING_OTHER_URL"], web_url);
+    assert_eq!(env["WEBSITE_AUTH_ENABLED"], "False");
+    assert_eq!(env["APPSETTING_WEBSITE_AUTH_ENABLED"], "False");
+    assert_eq!(env["WEBSITE_SITE_NAME"], "web");
+    assert!(
+        env.contains_key("PATH"),
+        "the parent environment is inherited"
+    );
+    // Each app has its own loopback address, so cookies never cross apps.
+    assert!(web_url.starts_with("http://127.0.0.2:"), "{web_url}");
+    assert!(url_of(&platform, "api").starts_with("http://127.0.0.3:"));
+
+    // Through the origin; with authentication off the module still strips spoofed identity.
+    let (status, echo, _) = get(
+        &format!("{web_url}/hello"),
+        &[
+            ("X-MS-CLIENT-PRINCIPAL-NAME", "mallory"),
+            ("x-ms-token-aad-access-token", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["path"], "/hello");
+    let headers = echo["headers"].as_object().expect("headers");
+    assert!(
+        !headers.keys().any(|k| k.starts_with("x-ms-")),
+        "client X-MS-* headers reached the app: {headers:?}"
+    );
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_settings_swap_without_restart_and_bad_ones_change_nothing() {
+    let dir = temp_dir("auth");
+    let platform = start(two_app_site(&dir, None), &dir).await;
+    let api = url_of(&platform, "api");
+    wait_until(|| platform.process_id("api").is_some(), "api running").await;
+    let pid = platform.process_id("api");
+    assert_eq!(get(&format!("{api}/x"), &[]).await.0, 200);
+
+    let backend = json!({
+        "properties": {
+            "platform": {"enabled": true},
+            "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": "Return401"},
+            "identityProviders": {"azureActiveDirectory": {
+                "registration": {"clientId": "${demo.backend.client_id}", "openIdIssuer": "${idp.issuer}"},
+                "validation": {"allowedAudiences": ["api://${demo.backend.client_id}"]}
+            }}
+        }
+    });
+    let outcome = platform.auth_set("api", backend).await.expect("auth set");
+    let aad = &outcome.resource["properties"]["identityProviders"]["azureActiveDirectory"];
+    assert_eq!(
+        aad["registration"]["clientId"],
+        easyauth_entra::directory::demo::BACKEND_APP_ID,
+        "placeholders are expanded in auth settings too"
+    );
+    let (status, _, headers) = get(&format!("{api}/x"), &[]).await;
+    assert_eq!(status, 401, "the new module serves the next request");
+    assert!(
+        headers.contains_key("x-easyauth-reason"),
+        "up explains refusals"
+    );
+    assert_eq!(platform.process_id("api"), pid, "the app was not restarted");
+    assert_eq!(
+        get(&format!("{}/x", url_of(&platform, "web")), &[]).await.0,
+        200
+    );
+
+    // Wrong shape: refused with the JSON path; the previous settings stay.
+    let bad = json!({"properties": {"globalValidation": {"requireAuthentication": "often"}}});
+    let err = platform.auth_set("api", bad).await.expect_err("invalid");
+    assert!(
+        matches!(&err, ControlError::Invalid(m) if m.contains("globalValidation.requireAuthentication")),
+        "{err}"
+    );
+    let err = platform
+        .auth_set(
+            "api",
+            json!({"properties": {"platform": {"enabled": "${nope}"}}}),
+        )
+        .await
+        .expect_err("unknown placeholder");
+    assert!(
+        err.to_string().contains("unknown placeholder ${nope}"),
+        "{err}"
+    );
+    assert_eq!(get(&format!("{api}/x"), &[]).await.0, 401);
+    let shown = platform
+        .auth_show("API")
+        .await
+        .expect("names are case-insensitive");
+    assert_eq!(shown["name"], "authsettingsV2");
+    assert_eq!(
+        shown["properties"]["globalValidation"]["unauthenticatedClientAction"],
+        "Return401"
+    );
+    let err = platform.auth_show("nope").await.expect_err("no such app");
+    assert_eq!(
+        err.to_string(),
+        "no app named \"nope\" in this site (apps: web, api)"
+    );
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn app_settings_restart_only_their_app() {
+    let dir = temp_dir("settings");
+    let platform = start(two_app_site(&dir, None), &dir).await;
+    wait_until(
+        || platform.process_id("web").is_some() && platform.process_id("api").is_some(),
+        "both apps running",
+    )
+    .await;
+    let (web_pid, api_pid) = (platform.process_id("web"), platform.process_id("api"));
+    let changes = BTreeMap::from([
+        ("GREETING".to_owned(), Some("hello world".to_owned())),
+        ("OTHER_URL".to_owned(), None),
+    ]);
+    let after = platform.appsettings_set("web", changes).await.expect("set");
+    assert_eq!(
+        after.get("GREETING").map(String::as_str),
+        Some("hello world")
+    );
+    assert!(!after.contains_key("OTHER_URL"), "null deletes");
+    wait_until(
+        || {
+            read_env(&dir.join("web.env"))
+                .get("GREETING")
+                .map(String::as_str)
+                == Some("hello world")
+        },
+        "the restarted app's environment",
+    )
+    .await;
+    let env = read_env(&dir.join("web.env"));
+    assert_eq!(env["APPSETTING_GREETING"], "hello world");
+    assert!(!env.contains_key("OTHER_URL"));
+    assert_ne!(platform.process_id("web"), web_pid, "web was restarted");
+    assert_eq!(platform.process_id("api"), api_pid, "api was not");
+    assert_eq!(
+        get(&format!("{}/", url_of(&platform, "web")), &[]).await.0,
+        200
+    );
+    assert_eq!(
+        platform.appsettings_list("web").await.expect("list"),
+        after,
+        "list shows what set returned"
+    );
+    let err = platform
+        .appsettings_set(
+            "web",
+            BTreeMap::from([("A=B".to_owned(), Some("1".to_owned()))]),
+        )
+        .await
+        .expect_err("bad name");
+    assert!(matches!(err, ControlError::Invalid(_)), "{err}");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_app_and_the_problem() {
+    let dir = temp_dir("errors");
+    std::fs::write(
+        dir.join("site.toml"),
+        "[[apps]]\nname = \"a\"\nupstream = \"http://127.0.0.1:9\"\n[apps.app_settings]\nX = \"${apps.b.url}\"\n",
+    )
+    .expect("write");
+    let site = Site::load(&dir.join("site.toml")).expect("parses");
+    let options = Options {
+        data_dir: dir.join("data"),
+        port: 0,
+        idp_port: 0,
+    };
+    let err = Platform::start(site, &options, false)
+        .await
+        .expect_err("unknown placeholder");
+    assert!(
+        err.to_string()
+            .starts_with("app a: app setting X: unknown placeholder ${apps.b.url}"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.join("a.auth.json"),
+        r#"{"globalValidation": {"unauthenticatedClientAction": "Sometimes"}}"#,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("site.toml"),
+        "[[apps]]\nname = \"a\"\nupstream = \"http://127.0.0.1:9\"\nauth_settings = \"a.auth.json\"\n",
+    )
+    .expect("write");
+    let site = Site::load(&dir.join("site.toml")).expect("parses");
+    let err = Platform::start(site, &options, false)
+        .await
+        .expect_err("bad auth settings");
+    let text = err.to_string();
+    assert!(
+        text.contains("a.auth.json") && text.contains("unauthenticatedClientAction"),
+        "{text}"
+    );
+
+    // The origin's address is taken: say which app and what to do.
+    let taken = std::net::TcpListener::bind("127.0.0.2:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    std::fs::write(
+        dir.join("site.toml"),
+        format!("[[apps]]\nname = \"a\"\nupstream = \"http://127.0.0.1:9\"\nport = {port}\n"),
+    )
+    .expect("write");
+    let site = Site::load(&dir.join("site.toml")).expect("parses");
+    let err = Platform::start(site, &options, false)
+        .await
+        .expect_err("port taken");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("app a: cannot listen on 127.0.0.2:{port}"))
+            && text.contains("--port 0"),
+        "{text}"
+    );
+}
