@@ -88,7 +88,10 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
         demo_secrets.as_ref(),
         &seed,
     );
-    tokio::spawn(purge_expired(store));
+    tokio::spawn(easyauth_store::purge_periodically(
+        store,
+        Duration::from_secs(600),
+    ));
     tokio::spawn(shutdown_on_signal(handle));
     server
         .serve(idp.router().into_make_service())
@@ -162,19 +165,6 @@ fn host_port(url: &str) -> String {
                 .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443)))
         })
         .unwrap_or_default()
-}
-
-async fn purge_expired(store: Arc<dyn Store>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if let Err(e) = store.purge_expired(now).await {
-            tracing::warn!(error = %e, "purging expired records failed");
-        }
-    }
 }
 
 async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>) {

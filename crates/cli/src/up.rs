@@ -77,7 +77,8 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
     } else if let Some(site) = &args.site {
         println!("easyauth up: site {}", site.display());
     }
-    for (name, app) in &state.apps {
+    let names = easyauth_platform::control::Control::app_names(platform);
+    for (name, app) in names.iter().filter_map(|n| Some((n, state.apps.get(n)?))) {
         let client = app.client_id.as_deref().map_or_else(
             || "authentication off".to_owned(),
             |c| format!("app registration {c}"),
@@ -113,7 +114,7 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
     } else {
         format!(" --data-dir {}", args.data_dir.display())
     };
-    if let Some(first) = state.apps.keys().next() {
+    if let Some(first) = names.first() {
         println!(
             "  {:<width$}  easyauth webapp auth show --name {first}{dir}",
             "change settings"
@@ -129,7 +130,10 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
             .get(easyauth_platform::tutorial::FRONTEND)
             .map(|a| a.url.clone())
     } else {
-        state.apps.values().next().map(|a| a.url.clone())
+        names
+            .first()
+            .and_then(|n| state.apps.get(n))
+            .map(|a| a.url.clone())
     };
     println!(
         "easyauth up: ready in {:.1} s{}",

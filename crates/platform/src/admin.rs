@@ -55,6 +55,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use easyauth_module::config::kind_of;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
 
@@ -459,7 +460,7 @@ async fn auth_set(
     if !body.is_object() {
         return Err(ApiError::bad_request(format!(
             "$: expected a JSON object (the authsettingsV2 resource or its properties), found {}",
-            kind(&body)
+            kind_of(&body)
         )));
     }
     let outcome = state.control.auth_set(&app, body).await?;
@@ -507,7 +508,7 @@ fn parse_appsettings_patch(body: &Value) -> Result<BTreeMap<String, Option<Strin
     let Value::Object(top) = body else {
         return Err(ApiError::bad_request(format!(
             "$: expected an object like {{\"properties\": {{\"NAME\": \"value\"}}}}, found {}",
-            kind(body)
+            kind_of(body)
         )));
     };
     let properties: &Map<String, Value> = match top.get("properties") {
@@ -515,7 +516,7 @@ fn parse_appsettings_patch(body: &Value) -> Result<BTreeMap<String, Option<Strin
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "$.properties: expected an object of setting names to strings or null, found {}",
-                kind(other)
+                kind_of(other)
             )));
         }
         None => {
@@ -538,7 +539,7 @@ fn parse_appsettings_patch(body: &Value) -> Result<BTreeMap<String, Option<Strin
             other => {
                 return Err(ApiError::bad_request(format!(
                     "{at}: expected a string or null, found {}",
-                    kind(other)
+                    kind_of(other)
                 )));
             }
         };
@@ -569,17 +570,6 @@ fn json_path_member(parent: &str, key: &str) -> String {
         format!("{parent}.{key}")
     } else {
         format!("{parent}[{}]", Value::String(key.to_owned()))
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -243,7 +243,10 @@ impl Platform {
                 tracing::error!(error = %e, "the identity provider's server failed");
             }
         });
-        tokio::spawn(purge_expired(idp_store));
+        tokio::spawn(easyauth_store::purge_periodically(
+            idp_store,
+            Duration::from_secs(600),
+        ));
         let mut handles = vec![idp_handle];
 
         // 5. Each app: module, origin, process.
@@ -559,19 +562,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
-}
-
-async fn purge_expired(store: Arc<dyn Store>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if let Err(e) = store.purge_expired(now).await {
-            tracing::warn!(error = %e, "purging expired records failed");
-        }
-    }
 }
 
 /// The ARM resource `az webapp auth show` prints.

@@ -196,3 +196,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// consumed or used or not; returns how many records were deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }
+
+/// Purges expired records every `every`, for as long as the task runs (spawn it). Failures are
+/// logged and retried at the next tick: expired records are only dead weight.
+pub async fn purge_periodically(store: std::sync::Arc<dyn Store>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if let Err(e) = store.purge_expired(now).await {
+            tracing::warn!(error = %e, "purging expired records failed");
+        }
+    }
+}

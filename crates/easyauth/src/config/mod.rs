@@ -107,7 +107,8 @@ const V2_FIELDS: &[&str] = &[
     "encryptionSettings",
 ];
 
-fn kind_of(v: &Value) -> &'static str {
+/// "a string", "an object", ...: how errors about JSON shapes name what they found.
+pub fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
