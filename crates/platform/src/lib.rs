@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod client;
 pub mod control;
+pub mod explain;
 pub mod origin;
 pub mod platform;
 pub mod site;

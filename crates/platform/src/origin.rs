@@ -11,6 +11,8 @@ use easyauth_module::pipeline::BoxedService;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use crate::explain::{Callers, advice};
+
 /// The module stack an origin currently serves; swapped as a whole.
 #[derive(Debug, Clone)]
 pub struct SwappableService {
@@ -49,17 +51,51 @@ pub async fn serve(
     listener: std::net::TcpListener,
     app: String,
     service: SwappableService,
+    callers: Arc<Callers>,
     handle: axum_server::Handle<SocketAddr>,
 ) -> std::io::Result<()> {
     let app: Arc<str> = app.into();
     let front = tower::service_fn(move |request: Request| {
         let stack = BoxedService::clone(&service.current.load());
         let span = tracing::info_span!("app", app = %app);
-        async move { stack.oneshot(request).await }.instrument(span)
+        let caller = callers.caller(request.headers());
+        let app = app.clone();
+        async move {
+            let response = stack.oneshot(request).await?;
+            if let Some((caller, client)) = caller {
+                explain_refusal(&response, &caller, &client, &app);
+            }
+            Ok(response)
+        }
+        .instrument(span)
     });
     let router = axum::Router::new().fallback_service(front);
     axum_server::from_tcp(listener)?
         .handle(handle)
         .serve(router.into_make_service_with_connect_info::<SocketAddr>())
         .await
+}
+
+/// One log line when a call from another app of the site is refused: who called whom, why, and
+/// what to change.
+fn explain_refusal(response: &axum::response::Response, caller: &str, client: &str, app: &str) {
+    let status = response.status();
+    if status != axum::http::StatusCode::UNAUTHORIZED && status != axum::http::StatusCode::FORBIDDEN
+    {
+        return;
+    }
+    let reason = response
+        .headers()
+        .get("x-easyauth-reason")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let fix = advice(status, &reason, caller, client, app);
+    tracing::warn!(
+        target: "easyauth::platform",
+        caller,
+        status = status.as_u16(),
+        %reason,
+        %fix,
+        "{app} refused a call from {caller}"
+    );
 }

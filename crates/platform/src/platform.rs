@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::control::{AuthSetOutcome, Control, ControlError};
+use crate::explain::Callers;
 use crate::origin::{self, SwappableService};
 use crate::site::{AppRun, AuthSource, Placeholders, Site};
 use crate::state::{AppState, DemoUser, PlatformState};
@@ -250,6 +251,9 @@ impl Platform {
         let mut handles = vec![idp_handle];
 
         // 5. Each app: module, origin, process.
+        let callers = Arc::new(Callers::new(site.apps.iter().zip(&configs).filter_map(
+            |(spec, config)| Some((aad_client_id(&config.auth)?, spec.name.clone())),
+        )));
         let name_width = site.apps.iter().map(|a| a.name.len()).max().unwrap_or(0);
         let mut apps = Vec::with_capacity(site.apps.len());
         for ((spec, (listener, url, upstream, port)), config) in
@@ -282,10 +286,13 @@ impl Platform {
             let handle = axum_server::Handle::new();
             handles.push(handle.clone());
             tokio::spawn({
+                let callers = callers.clone();
                 let service = app.service.clone();
                 let name = app.name.clone();
                 async move {
-                    if let Err(e) = origin::serve(listener, name.clone(), service, handle).await {
+                    if let Err(e) =
+                        origin::serve(listener, name.clone(), service, callers, handle).await
+                    {
                         tracing::error!(app = %name, error = %e, "the app's origin failed");
                     }
                 }
