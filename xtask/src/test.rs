@@ -54,7 +54,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
     if opts.no_e2e {
         steps.skipped("tools / venv / npm", "--no-e2e");
     } else {
-        steps.step("ensure tools (python3, node, npm)", ensure_tools)?;
+        steps.step("ensure tools (python3, node, npm, chromium)", ensure_tools)?;
         steps.step("python venv (target/e2e/venv)", || python_venv(&e2e, &venv))?;
         steps.step("npm packages (tests/e2e)", || npm_packages(&e2e))?;
     }
@@ -98,6 +98,9 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Where Debian's `chromium` package puts the browser (tests/e2e/node/browser_tutorial.mjs).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
 fn ensure_tools() -> Result<()> {
     let mut packages: Vec<&str> = Vec::new();
     match util::which("python3") {
@@ -117,11 +120,28 @@ fn ensure_tools() -> Result<()> {
     if util::which("npm").is_none() {
         packages.push("npm");
     }
+    // The browser of the `easyauth up` acceptance tests (playwright-core drives it; it never
+    // downloads a browser of its own).
+    if !Path::new(CHROMIUM).is_file() {
+        packages.push("chromium");
+    }
     ensure_debian_packages(&packages)?;
-    for tool in ["python3", "node", "npm"] {
-        let (_, version) = util::probe(tool, &["--version"])
+    for (tool, program) in [
+        ("python3", "python3"),
+        ("node", "node"),
+        ("npm", "npm"),
+        ("chromium", CHROMIUM),
+    ] {
+        let (_, version) = util::probe(program, &["--version"])
             .with_context(|| format!("`{tool}` is still not runnable"))?;
-        println!("    {tool}: {}", version.trim());
+        // Debian's chromium is a shell wrapper that may complain on stderr first
+        // ("/usr/bin/chromium: 9: [: ...") before "Chromium 156.0...".
+        let line = version
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('/'))
+            .unwrap_or(version.trim());
+        println!("    {tool}: {line}");
     }
     Ok(())
 }

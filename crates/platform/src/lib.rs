@@ -4,6 +4,8 @@
 //! settings while it runs.
 
 pub mod admin;
+mod app;
+mod auth;
 pub mod client;
 pub mod control;
 pub mod explain;

@@ -6,35 +6,30 @@
 //! registration, then the identity provider serves, then each module is built (building one
 //! fetches the provider's metadata) and each app starts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::response::IntoResponse;
 use easyauth_entra::directory::demo;
 use easyauth_entra::{Idp, IdpConfig, Seed};
-use easyauth_module::build::{AppSettings, Environment, build};
-use easyauth_module::config::AuthSettings;
 use easyauth_module::oidc::OidcHttp;
-use easyauth_module::pipeline::{BoxedService, proxy_service};
-use easyauth_module::proxy::Upstream;
 use easyauth_pki::LocalCa;
 use easyauth_store::{SqliteStore, Store};
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
+use crate::app::{App, AppConfig, starting};
+use crate::auth::{aad_client_id, load_auth, parse_auth, register_callback, resource};
 use crate::control::{AuthSetOutcome, Control, ControlError};
 use crate::explain::Callers;
 use crate::origin::{self, SwappableService};
-use crate::site::{AppRun, AuthSource, Placeholders, Site};
+use crate::site::{AppRun, Placeholders, Site};
 use crate::state::{AppState, DemoUser, PlatformState};
 use crate::supervisor::{AppProcess, wait_for_port};
 
-/// How long a request may wait for the app's response headers (App Service's 230 s).
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(230);
 /// How long start-up waits for an app's port before reporting it as not listening yet.
 const APP_READY_TIMEOUT: Duration = Duration::from_secs(20);
 const IDP_STORE: &str = "easyauth.db";
@@ -75,25 +70,6 @@ pub struct Platform {
     handles: Vec<axum_server::Handle<SocketAddr>>,
     site_is_tutorial: bool,
     pub started_in: Duration,
-}
-
-#[derive(Debug)]
-struct App {
-    name: String,
-    url: url::Url,
-    upstream: url::Url,
-    port: Option<u16>,
-    store: Arc<dyn Store>,
-    service: SwappableService,
-    process: Option<AppProcess>,
-    config: Mutex<AppConfig>,
-    ca_file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-struct AppConfig {
-    auth: AuthSettings,
-    settings: BTreeMap<String, String>,
 }
 
 impl Platform {
@@ -408,178 +384,10 @@ impl Platform {
     }
 }
 
-impl App {
-    /// The module for `config`, in front of the app.
-    async fn build_module(
-        &self,
-        config: &AppConfig,
-        http: &OidcHttp,
-    ) -> Result<BoxedService, String> {
-        let env = Environment {
-            public_url: self.url.clone(),
-            app_settings: AppSettings(
-                config
-                    .settings
-                    .clone()
-                    .into_iter()
-                    .collect::<HashMap<_, _>>(),
-            ),
-            store: self.store.clone(),
-            http: http.clone(),
-            // A local platform explains every 401/403 to the caller, not only in the log.
-            development: true,
-        };
-        let module = build(&config.auth, env).await.map_err(|e| e.to_string())?;
-        let upstream =
-            Upstream::new(&self.upstream, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
-        Ok(proxy_service(Arc::new(module), upstream))
-    }
-
-    /// The app process's environment, as App Service sets it: the app settings, each also as
-    /// `APPSETTING_<name>`, `PORT`, `WEBSITE_*` facts about the site and its authentication.
-    fn environment(&self, config: &AppConfig) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        let mut set = |k: &str, v: String| {
-            env.insert(k.to_owned(), v.clone());
-            env.insert(format!("APPSETTING_{k}"), v);
-        };
-        let auth = &config.auth;
-        let enabled = auth.platform.enabled;
-        set(
-            "WEBSITE_AUTH_ENABLED",
-            if enabled { "True" } else { "False" }.to_owned(),
-        );
-        set("WEBSITE_SITE_NAME", self.name.clone());
-        if let Some(client_id) = aad_client_id(auth) {
-            set("WEBSITE_AUTH_CLIENT_ID", client_id);
-        }
-        if let Some(issuer) = &auth
-            .identity_providers
-            .azure_active_directory
-            .as_ref()
-            .and_then(|a| a.registration.open_id_issuer.clone())
-        {
-            set("WEBSITE_AUTH_OPENID_ISSUER", issuer.clone());
-        }
-        for (k, v) in &config.settings {
-            set(k, v.clone());
-        }
-        env.insert(
-            "WEBSITE_HOSTNAME".into(),
-            self.url
-                .host_str()
-                .map_or_else(String::new, |h| match self.url.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_owned(),
-                }),
-        );
-        if let Some(port) = self.port {
-            env.insert("PORT".into(), port.to_string());
-            env.insert("WEBSITES_PORT".into(), port.to_string());
-        }
-        // Additive in Node; lets apps call the local identity provider over https.
-        env.entry("NODE_EXTRA_CA_CERTS".into())
-            .or_insert_with(|| self.ca_file.to_string_lossy().into_owned());
-        env.insert(
-            "EASYAUTH_CA_FILE".into(),
-            self.ca_file.to_string_lossy().into_owned(),
-        );
-        env
-    }
-}
-
-/// What an origin serves for the instant before its module is built.
-fn starting() -> BoxedService {
-    BoxedService::new(tower::service_fn(
-        |_request: axum::extract::Request| async {
-            Ok::<_, std::convert::Infallible>(
-                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
-            )
-        },
-    ))
-}
-
-fn aad_client_id(auth: &AuthSettings) -> Option<String> {
-    auth.identity_providers
-        .azure_active_directory
-        .as_ref()
-        .filter(|a| a.enabled)
-        .and_then(|a| a.registration.client_id.clone())
-        .filter(|c| !c.is_empty())
-}
-
-/// App Service's express setup registers `<site>/.auth/login/aad/callback` on the app
-/// registration; so does the platform, for the app registration whose appId is the app's client id.
-fn register_callback(seed: &mut Seed, client_id: &str, origin: &url::Url) {
-    let callback = format!(
-        "{}/.auth/login/aad/callback",
-        origin.as_str().trim_end_matches('/')
-    );
-    if let Some(app) = seed
-        .applications
-        .iter_mut()
-        .find(|a| a.app_id.eq_ignore_ascii_case(client_id))
-        && !app.web.redirect_uris.contains(&callback)
-    {
-        app.web.redirect_uris.push(callback);
-    }
-}
-
-/// Auth settings: a file (placeholders expanded), built-in JSON, or off.
-fn load_auth(source: &AuthSource, placeholders: &Placeholders) -> Result<AuthSettings, String> {
-    let (name, mut json) = match source {
-        AuthSource::Off => return Ok(auth_off()),
-        AuthSource::File(path) => {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{name}: cannot read the auth settings: {e}"))?;
-            let json: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
-            (name, json)
-        }
-        AuthSource::Inline { name, json } => (name.clone(), json.clone()),
-    };
-    placeholders
-        .expand_json(&mut json)
-        .map_err(|e| format!("{name}: {e}"))?;
-    parse_auth(&name, &json).map(|(settings, warnings)| {
-        for w in warnings {
-            tracing::warn!(source = %name, "{w}");
-        }
-        settings
-    })
-}
-
-fn parse_auth(name: &str, json: &Value) -> Result<(AuthSettings, Vec<String>), String> {
-    let loaded = AuthSettings::parse(name, &json.to_string()).map_err(|e| e.to_string())?;
-    Ok((
-        loaded.settings,
-        loaded.warnings.iter().map(ToString::to_string).collect(),
-    ))
-}
-
-/// App Service's default for an app without authentication configured.
-fn auth_off() -> AuthSettings {
-    let mut settings = AuthSettings::default();
-    settings.platform.enabled = false;
-    settings
-}
-
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
-}
-
-/// The ARM resource `az webapp auth show` prints.
-fn resource(app: &str, auth: &AuthSettings) -> Value {
-    json!({
-        "id": format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/easyauth/providers/Microsoft.Web/sites/{app}/config/authsettingsV2"),
-        "name": "authsettingsV2",
-        "type": "Microsoft.Web/sites/config",
-        "location": "local",
-        "properties": auth.to_v2_json(),
-    })
 }
 
 #[async_trait::async_trait]

@@ -1,0 +1,133 @@
+//! One app of the site at run time: its origin, its module (rebuilt on every change), its store,
+//! its process, and the environment App Service would give that process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::IntoResponse;
+use easyauth_module::build::{AppSettings, Environment, build};
+use easyauth_module::config::AuthSettings;
+use easyauth_module::oidc::OidcHttp;
+use easyauth_module::pipeline::{BoxedService, proxy_service};
+use easyauth_module::proxy::Upstream;
+use easyauth_store::Store;
+use tokio::sync::Mutex;
+
+use crate::auth::aad_client_id;
+use crate::origin::SwappableService;
+use crate::supervisor::AppProcess;
+
+/// How long a request may wait for the app's response headers (App Service's 230 s).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(230);
+
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) name: String,
+    pub(crate) url: url::Url,
+    pub(crate) upstream: url::Url,
+    pub(crate) port: Option<u16>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) service: SwappableService,
+    pub(crate) process: Option<AppProcess>,
+    pub(crate) config: Mutex<AppConfig>,
+    pub(crate) ca_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AppConfig {
+    pub(crate) auth: AuthSettings,
+    pub(crate) settings: BTreeMap<String, String>,
+}
+
+impl App {
+    /// The module for `config`, in front of the app.
+    pub(crate) async fn build_module(
+        &self,
+        config: &AppConfig,
+        http: &OidcHttp,
+    ) -> Result<BoxedService, String> {
+        let env = Environment {
+            public_url: self.url.clone(),
+            app_settings: AppSettings(
+                config
+                    .settings
+                    .clone()
+                    .into_iter()
+                    .collect::<HashMap<_, _>>(),
+            ),
+            store: self.store.clone(),
+            http: http.clone(),
+            // A local platform explains every 401/403 to the caller, not only in the log.
+            development: true,
+        };
+        let module = build(&config.auth, env).await.map_err(|e| e.to_string())?;
+        let upstream =
+            Upstream::new(&self.upstream, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
+        Ok(proxy_service(Arc::new(module), upstream))
+    }
+
+    /// The app process's environment, as App Service sets it: the app settings, each also as
+    /// `APPSETTING_<name>`, `PORT`, `WEBSITE_*` facts about the site and its authentication.
+    pub(crate) fn environment(&self, config: &AppConfig) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_owned(), v.clone());
+            env.insert(format!("APPSETTING_{k}"), v);
+        };
+        let auth = &config.auth;
+        let enabled = auth.platform.enabled;
+        set(
+            "WEBSITE_AUTH_ENABLED",
+            if enabled { "True" } else { "False" }.to_owned(),
+        );
+        set("WEBSITE_SITE_NAME", self.name.clone());
+        if let Some(client_id) = aad_client_id(auth) {
+            set("WEBSITE_AUTH_CLIENT_ID", client_id);
+        }
+        if let Some(issuer) = &auth
+            .identity_providers
+            .azure_active_directory
+            .as_ref()
+            .and_then(|a| a.registration.open_id_issuer.clone())
+        {
+            set("WEBSITE_AUTH_OPENID_ISSUER", issuer.clone());
+        }
+        for (k, v) in &config.settings {
+            set(k, v.clone());
+        }
+        env.insert(
+            "WEBSITE_HOSTNAME".into(),
+            self.url
+                .host_str()
+                .map_or_else(String::new, |h| match self.url.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                }),
+        );
+        if let Some(port) = self.port {
+            env.insert("PORT".into(), port.to_string());
+            env.insert("WEBSITES_PORT".into(), port.to_string());
+        }
+        // Additive in Node; lets apps call the local identity provider over https.
+        env.entry("NODE_EXTRA_CA_CERTS".into())
+            .or_insert_with(|| self.ca_file.to_string_lossy().into_owned());
+        env.insert(
+            "EASYAUTH_CA_FILE".into(),
+            self.ca_file.to_string_lossy().into_owned(),
+        );
+        env
+    }
+}
+
+/// What an origin serves for the instant before its module is built.
+pub(crate) fn starting() -> BoxedService {
+    BoxedService::new(tower::service_fn(
+        |_request: axum::extract::Request| async {
+            Ok::<_, std::convert::Infallible>(
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
+            )
+        },
+    ))
+}
