@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use easyauth_store::Store;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,10 @@ pub struct SessionRecord {
     pub expires_on: Option<i64>,
     /// Unix time the session itself ends (then `/.auth/refresh` may revive it for the grace).
     pub session_expires: i64,
+    /// The headers the module injects for this session, built on first use; a refreshed
+    /// session is a new record, so they never outlive the tokens they carry.
+    #[serde(skip)]
+    pub injected: crate::principal::InjectedCell,
 }
 
 /// What the session cookie holds: only a reference to the stored session.
@@ -326,17 +330,19 @@ impl Module {
         Ok(())
     }
 
-    pub async fn load_session(&self, sid: &str) -> Option<SessionRecord> {
+    /// The stored session `sid`; shared, not copied, so what is built from it once (the
+    /// injected headers) serves every request of the session while it is cached.
+    pub async fn load_session(&self, sid: &str) -> Option<Arc<SessionRecord>> {
         if let Some(record) = self.sessions.get(sid) {
-            return Some((*record).clone());
+            return Some(record);
         }
         let json = self
             .store
             .get_ephemeral(SESSION_KIND, sid, now())
             .await
             .ok()??;
-        let record: SessionRecord = serde_json::from_str(&json).ok()?;
-        self.sessions.put(sid, Arc::new(record.clone()));
+        let record: Arc<SessionRecord> = Arc::new(serde_json::from_str(&json).ok()?);
+        self.sessions.put(sid, record.clone());
         Some(record)
     }
 
@@ -356,7 +362,7 @@ impl Module {
     pub async fn session_by_access_token(
         &self,
         access_token: &str,
-    ) -> Option<(String, SessionRecord)> {
+    ) -> Option<(String, Arc<SessionRecord>)> {
         let sid = self
             .store
             .get_ephemeral(
@@ -457,7 +463,7 @@ impl Module {
         zumo: Option<&str>,
         grace: bool,
     ) -> Option<Identity> {
-        let live = |r: &SessionRecord| grace || r.session_expires > now();
+        let live = |r: &Arc<SessionRecord>| grace || r.session_expires > now();
         if let Some((sealed, chunks)) = chunked_cookie(headers, SESSION_COOKIE)
             && let Some(cookie) = self
                 .keys
@@ -467,7 +473,7 @@ impl Module {
         {
             return Some(Identity::Session {
                 sid: cookie.sid,
-                record: Arc::new(record),
+                record,
                 via_cookie: true,
                 chunks,
             });
@@ -478,7 +484,7 @@ impl Module {
         {
             return Some(Identity::Session {
                 sid,
-                record: Arc::new(record),
+                record,
                 via_cookie: false,
                 chunks: 0,
             });
@@ -487,14 +493,14 @@ impl Module {
     }
 
     /// The session a cookie names: carried in it (token store off) unless revoked, or stored.
-    async fn cookie_record(&self, cookie: &SessionCookie) -> Option<SessionRecord> {
+    async fn cookie_record(&self, cookie: &SessionCookie) -> Option<Arc<SessionRecord>> {
         let Some(record) = &cookie.record else {
             return self.load_session(&cookie.sid).await;
         };
         // "Not revoked" is remembered like a stored session (same TTL); this instance's own
         // sign-outs remove the entry at once.
         if self.sessions.get(&cookie.sid).is_some() {
-            return Some(record.clone());
+            return Some(Arc::new(record.clone()));
         }
         let revoked = self
             .store
@@ -506,8 +512,9 @@ impl Module {
         if revoked {
             return None;
         }
-        self.sessions.put(&cookie.sid, Arc::new(record.clone()));
-        Some(record.clone())
+        let record = Arc::new(record.clone());
+        self.sessions.put(&cookie.sid, record.clone());
+        Some(record)
     }
 
     /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
@@ -553,6 +560,52 @@ impl Module {
     }
 
     /// The principal for an identity.
+    /// The principal and token headers for `identity`, built once per session record or
+    /// validated token.
+    pub fn injected_headers(
+        &self,
+        identity: &Identity,
+    ) -> Option<crate::principal::InjectedHeaders> {
+        let cell = match identity {
+            Identity::Anonymous => return None,
+            Identity::Session { record, .. } => &record.injected,
+            Identity::Bearer { token, .. } => token.injected(),
+        };
+        Some(cell.get_or_init(|| self.build_injected_headers(identity)))
+    }
+
+    fn build_injected_headers(&self, identity: &Identity) -> crate::principal::InjectedHeaders {
+        let mut headers = HeaderMap::new();
+        if let Some(principal) = self.principal(identity) {
+            principal.insert_headers(&mut headers);
+        }
+        if let Identity::Session { record, .. } = identity
+            && self.settings.token_store
+        {
+            let prefix = format!("x-ms-token-{}-", record.provider.to_ascii_lowercase());
+            let mut put = |suffix: &str, value: Option<String>| {
+                if let (Some(v), Ok(name)) = (
+                    value,
+                    HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes()),
+                ) && let Ok(v) = HeaderValue::from_str(&v)
+                {
+                    headers.insert(name, v);
+                }
+            };
+            put("access-token", record.access_token.clone());
+            put("id-token", record.id_token.clone());
+            put("refresh-token", record.refresh_token.clone());
+            put(
+                "expires-on",
+                record.expires_on.map(crate::routes::expires_on),
+            );
+        }
+        headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn principal(&self, identity: &Identity) -> Option<ClientPrincipal> {
         let provider = identity.provider()?;
         let name_claim = self

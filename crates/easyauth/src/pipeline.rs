@@ -333,35 +333,15 @@ fn finish_body(request: &Request, mut response: Response) -> Response {
 
 /// Stage 5: the headers App Service gives the app.
 async fn inject(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
-    let identity = request
+    let injected = request
         .extensions()
         .get::<Identity>()
-        .cloned()
-        .unwrap_or(Identity::Anonymous);
-    if let Some(principal) = m.principal(&identity) {
-        principal.insert_headers(request.headers_mut());
-    }
-    if let Identity::Session { record, .. } = &identity
-        && m.settings.token_store
-    {
-        let prefix = format!("x-ms-token-{}-", record.provider.to_ascii_lowercase());
+        .and_then(|identity| m.injected_headers(identity));
+    if let Some(injected) = injected {
         let headers = request.headers_mut();
-        let mut put = |suffix: &str, value: Option<String>| {
-            if let (Some(v), Ok(name)) = (
-                value,
-                HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes()),
-            ) && let Ok(v) = HeaderValue::from_str(&v)
-            {
-                headers.insert(name, v);
-            }
-        };
-        put("access-token", record.access_token.clone());
-        put("id-token", record.id_token.clone());
-        put("refresh-token", record.refresh_token.clone());
-        put(
-            "expires-on",
-            record.expires_on.map(crate::routes::expires_on),
-        );
+        for (name, value) in injected.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     next.run(request).await
 }

@@ -2,6 +2,8 @@
 //! `{"auth_typ","claims":[{"typ","val"}],"name_typ","role_typ"}`), `-ID`, `-NAME`, `-IDP`, and
 //! the `user_claims` of `/.auth/me` (contract §3.1, §3.3, §2.5).
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -152,6 +154,35 @@ impl ClientPrincipal {
     }
 }
 
+/// The identity and token headers every request of one session (or one validated bearer token)
+/// gets. Built once and shared: cloning a `HeaderValue` only bumps a reference count, so the
+/// per-request cost is a few inserts instead of rebuilding and re-encoding the principal.
+pub type InjectedHeaders = Arc<[(HeaderName, HeaderValue)]>;
+
+/// Where a session record or validated token keeps its [`InjectedHeaders`]. A clone starts
+/// empty: records are cloned to be edited (refreshed tokens), and the copy must not inject the
+/// original's headers. It is a cache, not data, so any two compare equal.
+#[derive(Debug, Default)]
+pub struct InjectedCell(std::sync::OnceLock<InjectedHeaders>);
+
+impl InjectedCell {
+    pub fn get_or_init(&self, build: impl FnOnce() -> InjectedHeaders) -> InjectedHeaders {
+        self.0.get_or_init(build).clone()
+    }
+}
+
+impl Clone for InjectedCell {
+    fn clone(&self) -> InjectedCell {
+        InjectedCell::default()
+    }
+}
+
+impl PartialEq for InjectedCell {
+    fn eq(&self, _: &InjectedCell) -> bool {
+        true
+    }
+}
+
 fn claim_type(key: &str, legacy: bool) -> String {
     if let Some((_, long)) = LEGACY_MAP.iter().find(|(short, _)| *short == key) {
         return (*long).to_owned();
@@ -173,6 +204,27 @@ fn stringify(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_cloned_injected_cell_builds_its_own_headers() {
+        let headers = |v: &'static str| -> InjectedHeaders {
+            Arc::from(vec![(
+                HeaderName::from_static("x-ms-token-aad-access-token"),
+                HeaderValue::from_static(v),
+            )])
+        };
+        let cell = InjectedCell::default();
+        assert_eq!(cell.get_or_init(|| headers("old"))[0].1, "old");
+        assert_eq!(
+            cell.get_or_init(|| headers("ignored"))[0].1,
+            "old",
+            "built once"
+        );
+        // A refreshed session is an edited clone: it must not inject the old token.
+        let copy = cell.clone();
+        assert_eq!(copy.get_or_init(|| headers("new"))[0].1, "new");
+        assert_eq!(cell.get_or_init(|| headers("ignored"))[0].1, "old");
+    }
 
     #[test]
     fn principal_shape_and_headers() {

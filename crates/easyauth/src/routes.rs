@@ -419,6 +419,7 @@ async fn callback(
                 .map(|s| now() + s as i64)
                 .or(Some(validated.exp())),
         ),
+        injected: Default::default(),
     };
     // With the token store off, the session travels in the cookie alone.
     let sid = if m.settings.token_store {
@@ -499,6 +500,7 @@ async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -
         refresh_token: if keep { text("refresh_token") } else { None },
         expires_on: Some(validated.exp()),
         session_expires,
+        injected: Default::default(),
     };
     match m.create_session(&record).await {
         Ok(sid) => axum::Json(json!({
@@ -581,7 +583,7 @@ async fn refresh(m: &Module, request: &Parts) -> Response {
             Some(token) => m
                 .session_by_access_token(token)
                 .await
-                .map(|(sid, r)| (sid, r, false, false)),
+                .map(|(sid, r)| (sid, (*r).clone(), false, false)),
             None => None,
         },
     };

@@ -87,9 +87,16 @@ pub struct ValidatedToken {
     exp: i64,
     alg: Algorithm,
     kid: Option<String>,
+    /// The headers the module injects for this token, built on first use (see
+    /// [`crate::principal::InjectedHeaders`]); the validated-token cache keeps them with it.
+    injected: crate::principal::InjectedCell,
 }
 
 impl ValidatedToken {
+    pub(crate) fn injected(&self) -> &crate::principal::InjectedCell {
+        &self.injected
+    }
+
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }
@@ -183,6 +190,7 @@ impl ValidatedToken {
             exp,
             alg: Algorithm::RS256,
             kid: None,
+            injected: Default::default(),
         }
     }
 }
@@ -479,6 +487,7 @@ impl TokenValidator {
             exp,
             alg,
             kid: key.kid.clone(),
+            injected: Default::default(),
         })
     }
 }
