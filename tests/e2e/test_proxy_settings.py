@@ -3,6 +3,8 @@ and the refresh grace, apiPrefix, disableWWWAuthenticate, jwtClaimChecks."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -219,3 +221,42 @@ def test_invalid_settings_are_refused_at_start_up(proxy_binary: str, tmp_path, e
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0, r
     assert "unauthenticatedClientAction" in (r.stderr + r.stdout), r.stderr[-2000:]
+
+
+def test_preserve_url_fragments_for_logins(proxies: ProxyFactory, world: World, proxy_idp: ProxyIdp):
+    """preserveUrlFragmentsForLogins: /.auth/login answers a browser with a page whose script
+    reads the #fragment and comes back with it; the sign-in then ends on the page *with* its
+    fragment. Without the setting the login route redirects straight away."""
+    p = proxies.start("fragments", aad_settings(
+        proxy_idp, world, extra_login={"preserveUrlFragmentsForLogins": True}))
+    b = ProxyBrowser(proxy_idp.ca_path)
+    r = b.get(p.url("/.auth/login/aad?post_login_redirect_uri=%2Fdocs%3Fv%3D2"))
+    assert r.status_code == 200 and "window.location.hash" in r.text, describe(r)
+    assert "no-store" in r.headers.get("Cache-Control", ""), describe(r)
+    # What the script does with `#section-2`: the same URL plus the fragment parameter.
+    m = re.search(r'window\.location\.replace\(("[^"]*")\+', r.text)
+    assert m, r.text
+    next_url = json.loads(m.group(1)) + quote("section-2/a b", safe="")
+    assert next_url.startswith("/.auth/login/aad?post_login_redirect_uri=%2Fdocs%3Fv%3D2&"), next_url
+    # The page escapes what it echoes: a query that tries to close the script stays inert.
+    evil = b.get(p.url("/.auth/login/aad?x=</script><script>alert(1)</script>"))
+    assert "</script><script>alert(1)" not in evil.text, evil.text
+
+    r = b.get(p.url(next_url))
+    assert r.status_code in REDIRECTS and urlsplit(r.headers["Location"]).netloc == proxy_idp.host, describe(r)
+    cb = drive_provider(b, b.get(r.headers["Location"]), p.url("/.auth/login/aad/callback"),
+                        user=world.alice)
+    assert cb.status_code in REDIRECTS, describe(cb)
+    assert cb.headers["Location"] == "/docs?v=2#section-2/a%20b", describe(cb)
+
+    # A fragment never changes where the browser goes: a refused target stays refused.
+    r = b.get(p.url("/.auth/login/aad?post_login_redirect_uri=https%3A%2F%2Fevil.test%2F&easyauth_fragment=x"))
+    assert r.status_code in REDIRECTS, describe(r)
+    cb = drive_provider(b, b.get(r.headers["Location"]), p.url("/.auth/login/aad/callback"),
+                        user=world.alice)
+    assert "evil.test" not in cb.headers.get("Location", ""), describe(cb)
+
+    # Off (the default): straight to the provider, no page.
+    plain = proxies.shared("plain-fragments", lambda: proxies.start("plain-fragments", aad_settings(proxy_idp, world)))
+    r = ProxyBrowser(proxy_idp.ca_path).get(plain.url("/.auth/login/aad?post_login_redirect_uri=%2Fdocs"))
+    assert r.status_code in REDIRECTS, describe(r)

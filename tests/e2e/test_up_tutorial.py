@@ -14,6 +14,7 @@ Artifacts: target/test-artifacts/up-<n>-tutorial.log (up's output), up-tutorial/
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 import time
@@ -288,6 +289,26 @@ def test_app_setting_restarts_only_that_app(platform: PlatformProcess) -> None:
     # and the whole chain still works with the restarted front end
     r = browser.get(platform.url("frontend", "/get-profile"))
     assert r.status_code == 200 and 'id="withAuthentication">true<' in r.text, r.text[:1000]
+
+
+def test_url_fragments_survive_sign_in_when_preserved(platform: PlatformProcess,
+                                                     chromium: None) -> None:
+    """login.preserveUrlFragmentsForLogins, in a real browser: a page opened as /debug#section-2
+    is where the sign-in ends, fragment included. Without it the fragment is lost at the sign-in
+    form (the browser's POST has none to carry over), which is why App Service has the setting."""
+    r = run_browser(platform, "fragment", SHOTS)
+    assert r["ok"] and r["final_path"] == "/debug", explain(r)
+    assert r["final_hash"] == "", f"expected the fragment to be lost without the setting\n{explain(r)}"
+    original = platform.auth_show("frontend")
+    preserved = copy.deepcopy(original)
+    preserved["properties"].setdefault("login", {})["preserveUrlFragmentsForLogins"] = True
+    try:
+        platform.auth_set("frontend", preserved)
+        r = run_browser(platform, "fragment", SHOTS)
+        assert r["ok"], explain(r)
+        assert (r["final_path"], r["final_hash"]) == ("/debug", "#section-2"), explain(r)
+    finally:
+        platform.auth_set("frontend", original)
 
 
 def test_next_step_on_behalf_of_graph(platform: PlatformProcess) -> None:

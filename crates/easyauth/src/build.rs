@@ -207,6 +207,9 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
         allowed_external_redirects: login.allowed_external_redirect_urls.clone(),
         forward,
         legacy_claims: app.flag("WEBSITE_AUTH_USE_LEGACY_CLAIMS").unwrap_or(true),
+        preserve_fragments: app
+            .flag("WEBSITE_AUTH_PRESERVE_URL_FRAGMENT")
+            .unwrap_or(login.preserve_url_fragments_for_logins),
         development: env.development,
         validate_nonce: login.nonce.validate_nonce,
         nonce_lifetime: login.nonce.nonce_expiration_interval,

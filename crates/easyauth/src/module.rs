@@ -58,6 +58,9 @@ pub struct ModuleSettings {
     pub allowed_external_redirects: Vec<String>,
     pub forward: ForwardTrust,
     pub legacy_claims: bool,
+    /// `login.preserveUrlFragmentsForLogins` (or `WEBSITE_AUTH_PRESERVE_URL_FRAGMENT`): the
+    /// login route first asks the browser for the `#fragment`, so the user lands back on it.
+    pub preserve_fragments: bool,
     pub development: bool,
     pub validate_nonce: bool,
     pub nonce_lifetime: Duration,

@@ -179,8 +179,84 @@ fn random_hex(n: usize) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The query parameter that carries the `#fragment` back from [`fragment_page`].
+const FRAGMENT_PARAM: &str = "easyauth_fragment";
+
+/// `preserveUrlFragmentsForLogins`: a browser never sends the `#fragment`, so the login route
+/// first answers with a page whose script reads it and comes back with it in
+/// [`FRAGMENT_PARAM`] (empty when there is none). Without script the link continues without it.
+fn fragment_page(request: &Parts) -> Response {
+    let path_and_query = request.uri.path_and_query().map_or("/", |p| p.as_str());
+    let sep = if request.uri.query().is_some() {
+        '&'
+    } else {
+        '?'
+    };
+    let next = format!("{path_and_query}{sep}{FRAGMENT_PARAM}=");
+    // JSON-encoded for the script, with `<` escaped so the text cannot close the element.
+    let js_next = serde_json::to_string(&next)
+        .unwrap_or_else(|_| "\"/\"".into())
+        .replace('<', "\\u003c");
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Signing in</title>\
+         <meta name=\"robots\" content=\"noindex\"></head><body>\
+         <script>(function(){{var h=window.location.hash;\
+         window.location.replace({js_next}+encodeURIComponent(h?h.substring(1):''));}})();</script>\
+         <noscript><a href=\"{href}\">Continue to sign in</a></noscript></body></html>",
+        href = html_escape::encode_double_quoted_attribute(&next),
+    );
+    let mut r = (StatusCode::OK, Html(html)).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    r
+}
+
+/// A fragment as it may follow `#` in a Location header: anything outside RFC 3986's fragment
+/// characters (and `%`, so existing escapes stay as they are) is percent-encoded.
+fn fragment_suffix(fragment: &str) -> String {
+    const FRAGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'!')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b'*')
+        .remove(b'+')
+        .remove(b',')
+        .remove(b';')
+        .remove(b'=')
+        .remove(b':')
+        .remove(b'@')
+        .remove(b'/')
+        .remove(b'?')
+        .remove(b'%');
+    format!(
+        "#{}",
+        percent_encoding::utf8_percent_encode(&clip_fragment(fragment), FRAGMENT)
+    )
+}
+
+/// Fragments are kept to 2,000 characters: they travel in a cookie and a Location header.
+fn clip_fragment(fragment: &str) -> String {
+    fragment.chars().take(2000).collect()
+}
+
 /// GET /.auth/login/<provider>: send the browser to the provider's authorize endpoint.
 async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Response {
+    let fragment = query_param(request, FRAGMENT_PARAM);
+    if m.settings.preserve_fragments
+        && fragment.is_none()
+        && crate::pipeline::is_browser(&request.headers)
+    {
+        return fragment_page(request);
+    }
     let target = query_param(request, "post_login_redirect_uri")
         .or_else(|| query_param(request, "post_login_redirect_url"))
         .and_then(|t| {
@@ -190,6 +266,17 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
             }
             ok
         });
+    // The fragment only ever follows a target that passed validation (or the site's root).
+    let target = match fragment.filter(|f| !f.is_empty() && m.settings.preserve_fragments) {
+        // A target that names its own fragment keeps it.
+        Some(_) if target.as_deref().is_some_and(|t| t.contains('#')) => target,
+        Some(f) => Some(format!(
+            "{}{}",
+            target.as_deref().unwrap_or("/"),
+            fragment_suffix(&f)
+        )),
+        None => target,
+    };
     let md = match provider.metadata().await {
         Ok(md) => md,
         Err(e) => {
@@ -716,4 +803,49 @@ async fn logout(m: &Module, request: &Parts) -> Response {
         None => target.unwrap_or(complete),
     };
     found(&location, cookies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_are_encoded_for_a_location_header() {
+        assert_eq!(fragment_suffix("section-2/a b"), "#section-2/a%20b");
+        assert_eq!(fragment_suffix("x=1&y=%41"), "#x=1&y=%41");
+        // No header splitting, no second fragment, no markup.
+        assert_eq!(
+            fragment_suffix("a\r\nSet-Cookie: x"),
+            "#a%0D%0ASet-Cookie:%20x"
+        );
+        assert_eq!(fragment_suffix("a#b<c>"), "#a%23b%3Cc%3E");
+        assert_eq!(fragment_suffix(&"é".repeat(3000)).len(), 1 + 2000 * 6);
+    }
+
+    #[test]
+    fn the_fragment_page_cannot_be_closed_by_the_query() {
+        // As a browser sends it, and raw (if the URI parser lets it through).
+        for uri in [
+            "/.auth/login/aad?x=%3C/script%3E%3Cb%3E",
+            "/.auth/login/aad?x=</script><b>",
+        ] {
+            let Ok(request) = axum::http::Request::builder().uri(uri).body(()) else {
+                continue;
+            };
+            let body = body_text(fragment_page(&request.into_parts().0));
+            assert_eq!(body.matches("</script>").count(), 1, "{body}");
+            assert!(!body.contains("<b>"), "{body}");
+            assert!(body.contains("easyauth_fragment="), "{body}");
+        }
+    }
+
+    fn body_text(response: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let bytes = rt
+            .block_on(to_bytes(response.into_body(), 1 << 20))
+            .expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }

@@ -47,7 +47,7 @@ function parseArgs(argv) {
   for (const k of ['frontend', 'user', 'password', 'shots']) {
     if (!opts[k]) throw new Error(`missing --${k === 'shots' ? 'screenshot-dir' : k}`);
   }
-  if (!['full', 'profile-status'].includes(opts.scenario)) throw new Error(`unknown scenario ${opts.scenario}`);
+  if (!['full', 'profile-status', 'fragment'].includes(opts.scenario)) throw new Error(`unknown scenario ${opts.scenario}`);
   opts.stepTimeout = Number(opts.stepTimeout);
   opts.frontend = opts.frontend.replace(/\/+$/, '');
   return opts;
@@ -142,9 +142,9 @@ async function main() {
     return redact(page.url());
   };
 
-  const signIn = async () => {
+  const signIn = async (start = '/') => {
     enter('open-frontend');
-    await page.goto(`${opts.frontend}/`);
+    await page.goto(`${opts.frontend}${start}`);
     enter('idp-sign-in-page');
     result.sign_in_page = await expectSignInPage('opening the front end');
     enter('submit-credentials');
@@ -169,6 +169,7 @@ async function main() {
         consent.click(),
       ]);
     }
+    if (start !== '/') return;
     enter('frontend-home');
     if (here().origin !== frontendOrigin) fail(`after sign-in the browser is at ${redact(page.url())}`);
     if (await page.locator('input[name="passwd"]').count()) fail('the sign-in page was shown again');
@@ -210,6 +211,20 @@ async function main() {
   };
 
   try {
+    if (opts.scenario === 'fragment') {
+      // preserveUrlFragmentsForLogins: a page opened with a #fragment is where sign-in ends.
+      await signIn('/debug#section-2');
+      enter('back-with-fragment');
+      await page.waitForURL((u) => u.origin === frontendOrigin && u.pathname === '/debug', { waitUntil: 'load' });
+      result.final_path = here().pathname;
+      result.final_hash = here().hash;
+      delete result.current;
+      result.ok = true;
+      await browser.close().catch(() => {});
+      clearTimeout(watchdog);
+      console.log(JSON.stringify(result));
+      return;
+    }
     await signIn();
     const profile = await openProfile();
     result.profile = profile;
