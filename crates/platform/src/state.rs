@@ -96,7 +96,14 @@ impl PlatformState {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::write(&tmp, text).map_err(err)?;
+        // Owner-only: it names the demo user's password.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(err)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(err)?;
+        drop(file);
         std::fs::rename(&tmp, &path).map_err(err)
     }
 

@@ -336,3 +336,37 @@ async fn start_up_errors_name_the_app_and_the_problem() {
         "{text}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn platform_json_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("state");
+    let state = easyauth_platform::state::PlatformState {
+        pid: 1,
+        admin_url: "http://127.0.0.1:1".into(),
+        idp_url: "https://127.0.0.1:2".into(),
+        tenant_id: "t".into(),
+        issuer: "https://127.0.0.1:2/t/v2.0".into(),
+        ca_file: dir.join("ca.pem"),
+        apps: BTreeMap::new(),
+        demo_user: Some(easyauth_platform::state::DemoUser {
+            username: "alice".into(),
+            password: "secret".into(),
+        }),
+    };
+    state.write(&dir).expect("write");
+    let mode = std::fs::metadata(dir.join("platform.json"))
+        .expect("written")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "platform.json holds the demo password: {mode:o}"
+    );
+    assert_eq!(
+        easyauth_platform::state::PlatformState::read(&dir).expect("read"),
+        state
+    );
+}
