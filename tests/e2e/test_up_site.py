@@ -102,7 +102,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProce
     (site_dir / "callee.auth.json").write_text(json.dumps(CALLEE_AUTH, indent=2))
     site = site_dir / "site.toml"
     site.write_text(site_toml(node))
-    p = PlatformProcess(b, work, "site", site=site)
+    # One worker: the platform then runs on tokio's current-thread scheduler (as the benchmarks
+    # run it), so that path is covered end to end too.
+    p = PlatformProcess(b, work, "site", site=site, extra_args=["--worker-threads", "1"])
     try:
         p.start()
     except RuntimeError as e:

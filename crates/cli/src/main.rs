@@ -25,7 +25,7 @@ struct Cli {
     /// Log line format.
     #[arg(long, env = "EASYAUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
-    /// Async worker threads (default: one per core).
+    /// Async worker threads (default: one per core; 1 = a single-threaded scheduler).
     #[arg(long, env = "EASYAUTH_WORKER_THREADS", global = true)]
     worker_threads: Option<usize>,
 }
@@ -109,10 +109,15 @@ pub(crate) struct IdpArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker: tokio's current-thread scheduler does the same work without the
+    // multi-thread scheduler's cross-thread bookkeeping (blocking work still has its own pool).
+    let mut runtime = match cli.worker_threads {
+        Some(1) | Some(0) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(n) = cli.worker_threads {
-        runtime.worker_threads(n.max(1));
+    if let Some(n) = cli.worker_threads.filter(|n| *n > 1) {
+        runtime.worker_threads(n);
     }
     let runtime = match runtime.build() {
         Ok(r) => r,
