@@ -161,7 +161,7 @@ const ACCESS_TOKEN_INDEX: &str = "easyauth-access-token";
 const REVOKED_KIND: &str = "easyauth-revoked-session";
 
 /// A signed-in session, kept in the store (the token store).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub provider: String,
     /// Claims of the ID token (or of the token used for client-directed sign-in).
@@ -502,8 +502,12 @@ impl Module {
         };
         // "Not revoked" is remembered like a stored session (same TTL); this instance's own
         // sign-outs remove the entry at once.
-        if self.sessions.get(&cookie.sid).is_some() {
-            return Some(Arc::new(record.clone()));
+        // The same record as last time is shared, so what was built from it (the injected
+        // headers) is reused; a different one (a refreshed cookie) is checked again below.
+        if let Some(cached) = self.sessions.get(&cookie.sid)
+            && *cached == *record
+        {
+            return Some(cached);
         }
         let revoked = self
             .store
