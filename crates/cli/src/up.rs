@@ -69,7 +69,7 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
         .map(String::len)
         .max()
         .unwrap_or(0)
-        .max(14);
+        .max(15);
     if platform.is_tutorial() {
         println!(
             "easyauth up: Microsoft's tutorial \"Authenticate and authorize users end-to-end in Azure App Service\""
