@@ -1,4 +1,5 @@
-"""`easyauth up --site FILE`: two Express apps (apps/express_app.mjs), written as one writes them
+"""`easyauth up --site examples/express-site/site.toml`: two Express apps (app.mjs), written as
+one writes them
 for App Service, each behind its own authentication module: `caller` in the tutorial's front-end
 role (signs users in, token store, asks for the callee's scope) and `callee` in the back-end role
 (bearer tokens for `api://<callee>`, only from the caller). The site file uses both command
@@ -26,65 +27,12 @@ import pytest
 import requests
 
 from proxy_e2e import API_UA
-from up_e2e import EXPRESS_APP, AppBrowser, PlatformProcess, json_of, sign_in, up_unavailable_reason
+from up_e2e import E2E, EXPRESS_SITE, AppBrowser, PlatformProcess, json_of, sign_in, up_unavailable_reason
 
 USER = "alice@contoso.onmicrosoft.com"
 GREETING = "hello from the site file"
 SECRET = "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"
 OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
-
-CALLER_AUTH = {"properties": {
-    "platform": {"enabled": True},
-    "globalValidation": {"requireAuthentication": True,
-                         "unauthenticatedClientAction": "RedirectToLoginPage"},
-    "identityProviders": {"azureActiveDirectory": {
-        "enabled": True,
-        "registration": {"clientId": "${demo.frontend.client_id}",
-                         "clientSecretSettingName": SECRET,
-                         "openIdIssuer": "${idp.issuer}"},
-        # with `profile` the ID token has preferred_username: the principal name is the UPN
-        "login": {"loginParameters": [
-            "scope=openid profile offline_access api://${demo.backend.client_id}/user_impersonation"]},
-    }},
-    "login": {"tokenStore": {"enabled": True}},
-}}
-
-CALLEE_AUTH = {"properties": {
-    "platform": {"enabled": True},
-    "globalValidation": {"requireAuthentication": True, "unauthenticatedClientAction": "Return401"},
-    "identityProviders": {"azureActiveDirectory": {
-        "enabled": True,
-        "registration": {"clientId": "${demo.backend.client_id}", "openIdIssuer": "${idp.issuer}"},
-        "validation": {
-            "allowedAudiences": ["api://${demo.backend.client_id}"],
-            "defaultAuthorizationPolicy": {"allowedApplications": ["${demo.frontend.client_id}"]},
-        },
-    }},
-}}
-
-
-def site_toml(node: str) -> str:
-    app = str(EXPRESS_APP)
-    return f"""# two Express apps: tests/e2e/test_up_site.py
-[[apps]]
-name = "caller"
-command = [{json.dumps(node)}, {json.dumps(app)}]
-auth_settings = "caller.auth.json"
-
-[apps.app_settings]
-CALLEE_URL = "${{apps.callee.url}}"
-{SECRET} = "${{demo.frontend.secret}}"
-GREETING = "{GREETING}"
-
-[[apps]]
-name = "callee"
-command = "exec {node} '{app}'"
-auth_settings = "callee.auth.json"
-
-[apps.app_settings]
-GREETING = "callee says hi"
-"""
-
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
@@ -93,15 +41,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProce
     reason = up_unavailable_reason(b)
     if reason:
         pytest.skip(reason)
-    node = shutil.which("node")
-    assert node, "node is not on PATH"
+    assert shutil.which("node"), "node is not on PATH"
     work = tmp_path_factory.mktemp("up-site")
+    # The example as a user runs it, from a copy (its node_modules: the suite's express).
     site_dir = work / "site"
-    site_dir.mkdir()
-    (site_dir / "caller.auth.json").write_text(json.dumps(CALLER_AUTH, indent=2))
-    (site_dir / "callee.auth.json").write_text(json.dumps(CALLEE_AUTH, indent=2))
+    shutil.copytree(EXPRESS_SITE, site_dir, ignore=shutil.ignore_patterns("node_modules"))
+    (site_dir / "node_modules").symlink_to(E2E / "node_modules", target_is_directory=True)
     site = site_dir / "site.toml"
-    site.write_text(site_toml(node))
     # One worker: the platform then runs on tokio's current-thread scheduler (as the benchmarks
     # run it), so that path is covered end to end too.
     p = PlatformProcess(b, work, "site", site=site, extra_args=["--worker-threads", "1"])

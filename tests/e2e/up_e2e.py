@@ -34,7 +34,8 @@ from proxy_e2e import BROWSER_UA, REDIRECTS, ProxyBrowser, drive_provider
 
 E2E = Path(__file__).resolve().parent
 BROWSER_SCRIPT = E2E / "node" / "browser_tutorial.mjs"
-EXPRESS_APP = E2E / "apps" / "express_app.mjs"
+EXPRESS_SITE = ROOT / "examples" / "express-site"
+EXPRESS_APP = EXPRESS_SITE / "app.mjs"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -470,7 +471,7 @@ def json_of(resp: requests.Response, context: str = "") -> Any:
 
 
 __all__ = [
-    "AAD", "BROWSER_UA", "EXPRESS_APP", "ROOT", "AppBrowser", "PlatformProcess", "aad", "ca_env",
+    "AAD", "BROWSER_UA", "EXPRESS_APP", "EXPRESS_SITE", "ROOT", "AppBrowser", "PlatformProcess", "aad", "ca_env",
     "chromium_unavailable_reason", "explain", "json_of", "run_browser", "sign_in",
     "up_unavailable_reason", "with_allowed_applications", "with_login_parameters",
 ]
