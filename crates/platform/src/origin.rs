@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::extract::Request;
@@ -52,10 +53,16 @@ pub async fn serve(
     app: String,
     service: SwappableService,
     callers: Arc<Callers>,
+    upstream: String,
     handle: axum_server::Handle<SocketAddr>,
 ) -> std::io::Result<()> {
     let app: Arc<str> = app.into();
+    let unreachable = Arc::new(Unreachable {
+        upstream,
+        last_warning: AtomicU64::new(0),
+    });
     let front = tower::service_fn(move |request: Request| {
+        let unreachable = unreachable.clone();
         let stack = BoxedService::clone(&service.current.load());
         let span = tracing::info_span!("app", app = %app);
         let caller = callers.caller(request.headers());
@@ -64,6 +71,9 @@ pub async fn serve(
             let response = stack.oneshot(request).await?;
             if let Some((caller, client)) = caller {
                 explain_refusal(&response, &caller, &client, &app);
+            }
+            if response.status() == axum::http::StatusCode::BAD_GATEWAY {
+                unreachable.explain(&app);
             }
             Ok(response)
         }
@@ -98,4 +108,35 @@ fn explain_refusal(response: &axum::response::Response, caller: &str, client: &s
         %fix,
         "{app} refused a call from {caller}"
     );
+}
+
+/// A 502 means the module could not reach the app. Say where it looked and what the app must
+/// do, at most every ten seconds (a browser retrying must not flood the log).
+#[derive(Debug)]
+struct Unreachable {
+    upstream: String,
+    last_warning: AtomicU64,
+}
+
+impl Unreachable {
+    fn explain(&self, app: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_warning.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 10
+            || self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        tracing::warn!(
+            target: "easyauth::platform",
+            upstream = %self.upstream,
+            "{app} answered 502: nothing answers at {}; an app started by a command must listen on 127.0.0.1:$PORT (its output shows where it listens), an upstream app must be running",
+            self.upstream
+        );
+    }
 }

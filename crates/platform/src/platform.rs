@@ -263,11 +263,13 @@ impl Platform {
             handles.push(handle.clone());
             tokio::spawn({
                 let callers = callers.clone();
+                let upstream = app.upstream.as_str().trim_end_matches('/').to_owned();
                 let service = app.service.clone();
                 let name = app.name.clone();
                 async move {
                     if let Err(e) =
-                        origin::serve(listener, name.clone(), service, callers, handle).await
+                        origin::serve(listener, name.clone(), service, callers, upstream, handle)
+                            .await
                     {
                         tracing::error!(app = %name, error = %e, "the app's origin failed");
                     }

@@ -370,3 +370,75 @@ fn platform_json_is_owner_only() {
         state
     );
 }
+
+/// Log lines captured from the platform (the test runtime is single-threaded, so a thread-local
+/// subscriber sees the origin's tasks too).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_app_that_does_not_answer_is_explained_once() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = temp_dir("unreachable");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    std::fs::write(
+        dir.join("site.toml"),
+        format!("[[apps]]\nname = \"gone\"\nupstream = \"http://127.0.0.1:{closed}\"\n"),
+    )
+    .expect("write");
+    let platform = start(Site::load(&dir.join("site.toml")).expect("site"), &dir).await;
+    let url = url_of(&platform, "gone");
+    for _ in 0..3 {
+        assert_eq!(get(&format!("{url}/x"), &[]).await.0, 502);
+    }
+    let log = captured.text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("answered 502")).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one explanation, not one per request:\n{log}"
+    );
+    assert!(
+        lines[0].contains(&format!("nothing answers at http://127.0.0.1:{closed}"))
+            && lines[0].contains("$PORT"),
+        "{}",
+        lines[0]
+    );
+    platform.shutdown().await;
+}
