@@ -35,12 +35,10 @@ impl SwappableService {
 
 /// Binds an origin's listener (loopback addresses other than 127.0.0.1 work on Linux without
 /// configuration: the whole 127.0.0.0/8 is local).
-pub fn bind(addr: SocketAddr, app: &str) -> Result<std::net::TcpListener, std::io::Error> {
+/// `what` names the listener in the error ("app \"web\"", "the identity provider").
+pub fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, std::io::Error> {
     let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {addr} for app {app:?}: {e}"),
-        )
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr} for {what}: {e}"))
     })?;
     listener.set_nonblocking(true)?;
     Ok(listener)

@@ -101,7 +101,11 @@ impl Platform {
         // 1. Every listener.
         let idp_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.idp_port));
         let idp_listener =
-            origin::bind(idp_addr, "identity provider").map_err(io("identity provider"))?;
+            origin::bind(idp_addr, "the identity provider").map_err(|e| {
+            StartError::Io(format!(
+                "{e} (is `easyauth idp` or another `easyauth up` running? `--idp-port 0` picks a free port)"
+            ))
+        })?;
         let idp_port = idp_listener
             .local_addr()
             .map_err(io("identity provider"))?
@@ -116,7 +120,7 @@ impl Platform {
                 u8::try_from(i + 2).unwrap_or(254),
             )));
             let addr = SocketAddr::new(ip, spec.port.unwrap_or(options.port));
-            let listener = origin::bind(addr, &spec.name).map_err(|e| StartError::App {
+            let listener = origin::bind(addr, "its origin").map_err(|e| StartError::App {
                 app: spec.name.clone(),
                 reason: format!(
                     "{e} (is another `easyauth up` running? `--port 0` picks free ports)"
