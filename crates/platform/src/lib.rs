@@ -12,6 +12,7 @@ pub mod explain;
 pub mod origin;
 pub mod platform;
 pub mod site;
+mod startup;
 pub mod state;
 pub mod supervisor;
 pub mod tutorial;
