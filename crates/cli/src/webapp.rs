@@ -26,6 +26,19 @@ pub(crate) struct WebappArgs {
 
 #[derive(Debug, Subcommand)]
 enum WebappCommand {
+    /// The site's apps with their state (`az webapp list`).
+    List {
+        /// The data dir of the running `easyauth up` (where platform.json and admin-token are).
+        #[arg(long, env = "EASYAUTH_DATA_DIR", default_value = ".easyauth")]
+        data_dir: PathBuf,
+        /// Accepted and ignored, so that az command lines can be pasted unchanged.
+        #[arg(short = 'g', long, hide = true)]
+        resource_group: Option<String>,
+    },
+    /// One app: state, URL, process (`az webapp show`).
+    Show(Target),
+    /// Restart an app's process (`az webapp restart`).
+    Restart(Target),
     /// An app's authentication settings (`az webapp auth ...`, authsettingsV2).
     Auth {
         #[command(subcommand)]
@@ -106,6 +119,19 @@ impl Target {
 
 pub(crate) async fn run(args: WebappArgs) -> anyhow::Result<()> {
     match args.command {
+        WebappCommand::List { data_dir, .. } => {
+            let client = AdminClient::from_data_dir(&data_dir)?;
+            let mut apps = Vec::new();
+            for name in client.apps().await? {
+                apps.push(client.show(&name).await?);
+            }
+            print_json(&Value::Array(apps))
+        }
+        WebappCommand::Show(target) => print_json(&target.client()?.show(&target.name).await?),
+        WebappCommand::Restart(target) => {
+            target.client()?.restart(&target.name).await?;
+            Ok(())
+        }
         WebappCommand::Auth { command } => match command {
             AuthCommand::Show(target) => {
                 let resource = target.client()?.auth_show(&target.name).await?;

@@ -225,6 +225,8 @@ pub fn router(control: Arc<dyn Control>, token: AdminToken) -> Router {
     };
     Router::new()
         .route("/apps", get(list_apps))
+        .route("/apps/{name}", get(show_app))
+        .route("/apps/{name}/restart", axum::routing::post(restart_app))
         .route(
             "/apps/{name}/config/authsettingsV2",
             get(auth_show).put(auth_set),
@@ -405,11 +407,29 @@ async fn not_found(request: Request) -> ApiError {
         StatusCode::NOT_FOUND,
         "NotFound",
         format!(
-            "no such admin API route: {} {} (routes: GET /apps, GET|PUT /apps/{{name}}/config/authsettingsV2, GET|PATCH /apps/{{name}}/config/appsettings)",
+            "no such admin API route: {} {} (routes: GET /apps, GET /apps/{{name}}, POST /apps/{{name}}/restart, GET|PUT /apps/{{name}}/config/authsettingsV2, GET|PATCH /apps/{{name}}/config/appsettings)",
             request.method(),
             request.uri().path()
         ),
     )
+}
+
+async fn show_app(
+    State(state): State<AdminState>,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> ApiResult {
+    let name = app_name(path)?;
+    Ok(json_ok(state.control.show(&name).await?))
+}
+
+async fn restart_app(
+    State(state): State<AdminState>,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> ApiResult {
+    let name = app_name(path)?;
+    state.control.restart(&name).await?;
+    tracing::info!(app = %name, "admin API: app restarted");
+    Ok(json_ok(json!({})))
 }
 
 fn app_name(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {

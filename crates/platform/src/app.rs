@@ -68,6 +68,50 @@ impl App {
         Ok(proxy_service(Arc::new(module), upstream))
     }
 
+    /// `az webapp show`'s view of the app.
+    pub(crate) fn overview(&self, config: &AppConfig) -> serde_json::Value {
+        use crate::supervisor::ProcessStatus;
+        let host = self
+            .url
+            .host_str()
+            .map_or_else(String::new, |h| match self.url.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            });
+        let (state, process) = match &self.process {
+            None => ("Running", serde_json::Value::Null),
+            Some(p) => {
+                let (state, detail) = match p.status() {
+                    ProcessStatus::Starting => ("Starting", serde_json::json!({})),
+                    ProcessStatus::Running { pid } => ("Running", serde_json::json!({"pid": pid})),
+                    ProcessStatus::BackingOff {
+                        attempt,
+                        retry_in,
+                        reason,
+                    } => (
+                        "BackingOff",
+                        serde_json::json!({"lastExit": reason, "attempt": attempt, "retryInSeconds": retry_in.as_secs_f64()}),
+                    ),
+                    ProcessStatus::Stopped => ("Stopped", serde_json::json!({})),
+                };
+                let mut detail = detail;
+                detail["restarts"] = serde_json::json!(p.restarts());
+                detail["port"] = serde_json::json!(self.port);
+                (state, detail)
+            }
+        };
+        serde_json::json!({
+            "name": self.name,
+            "state": state,
+            "defaultHostName": host,
+            "url": self.url.as_str().trim_end_matches('/'),
+            "upstream": self.upstream.as_str().trim_end_matches('/'),
+            "authEnabled": config.auth.platform.enabled,
+            "clientId": crate::auth::aad_client_id(&config.auth),
+            "process": process,
+        })
+    }
+
     /// The app process's environment, as App Service sets it: the app settings, each also as
     /// `APPSETTING_<name>`, `PORT`, `WEBSITE_*` facts about the site and its authentication.
     pub(crate) fn environment(&self, config: &AppConfig) -> BTreeMap<String, String> {

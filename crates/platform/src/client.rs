@@ -141,6 +141,22 @@ impl AdminClient {
         field(body, "value", "/apps")
     }
 
+    /// The app as `az webapp show` describes it.
+    pub async fn show(&self, app: &str) -> Result<Value, ClientError> {
+        check_app_name(app)?;
+        let url = self.url_for(&["apps", app])?;
+        self.send(Method::GET, url, None).await
+    }
+
+    /// Restarts the app's process (`az webapp restart`).
+    pub async fn restart(&self, app: &str) -> Result<(), ClientError> {
+        check_app_name(app)?;
+        let url = self.url_for(&["apps", app, "restart"])?;
+        self.send(Method::POST, url, Some(json!({})))
+            .await
+            .map(drop)
+    }
+
     /// The app's `authsettingsV2` resource.
     pub async fn auth_show(&self, app: &str) -> Result<Value, ClientError> {
         let url = self.app_url(app, "authsettingsV2")?;
@@ -180,10 +196,7 @@ impl AdminClient {
     }
 
     fn app_url(&self, app: &str, config: &str) -> Result<url::Url, ClientError> {
-        // `url` drops "." and ".." segments instead of encoding them.
-        if app.is_empty() || app == "." || app == ".." {
-            return Err(ClientError::InvalidAppName(app.to_owned()));
-        }
+        check_app_name(app)?;
         self.url_for(&["apps", app, "config", config])
     }
 
@@ -307,4 +320,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// `url` drops "." and ".." segments instead of encoding them, so they are refused up front.
+fn check_app_name(app: &str) -> Result<(), ClientError> {
+    if app.is_empty() || app == "." || app == ".." {
+        return Err(ClientError::InvalidAppName(app.to_owned()));
+    }
+    Ok(())
 }

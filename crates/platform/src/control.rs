@@ -11,6 +11,14 @@ pub trait Control: Send + Sync + 'static {
     /// The apps' names, in site order.
     fn app_names(&self) -> Vec<String>;
 
+    /// The app as `az webapp show` describes it: name, state (`Running`, `Starting`,
+    /// `BackingOff`, `Stopped`), host name, URL, and its process.
+    async fn show(&self, app: &str) -> Result<Value, ControlError>;
+
+    /// Restarts the app's process (`az webapp restart`); the module stays as it is. An app that
+    /// is an upstream URL has no process here: [`ControlError::Invalid`].
+    async fn restart(&self, app: &str) -> Result<(), ControlError>;
+
     /// The app's auth settings as the `authsettingsV2` resource `az webapp auth show` prints
     /// (`id`, `name`, `type`, `properties`).
     async fn auth_show(&self, app: &str) -> Result<Value, ControlError>;

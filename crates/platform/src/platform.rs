@@ -197,6 +197,32 @@ impl Control for Platform {
         self.apps.iter().map(|a| a.name.clone()).collect()
     }
 
+    async fn show(&self, app: &str) -> Result<Value, ControlError> {
+        let app = self.app(app)?;
+        let config = app.config.lock().await;
+        Ok(app.overview(&config))
+    }
+
+    async fn restart(&self, app: &str) -> Result<(), ControlError> {
+        let app = self.app(app)?;
+        let config = app.config.lock().await;
+        let Some(process) = &app.process else {
+            return Err(ControlError::Invalid(format!(
+                "{} is an upstream URL ({}); easyauth does not run it, so it cannot restart it",
+                app.name, app.upstream
+            )));
+        };
+        process.restart(app.environment(&config)).await;
+        if let Some(port) = app.port {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            if !wait_for_port(addr, APP_READY_TIMEOUT).await {
+                tracing::warn!(app = %app.name, %addr, "the restarted app is not listening yet");
+            }
+        }
+        tracing::info!(app = %app.name, "app restarted");
+        Ok(())
+    }
+
     async fn auth_show(&self, app: &str) -> Result<Value, ControlError> {
         let app = self.app(app)?;
         let config = app.config.lock().await;

@@ -18,6 +18,7 @@ const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789a
 struct FakeApp {
     auth: Value,
     settings: BTreeMap<String, String>,
+    restarts: u32,
 }
 
 /// Apps `frontend` and `backend`, kept in memory.
@@ -36,6 +37,7 @@ impl FakeControl {
                 FakeApp {
                     auth: json!({"platform": {"enabled": false}}),
                     settings: BTreeMap::from([("WEBSITE_SITE_NAME".into(), name.into())]),
+                    restarts: 0,
                 },
             );
         }
@@ -74,6 +76,24 @@ impl FakeControl {
 impl Control for FakeControl {
     fn app_names(&self) -> Vec<String> {
         self.order.clone()
+    }
+
+    async fn show(&self, app: &str) -> Result<Value, ControlError> {
+        self.with_app(app, |a| {
+            Ok(json!({"name": app, "state": "Running", "process": {"restarts": a.restarts}}))
+        })
+    }
+
+    async fn restart(&self, app: &str) -> Result<(), ControlError> {
+        if app == "backend" {
+            return Err(ControlError::Invalid(
+                "backend is an upstream URL; easyauth does not run it".to_owned(),
+            ));
+        }
+        self.with_app(app, |a| {
+            a.restarts += 1;
+            Ok(())
+        })
     }
 
     async fn auth_show(&self, app: &str) -> Result<Value, ControlError> {
@@ -732,4 +752,31 @@ fn client_refuses_non_loopback_admin_urls() {
     ] {
         AdminClient::new(url, AdminToken::from(TOKEN)).unwrap();
     }
+}
+
+#[tokio::test]
+async fn show_and_restart_an_app() {
+    let server = serve().await;
+    let client = client(&server);
+    let shown = client.show("frontend").await.expect("show");
+    assert_eq!(shown["name"], "frontend");
+    assert_eq!(shown["process"]["restarts"], 0);
+    client.restart("frontend").await.expect("restart");
+    let shown = client.show("frontend").await.expect("show");
+    assert_eq!(
+        shown["process"]["restarts"], 1,
+        "the restart reached the platform"
+    );
+    let err = client.restart("backend").await.expect_err("no process");
+    assert!(err.to_string().contains("upstream URL"), "{err}");
+    let err = client.show("nope").await.expect_err("unknown app");
+    assert!(err.to_string().contains("apps: frontend, backend"), "{err}");
+    // Restart is a POST: a GET is refused, not mistaken for it.
+    let response = raw()
+        .get(format!("{}/apps/frontend/restart", server.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 405);
 }

@@ -442,3 +442,43 @@ async fn an_app_that_does_not_answer_is_explained_once() {
     );
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn show_and_restart_like_az_webapp() {
+    let dir = temp_dir("restart");
+    std::fs::write(
+        dir.join("site.toml"),
+        format!(
+            "[[apps]]\nname = \"web\"\ncommand = 'exec python3 {} --port \"$PORT\"'\n[[apps]]\nname = \"ext\"\nupstream = \"http://127.0.0.1:9\"\n",
+            echo_app().display()
+        ),
+    )
+    .expect("write");
+    let platform = start(Site::load(&dir.join("site.toml")).expect("site"), &dir).await;
+    wait_until(|| platform.process_id("web").is_some(), "web running").await;
+    let before = platform.process_id("web");
+    let shown = platform.show("web").await.expect("show");
+    assert_eq!(shown["state"], "Running", "{shown}");
+    assert_eq!(shown["process"]["pid"], before.expect("pid"));
+    assert_eq!(shown["url"], url_of(&platform, "web"));
+    assert_eq!(shown["authEnabled"], false);
+
+    platform.restart("web").await.expect("restart");
+    wait_until(|| platform.process_id("web").is_some(), "web running again").await;
+    assert_ne!(platform.process_id("web"), before, "a new process");
+    assert_eq!(
+        get(&format!("{}/", url_of(&platform, "web")), &[]).await.0,
+        200
+    );
+
+    let err = platform
+        .restart("ext")
+        .await
+        .expect_err("no process to restart");
+    assert!(matches!(err, ControlError::Invalid(_)), "{err}");
+    assert_eq!(
+        platform.show("ext").await.expect("show")["process"],
+        Value::Null
+    );
+    platform.shutdown().await;
+}
