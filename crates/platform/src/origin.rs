@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::extract::Request;
+use axum::http::{StatusCode, header};
 use easyauth_module::pipeline::BoxedService;
 use tower::ServiceExt;
 use tracing::Instrument;
@@ -63,14 +64,23 @@ pub async fn serve(
         let unreachable = unreachable.clone();
         let stack = BoxedService::clone(&service.current.load());
         let span = tracing::info_span!("app", app = %app);
-        let caller = callers.caller(request.headers());
+        // Kept (a reference-counted clone) and read only if the call is refused: naming the
+        // caller costs a base64 and JSON decode that most requests need not pay.
+        let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+        let callers = callers.clone();
         let app = app.clone();
         async move {
             let response = stack.oneshot(request).await?;
-            if let Some((caller, client)) = caller {
+            let refused = matches!(
+                response.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            );
+            if refused
+                && let Some((caller, client)) = authorization.and_then(|a| callers.caller(&a))
+            {
                 explain_refusal(&response, &caller, &client, &app);
             }
-            if response.status() == axum::http::StatusCode::BAD_GATEWAY {
+            if response.status() == StatusCode::BAD_GATEWAY {
                 unreachable.explain(&app);
             }
             Ok(response)
