@@ -99,6 +99,7 @@ impl Platform {
             &seed,
             demo.as_ref(),
             &idp_url,
+            &issuer,
             ca.cert_path(),
         );
         // 3. Each app's settings; its callback registered on its app registration.

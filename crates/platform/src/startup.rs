@@ -129,11 +129,12 @@ pub(crate) fn placeholders(
     seed: &Seed,
     demo: Option<&DemoSecrets>,
     idp_url: &str,
+    issuer: &str,
     ca_file: &Path,
 ) -> Placeholders {
     let mut p = Placeholders::default();
     p.insert("idp.url", idp_url);
-    p.insert("idp.issuer", format!("{idp_url}/{}/v2.0", seed.tenant.id));
+    p.insert("idp.issuer", issuer);
     p.insert("tenant.id", &seed.tenant.id);
     p.insert("tenant.domain", &seed.tenant.domain);
     p.insert("ca_file", ca_file.to_string_lossy());

@@ -23,7 +23,7 @@ pub struct PlatformState {
     pub issuer: String,
     /// The local CA's certificate (PEM) that the identity provider's certificate chains to.
     pub ca_file: PathBuf,
-    /// By app name, in site order.
+    /// By app name (`webapp list` gives them in site order).
     pub apps: BTreeMap<String, AppState>,
     /// The demo user, when the built-in demo tenant is in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
