@@ -466,6 +466,8 @@ pub(crate) fn refuse(m: &Module, status: StatusCode, reason: &str) -> Response {
 /// The module in front of an HTTP app: what `easyauth proxy` serves and what `up` puts in front
 /// of each app.
 pub fn proxy_service(module: Arc<Module>, upstream: crate::proxy::Upstream) -> BoxedService {
+    // Shared, not cloned per request: cloning the pooled client is several reference counts.
+    let upstream = Arc::new(upstream);
     let app = tower::service_fn(move |request: Request| {
         let upstream = upstream.clone();
         async move {

@@ -2,6 +2,7 @@
 //! its process, and the environment App Service would give that process.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use tokio::sync::Mutex;
 
 use crate::auth::aad_client_id;
 use crate::origin::SwappableService;
-use crate::supervisor::AppProcess;
+use crate::platform::APP_READY_TIMEOUT;
+use crate::supervisor::{AppProcess, wait_for_port};
 
 /// How long a request may wait for the app's response headers (App Service's 230 s).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(230);
@@ -66,6 +68,27 @@ impl App {
         let upstream =
             Upstream::new(&self.upstream, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
         Ok(proxy_service(Arc::new(module), upstream))
+    }
+
+    /// Waits (at most [`APP_READY_TIMEOUT`]) for a command app's PORT to accept connections;
+    /// says so in the log when it does not.
+    pub(crate) async fn wait_ready(&self) {
+        let Some(port) = self.port else { return };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if !wait_for_port(addr, APP_READY_TIMEOUT).await {
+            tracing::warn!(app = %self.name, %addr, "the app is not listening on its PORT yet; requests get 502 until it does");
+        }
+    }
+
+    /// Restarts the app's process with the environment `config` gives it and waits for it;
+    /// `false` when the app is an upstream URL (no process here).
+    pub(crate) async fn restart_process(&self, config: &AppConfig) -> bool {
+        let Some(process) = &self.process else {
+            return false;
+        };
+        process.restart(self.environment(config)).await;
+        self.wait_ready().await;
+        true
     }
 
     /// `az webapp show`'s view of the app.

@@ -7,7 +7,7 @@
 //! fetches the provider's metadata) and each app starts.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,6 @@ use crate::explain::Callers;
 use crate::site::{Placeholders, Site};
 use crate::startup;
 use crate::state::PlatformState;
-use crate::supervisor::wait_for_port;
 
 /// How long start-up waits for an app's port before reporting it as not listening yet.
 pub(crate) const APP_READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -207,18 +206,11 @@ impl Control for Platform {
     async fn restart(&self, app: &str) -> Result<(), ControlError> {
         let app = self.app(app)?;
         let config = app.config.lock().await;
-        let Some(process) = &app.process else {
+        if !app.restart_process(&config).await {
             return Err(ControlError::Invalid(format!(
                 "{} is an upstream URL ({}); easyauth does not run it, so it cannot restart it",
                 app.name, app.upstream
             )));
-        };
-        process.restart(app.environment(&config)).await;
-        if let Some(port) = app.port {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if !wait_for_port(addr, APP_READY_TIMEOUT).await {
-                tracing::warn!(app = %app.name, %addr, "the restarted app is not listening yet");
-            }
         }
         tracing::info!(app = %app.name, "app restarted");
         Ok(())
@@ -285,15 +277,7 @@ impl Control for Platform {
                 "the module could not be built with these app settings, nothing was changed: {e}"
             ))
         })?;
-        if let Some(process) = &app.process {
-            process.restart(app.environment(&next)).await;
-            if let Some(port) = app.port {
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-                if !wait_for_port(addr, APP_READY_TIMEOUT).await {
-                    tracing::warn!(app = %app.name, %addr, "the restarted app is not listening yet");
-                }
-            }
-        }
+        app.restart_process(&next).await;
         app.service.swap(service);
         *config = next;
         tracing::info!(app = %app.name, "app settings changed; the app was restarted");

@@ -19,10 +19,10 @@ use crate::app::{App, AppConfig, starting};
 use crate::auth::{aad_client_id, load_auth, register_callback};
 use crate::explain::Callers;
 use crate::origin::{self, SwappableService};
-use crate::platform::{APP_READY_TIMEOUT, StartError, io};
+use crate::platform::{StartError, io};
 use crate::site::{AppRun, AppSpec, Placeholders, Site};
 use crate::state::{AppState, DemoUser, PlatformState};
-use crate::supervisor::{AppProcess, wait_for_port};
+use crate::supervisor::AppProcess;
 
 /// An app's listeners and addresses, known before anything starts.
 #[derive(Debug)]
@@ -286,19 +286,9 @@ pub(crate) async fn start_app(
     Ok((app, handle))
 }
 
-/// Waits (at most [`APP_READY_TIMEOUT`]) for every command app's PORT to accept connections.
+/// Waits for every command app's PORT, all at once.
 pub(crate) async fn wait_for_apps(apps: &[App]) {
-    let waits = apps.iter().filter_map(|app| {
-        let port = app.port?;
-        let name = app.name.clone();
-        Some(async move {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if !wait_for_port(addr, APP_READY_TIMEOUT).await {
-                tracing::warn!(app = %name, %addr, "the app is not listening on its PORT yet; requests get 502 until it does");
-            }
-        })
-    });
-    join_all(waits).await;
+    join_all(apps.iter().map(App::wait_ready)).await;
 }
 
 /// `platform.json`'s content (the admin URL is filled in once the admin API listens).

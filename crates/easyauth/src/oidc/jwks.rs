@@ -215,7 +215,7 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, String> {
     }
 }
 
-fn rsa_algorithm(alg: &str) -> Option<Algorithm> {
+pub(crate) fn rsa_algorithm(alg: &str) -> Option<Algorithm> {
     Some(match alg {
         "RS256" => Algorithm::RS256,
         "RS384" => Algorithm::RS384,

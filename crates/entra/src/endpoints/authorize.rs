@@ -646,6 +646,20 @@ fn from_form(dir: &Directory, form: &Params) -> Result<AuthorizeRequest, Box<Res
     AuthorizeRequest::parse(dir, params).map_err(|r| Box::new(reject(r)))
 }
 
+/// A posted sign-in or consent form: its tenant, its fields, and the authorize request it carries
+/// (validated again, since the browser could have changed it).
+fn posted_form(
+    idp: &Idp,
+    tenant_name: &str,
+    body: &[u8],
+) -> Result<(Arc<Directory>, Params, AuthorizeRequest), Box<Response>> {
+    let (dir, form) = tenant(idp, tenant_name)
+        .and_then(|(d, _)| Ok((d, Params::parse(body)?)))
+        .map_err(|e| Box::new(error_page(&e)))?;
+    let req = from_form(&dir, &form)?;
+    Ok((dir, form, req))
+}
+
 /// POST /{tenant}/login: the sign-in form.
 pub(crate) async fn login(
     State(idp): State<Arc<Idp>>,
@@ -653,13 +667,8 @@ pub(crate) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (dir, form) =
-        match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
-            Ok(x) => x,
-            Err(e) => return error_page(&e),
-        };
-    let req = match from_form(&dir, &form) {
-        Ok(r) => r,
+    let (dir, form, req) = match posted_form(&idp, &tenant_name, &body) {
+        Ok(x) => x,
         Err(response) => return *response,
     };
     if !idp.csrf_ok(&headers, form.get("csrf")) {
@@ -747,13 +756,8 @@ pub(crate) async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (dir, form) =
-        match tenant(&idp, &tenant_name).and_then(|(d, _)| Ok((d, Params::parse(&body)?))) {
-            Ok(x) => x,
-            Err(e) => return error_page(&e),
-        };
-    let req = match from_form(&dir, &form) {
-        Ok(r) => r,
+    let (dir, form, req) = match posted_form(&idp, &tenant_name, &body) {
+        Ok(x) => x,
         Err(response) => return *response,
     };
     let session = idp.current_session(&headers).await;
