@@ -17,6 +17,20 @@ pub enum EntraError {
     MissingParameter(&'static str),
     #[error("AADSTS9002313: Invalid request. Request is malformed or invalid. {0}")]
     Malformed(String),
+    /// Entra's code for an over-long query string; used for bodies too (the body limit's own
+    /// code is UNCONFIRMED). Answered with 413.
+    #[error(
+        "AADSTS90015: Requested query string or body is too long (the limit is {limit} bytes)."
+    )]
+    RequestTooLarge { limit: usize },
+    /// UNCONFIRMED code (Entra's limit is not documented).
+    #[error("AADSTS90015: The request has too many parameters (the limit is {limit}).")]
+    TooManyParameters { limit: usize },
+    /// Smart lockout: too many wrong passwords for the account in a short time.
+    #[error(
+        "AADSTS50053: Your account is locked because you've tried to sign in too many times with an incorrect user ID or password. Try again in {seconds} seconds."
+    )]
+    AccountLocked { seconds: i64 },
     /// Less common request errors that share `invalid_request`; the code is chosen per site.
     #[error("AADSTS{code}: {message}")]
     InvalidRequest { code: u32, message: String },
@@ -83,6 +97,11 @@ pub enum EntraError {
         "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request."
     )]
     PkceMismatch,
+    /// RFC 9700's rule; Entra's own answer to this is UNCONFIRMED, so the PKCE code is used.
+    #[error(
+        "AADSTS501481: A code_verifier was sent, but the authorization request had no code_challenge."
+    )]
+    VerifierWithoutChallenge,
     #[error(
         "AADSTS65001: The user or administrator has not consented to use the application with ID '{client_id}' named '{client_name}'. Send an interactive authorization request for this user and resource."
     )]
@@ -149,6 +168,8 @@ impl EntraError {
         match self {
             MissingParameter(_) => 900144,
             Malformed(_) => 9002313,
+            RequestTooLarge { .. } | TooManyParameters { .. } => 90015,
+            AccountLocked { .. } => 50053,
             InvalidRequest { code, .. } => *code,
             ResourceParameterUnsupported => 901002,
             MethodNotAllowed(_) => 900561,
@@ -166,7 +187,7 @@ impl EntraError {
             CodeRedeemed => 54005,
             GrantExpired => 70008,
             GrantRevoked(_) => 50173,
-            PkceMismatch => 501481,
+            PkceMismatch | VerifierWithoutChallenge => 501481,
             ConsentRequired { .. } | InteractiveConsentRequired { .. } => 65001,
             InvalidScope { .. } => 70011,
             MultipleResources(_) => 28000,
@@ -189,6 +210,8 @@ impl EntraError {
         match self {
             MissingParameter(_)
             | Malformed(_)
+            | RequestTooLarge { .. }
+            | TooManyParameters { .. }
             | InvalidRequest { .. }
             | ResourceParameterUnsupported
             | MethodNotAllowed(_)
@@ -207,10 +230,12 @@ impl EntraError {
             | GrantExpired
             | GrantRevoked(_)
             | PkceMismatch
+            | VerifierWithoutChallenge
             | ConsentRequired { .. }
             | InvalidAssertion(_)
             | AssertionExpired
             | IdTokenAsAssertion
+            | AccountLocked { .. }
             | UserNotFound(_) => "invalid_grant",
             InvalidScope { .. } | MultipleResources(_) => "invalid_scope",
             UnknownResource { .. } => "invalid_resource",
@@ -233,6 +258,7 @@ impl EntraError {
             | InvalidClientAssertion(_)
             | ExpiredClientAssertion => StatusCode::UNAUTHORIZED,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -19,6 +19,7 @@ mod log;
 mod pages;
 pub mod scopes;
 mod session;
+mod signin;
 pub mod tokens;
 mod util;
 
@@ -78,6 +79,8 @@ pub struct Idp {
     pub(crate) issuer_v1: String,
     /// Serialises consent writes so concurrent consents cannot drop each other's grant.
     pub(crate) consent_lock: tokio::sync::Mutex<()>,
+    /// Serialises the smart-lockout counter's read-modify-write.
+    pub(crate) lockout_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Idp {
@@ -119,6 +122,7 @@ impl Idp {
             issuer_v2,
             issuer_v1,
             consent_lock: tokio::sync::Mutex::new(()),
+            lockout_lock: tokio::sync::Mutex::new(()),
         }))
     }
 

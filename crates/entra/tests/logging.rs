@@ -59,7 +59,38 @@ async fn one_log_line_per_request_and_no_secret_in_it() {
         .as_str()
         .unwrap()
         .to_owned();
+
+    // Smart lockout says so in the log (the password itself never appears).
+    let mut dir: serde_json::Value = serde_json::from_str(&directory()).unwrap();
+    dir["tenant"]["passwordRuleSettings"] = serde_json::json!({"lockoutThreshold": 2});
+    let locked = Harness::with_directory(&dir.to_string()).await;
+    for _ in 0..2 {
+        let mut browser = Browser::default();
+        let page = locked
+            .authorize(&code_query(&api_scope(), ""), &browser)
+            .await;
+        browser.take(&page);
+        locked
+            .post(
+                &format!("/{TID}/login"),
+                &[
+                    ("ctx", &page.hidden("ctx").unwrap()),
+                    ("csrf", &page.hidden("csrf").unwrap()),
+                    ("login", "alice@contoso.onmicrosoft.com"),
+                    ("passwd", "wrong-password-typed"),
+                ],
+                &browser,
+            )
+            .await;
+    }
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("smart lockout")
+            && l.contains("alice@contoso.onmicrosoft.com")
+            && l.contains("failures=2")),
+        "{log}"
+    );
+    assert!(!log.contains("wrong-password-typed"));
     let requests: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("easyauth::idp::request"))

@@ -145,6 +145,11 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
             id: TENANT_ID.into(),
             domain: TENANT_DOMAIN.into(),
             display_name: Some("Contoso (easyauth demo)".into()),
+            // Low enough to try smart lockout by hand: 5 wrong passwords lock for 30 s.
+            password_rule_settings: Some(PasswordRuleSettings {
+                lockout_threshold: 5,
+                lockout_duration_in_seconds: 30,
+            }),
         },
         users: vec![
             user(ALICE_ID, "Alice", "Smith"),

@@ -11,6 +11,43 @@ pub struct Tenant {
     pub domain: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Smart lockout, as Entra's "Password protection" settings name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_rule_settings: Option<PasswordRuleSettings>,
+}
+
+/// Smart lockout: after `lockout_threshold` wrong passwords for one account, sign-in for that
+/// account is refused (AADSTS50053) for `lockout_duration_in_seconds`, whatever the password.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordRuleSettings {
+    #[serde(default = "PasswordRuleSettings::default_threshold")]
+    pub lockout_threshold: u32,
+    #[serde(default = "PasswordRuleSettings::default_duration")]
+    pub lockout_duration_in_seconds: u32,
+}
+
+impl PasswordRuleSettings {
+    /// Entra's defaults for a tenant without Entra ID P1.
+    pub const DEFAULT: PasswordRuleSettings = PasswordRuleSettings {
+        lockout_threshold: 10,
+        lockout_duration_in_seconds: 60,
+    };
+
+    fn default_threshold() -> u32 {
+        Self::DEFAULT.lockout_threshold
+    }
+
+    fn default_duration() -> u32 {
+        Self::DEFAULT.lockout_duration_in_seconds
+    }
+}
+
+impl Tenant {
+    pub fn lockout(&self) -> PasswordRuleSettings {
+        self.password_rule_settings
+            .unwrap_or(PasswordRuleSettings::DEFAULT)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

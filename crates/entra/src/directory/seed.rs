@@ -130,6 +130,26 @@ fn validate(file: &str, parsed: DirectoryFile) -> Result<Seed, DirectoryError> {
         ));
     }
     tenant.domain = tenant.domain.to_ascii_lowercase();
+    if let Some(rules) = &tenant.password_rule_settings {
+        if !(1..=100).contains(&rules.lockout_threshold) {
+            return Err(c.fail(
+                "$.tenant.passwordRuleSettings.lockoutThreshold",
+                format!(
+                    "expected a number of wrong passwords from 1 to 100, found {}",
+                    rules.lockout_threshold
+                ),
+            ));
+        }
+        if !(1..=86_400).contains(&rules.lockout_duration_in_seconds) {
+            return Err(c.fail(
+                "$.tenant.passwordRuleSettings.lockoutDurationInSeconds",
+                format!(
+                    "expected seconds from 1 to 86400, found {}",
+                    rules.lockout_duration_in_seconds
+                ),
+            ));
+        }
+    }
 
     let mut users = parsed.users;
     let mut seen = HashSet::new();

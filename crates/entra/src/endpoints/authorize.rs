@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::form::Params;
+use super::form::{Params, read_form};
 use super::tenant;
 use crate::Idp;
 use crate::consent;
@@ -21,8 +21,9 @@ use crate::directory::{Application, Directory, RedirectKind, User};
 use crate::error::{EntraError, Outcome};
 use crate::log::LogFields;
 use crate::pages;
-use crate::scopes::Scopes;
+use crate::scopes::{ResourceScopes, Scopes};
 use crate::session::SignInSession;
+use crate::signin::check_password;
 use crate::tokens::IdTokenSpec;
 use crate::util::{clip, now, random_token, sha256_hex};
 
@@ -311,9 +312,10 @@ pub(crate) async fn post(
     State(idp): State<Arc<Idp>>,
     Path(tenant_name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    start(&idp, &tenant_name, &headers, Params::parse(&body)).await
+    let params = read_form(&headers, body).await;
+    start(&idp, &tenant_name, &headers, params).await
 }
 
 async fn start(
@@ -337,39 +339,64 @@ async fn start(
     proceed(idp, &dir, req, session, headers, Flow::default()).await
 }
 
+/// Which step of the flow the request comes from: a form that was just submitted satisfies the
+/// step it stands for, and nothing else.
 #[derive(Debug, Default, Clone, Copy)]
 struct Flow {
-    just_signed_in: bool,
+    sign_in: SignInStep,
     just_consented: bool,
 }
 
-async fn proceed(
-    idp: &Idp,
-    dir: &Directory,
-    req: AuthorizeRequest,
-    session: Option<SignInSession>,
-    headers: &HeaderMap,
-    flow: Flow,
-) -> Response {
-    let user = session
-        .as_ref()
-        .and_then(|s| dir.user(&s.user_id))
-        .filter(|u| u.account_enabled);
-    let hint_mismatch = match (&req.login_hint, user) {
-        (Some(hint), Some(u)) => !hint.eq_ignore_ascii_case(&u.user_principal_name),
-        _ => false,
-    };
-    let must_sign_in = user.is_none()
-        || (!flow.just_signed_in
-            && (matches!(req.prompt, Prompt::Login | Prompt::SelectAccount) || hint_mismatch));
-    let (Some(user), Some(session), false) = (user, session.as_ref(), must_sign_in) else {
-        if req.prompt == Prompt::None {
-            return reject((EntraError::LoginRequired, &req).into());
-        }
-        return sign_in_page(idp, dir, &req, headers, None, StatusCode::OK);
-    };
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum SignInStep {
+    /// Only the session cookie speaks for the user.
+    #[default]
+    Session,
+    /// The consent form, shortly after a sign-in: that sign-in satisfies `prompt=login`, but the
+    /// request's `login_hint` must still name the signed-in account.
+    Recent,
+    /// The sign-in form was just submitted: the user typed the account and password.
+    Typed,
+}
 
-    // Consent for every resource requested.
+/// How long after signing in the consent form still counts as part of that sign-in (so
+/// `prompt=login` does not ask for the password twice in one flow).
+const SIGN_IN_STEP_LIFETIME: i64 = 600;
+
+/// The signed-in user, if the session satisfies the request (`prompt`, `login_hint`, an enabled
+/// account); `None` means the user must sign in. Every step applies this same rule.
+fn signed_in_user<'d>(
+    dir: &'d Directory,
+    req: &AuthorizeRequest,
+    session: Option<&SignInSession>,
+    flow: Flow,
+) -> Option<&'d User> {
+    let user = session
+        .and_then(|s| dir.user(&s.user_id))
+        .filter(|u| u.account_enabled)?;
+    let hint_mismatch = req
+        .login_hint
+        .as_ref()
+        .is_some_and(|hint| !hint.eq_ignore_ascii_case(&user.user_principal_name));
+    let must_sign_in = match flow.sign_in {
+        SignInStep::Typed => false,
+        SignInStep::Recent => hint_mismatch,
+        SignInStep::Session => {
+            matches!(req.prompt, Prompt::Login | Prompt::SelectAccount) || hint_mismatch
+        }
+    };
+    (!must_sign_in).then_some(user)
+}
+
+/// What the user must still consent to for this request, resource by resource, or the error
+/// that ends it (`prompt=none`, or a permission only an administrator can grant). The authorize
+/// request and the consent form both go through here, so a posted form cannot skip a rule.
+fn consent_needed<'r>(
+    dir: &Directory,
+    req: &'r AuthorizeRequest,
+    user: &User,
+    flow: Flow,
+) -> Result<Vec<(&'r ResourceScopes, Vec<String>)>, EntraError> {
     let mut to_consent = Vec::new();
     for resource in &req.scopes.resources {
         let mut missing = consent::missing(dir, &req.client, resource, Some(&user.id));
@@ -388,27 +415,52 @@ async fn proceed(
             to_consent.push((resource, missing));
         }
     }
-    if !to_consent.is_empty() {
-        let consent_error = EntraError::InteractiveConsentRequired {
+    if to_consent.is_empty() {
+        return Ok(to_consent);
+    }
+    if req.prompt == Prompt::None || flow.just_consented {
+        return Err(EntraError::InteractiveConsentRequired {
             client_id: req.client.app_id.clone(),
             client_name: req.client.display_name.clone(),
-        };
-        if req.prompt == Prompt::None || flow.just_consented {
-            return reject((consent_error, &req).into());
+        });
+    }
+    if to_consent
+        .iter()
+        .any(|(r, values)| consent::needs_admin(&r.app, values))
+    {
+        return Err(EntraError::InvalidRequest {
+            code: 90094,
+            message: format!(
+                "{} needs permission to access resources in your organization that only an admin can grant.",
+                req.client.display_name
+            ),
+        });
+    }
+    Ok(to_consent)
+}
+
+async fn proceed(
+    idp: &Idp,
+    dir: &Directory,
+    req: AuthorizeRequest,
+    session: Option<SignInSession>,
+    headers: &HeaderMap,
+    flow: Flow,
+) -> Response {
+    let (Some(user), Some(session)) = (
+        signed_in_user(dir, &req, session.as_ref(), flow),
+        session.as_ref(),
+    ) else {
+        if req.prompt == Prompt::None {
+            return reject((EntraError::LoginRequired, &req).into());
         }
-        if to_consent
-            .iter()
-            .any(|(r, values)| consent::needs_admin(&r.app, values))
-        {
-            let error = EntraError::InvalidRequest {
-                code: 90094,
-                message: format!(
-                    "{} needs permission to access resources in your organization that only an admin can grant.",
-                    req.client.display_name
-                ),
-            };
-            return reject((error, &req).into());
-        }
+        return sign_in_page(idp, dir, &req, headers, None, StatusCode::OK);
+    };
+    let to_consent = match consent_needed(dir, &req, user, flow) {
+        Ok(c) => c,
+        Err(e) => return reject((e, &req).into()),
+    };
+    if !to_consent.is_empty() {
         let permissions: Vec<pages::Permission> = to_consent
             .iter()
             .flat_map(|(r, values)| {
@@ -572,8 +624,12 @@ fn reject(rejection: Rejection) -> Response {
 
 fn error_page(error: &EntraError) -> Response {
     let body = error.body(None);
+    let status = match error.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
     let mut response = html_response(
-        StatusCode::BAD_REQUEST,
+        status,
         pages::error(&body.error_description),
         None,
         LogFields::default(),
@@ -648,13 +704,15 @@ fn from_form(dir: &Directory, form: &Params) -> Result<AuthorizeRequest, Box<Res
 
 /// A posted sign-in or consent form: its tenant, its fields, and the authorize request it carries
 /// (validated again, since the browser could have changed it).
-fn posted_form(
+async fn posted_form(
     idp: &Idp,
     tenant_name: &str,
-    body: &[u8],
+    headers: &HeaderMap,
+    body: Body,
 ) -> Result<(Arc<Directory>, Params, AuthorizeRequest), Box<Response>> {
-    let (dir, form) = tenant(idp, tenant_name)
-        .and_then(|(d, _)| Ok((d, Params::parse(body)?)))
+    let (dir, _) = tenant(idp, tenant_name).map_err(|e| Box::new(error_page(&e)))?;
+    let form = read_form(headers, body)
+        .await
         .map_err(|e| Box::new(error_page(&e)))?;
     let req = from_form(&dir, &form)?;
     Ok((dir, form, req))
@@ -665,68 +723,25 @@ pub(crate) async fn login(
     State(idp): State<Arc<Idp>>,
     Path(tenant_name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (dir, form, req) = match posted_form(&idp, &tenant_name, &body) {
+    let (dir, form, req) = match posted_form(&idp, &tenant_name, &headers, body).await {
         Ok(x) => x,
         Err(response) => return *response,
     };
+    let retry =
+        |message: &str| sign_in_page(&idp, &dir, &req, &headers, Some(message), StatusCode::OK);
     if !idp.csrf_ok(&headers, form.get("csrf")) {
-        return sign_in_page(
-            &idp,
-            &dir,
-            &req,
-            &headers,
-            Some("Your session timed out. Please sign in again."),
-            StatusCode::OK,
-        );
+        return retry("Your session timed out. Please sign in again.");
     }
     let (Some(login), Some(password)) = (form.get("login"), form.get("passwd").map(str::to_owned))
     else {
-        return sign_in_page(
-            &idp,
-            &dir,
-            &req,
-            &headers,
-            Some("Enter your email and password."),
-            StatusCode::OK,
-        );
+        return retry("Enter your email and password.");
     };
-    let user = dir.user_by_upn(login).cloned();
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    // PBKDF2 is deliberately slow: keep it off the async workers. Unknown users cost the same.
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => crate::credentials::verify_password(&h, &password),
-        None => {
-            let _ = crate::credentials::verify_password(
-                &crate::credentials::hash_password("x"),
-                &password,
-            );
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
-        return sign_in_page(
-            &idp,
-            &dir,
-            &req,
-            &headers,
-            Some("Your account or password is incorrect. (AADSTS50126)"),
-            StatusCode::OK,
-        );
+    let user = match check_password(&idp, &dir, login, password).await {
+        Ok(user) => user,
+        Err(failure) => return retry(&failure.to_string()),
     };
-    if !user.account_enabled {
-        return sign_in_page(
-            &idp,
-            &dir,
-            &req,
-            &headers,
-            Some("Your account has been locked. (AADSTS50057)"),
-            StatusCode::OK,
-        );
-    }
     let (session, cookie) = match idp.create_session(&user.id).await {
         Ok(s) => s,
         Err(e) => return error_page(&e),
@@ -738,7 +753,7 @@ pub(crate) async fn login(
         Some(session),
         &headers,
         Flow {
-            just_signed_in: true,
+            sign_in: SignInStep::Typed,
             just_consented: false,
         },
     )
@@ -749,19 +764,33 @@ pub(crate) async fn login(
     response
 }
 
-/// POST /{tenant}/consent: the consent form.
+/// POST /{tenant}/consent: the consent form. It re-runs the sign-in rule and the consent rules
+/// of the authorize request it carries (one function each, shared with `proceed`), records only
+/// what those rules say the user may grant, and records nothing when they refuse.
 pub(crate) async fn consent(
     State(idp): State<Arc<Idp>>,
     Path(tenant_name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (dir, form, req) = match posted_form(&idp, &tenant_name, &body) {
+    let (dir, form, req) = match posted_form(&idp, &tenant_name, &headers, body).await {
         Ok(x) => x,
         Err(response) => return *response,
     };
     let session = idp.current_session(&headers).await;
-    let user = session.as_ref().and_then(|s| dir.user(&s.user_id)).cloned();
+    // The consent page follows a sign-in; within its lifetime that sign-in satisfies `prompt`.
+    let recent = session
+        .as_ref()
+        .is_some_and(|s| now() - s.auth_time <= SIGN_IN_STEP_LIFETIME);
+    let sign_in_step = Flow {
+        sign_in: if recent {
+            SignInStep::Recent
+        } else {
+            SignInStep::Session
+        },
+        just_consented: false,
+    };
+    let user = signed_in_user(&dir, &req, session.as_ref(), sign_in_step).cloned();
     let (Some(user), true) = (user, idp.csrf_ok(&headers, form.get("csrf"))) else {
         return sign_in_page(
             &idp,
@@ -775,7 +804,11 @@ pub(crate) async fn consent(
     if form.get("consent") != Some("accept") {
         return reject((EntraError::ConsentDeclined, &req).into());
     }
-    let dir = match record_consent(&idp, &req, &user).await {
+    let to_consent = match consent_needed(&dir, &req, &user, sign_in_step) {
+        Ok(c) => c,
+        Err(e) => return reject((e, &req).into()),
+    };
+    let dir = match record_consent(&idp, &req, &user, &to_consent).await {
         Ok(d) => d,
         Err(e) => return reject((e, &req).into()),
     };
@@ -786,35 +819,27 @@ pub(crate) async fn consent(
         session,
         &headers,
         Flow {
-            just_signed_in: false,
+            sign_in: sign_in_step.sign_in,
             just_consented: true,
         },
     )
     .await
 }
 
-/// Stores the user's consent for everything the request asks of each resource.
+/// Stores the user's consent to exactly what [`consent_needed`] allowed.
 async fn record_consent(
     idp: &Idp,
     req: &AuthorizeRequest,
     user: &User,
+    to_consent: &[(&ResourceScopes, Vec<String>)],
 ) -> Result<Arc<Directory>, EntraError> {
     let _guard = idp.consent_lock.lock().await;
     let mut dir = idp.directory();
-    for resource in &req.scopes.resources {
-        let mut values = resource.values.clone();
-        if resource.default {
-            values.extend(consent::missing(
-                &dir,
-                &req.client,
-                resource,
-                Some(&user.id),
-            ));
-        }
+    for (resource, values) in to_consent {
         if values.is_empty() {
             continue;
         }
-        let grant = consent::user_grant(&dir, &req.client, &resource.app, &user.id, &values);
+        let grant = consent::user_grant(&dir, &req.client, &resource.app, &user.id, values);
         let json =
             serde_json::to_string(&grant).map_err(|e| EntraError::Internal(e.to_string()))?;
         idp.store

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
 
-use super::form::Params;
+use super::form::{Params, read_form};
 use super::tenant;
 use crate::Idp;
 use crate::error::JsonError;
@@ -31,9 +31,9 @@ pub(crate) async fn logout_post(
     State(idp): State<Arc<Idp>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, JsonError> {
-    let params = Params::parse(&body)?;
+    let params = read_form(&headers, body).await?;
     end(&idp, &name, &headers, &params).await
 }
 

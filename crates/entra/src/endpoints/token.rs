@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
-use super::form::Params;
+use super::form::{Params, read_form};
 use super::tenant;
 use crate::Idp;
 use crate::error::{EntraError, JsonError};
@@ -21,7 +21,7 @@ pub(crate) async fn token(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, JsonError> {
     let correlation_id = headers
         .get("client-request-id")
@@ -46,7 +46,9 @@ pub(crate) async fn token(
     }
     let (dir, _) = tenant(&idp, &tenant_name).map_err(|e| fail(e, &fields))?;
     fields.tenant = Some(dir.tenant.id.clone());
-    let params = Params::parse(&body).map_err(|e| fail(e, &fields))?;
+    let params = read_form(&headers, body)
+        .await
+        .map_err(|e| fail(e, &fields))?;
     // Only values that identify (never authenticate) reach the log: a known app's id and the grant.
     fields.client = params
         .get("client_id")

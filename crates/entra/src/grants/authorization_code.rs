@@ -50,15 +50,21 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
             client_id: client.app_id.clone(),
         });
     }
-    if let Some((challenge, method)) = &record.challenge {
-        let verifier = ctx.params.required("code_verifier")?;
-        let computed = match method.as_str() {
-            "S256" => b64url(&sha256(verifier.as_bytes())),
-            _ => verifier.to_owned(),
-        };
-        if !ct_eq(computed.as_bytes(), challenge.as_bytes()) {
-            return Err(EntraError::PkceMismatch);
+    match (&record.challenge, ctx.params.get("code_verifier")) {
+        (Some((challenge, method)), verifier) => {
+            let verifier = verifier.ok_or(EntraError::MissingParameter("code_verifier"))?;
+            let computed = match method.as_str() {
+                "S256" => b64url(&sha256(verifier.as_bytes())),
+                _ => verifier.to_owned(),
+            };
+            if !ct_eq(computed.as_bytes(), challenge.as_bytes()) {
+                return Err(EntraError::PkceMismatch);
+            }
         }
+        // RFC 9700 §2.1.1: a verifier for a code issued without a challenge means the code was
+        // injected into another client's flow (a PKCE downgrade); refuse it.
+        (None, Some(_)) => return Err(EntraError::VerifierWithoutChallenge),
+        (None, None) => {}
     }
     match store.consume_ephemeral(CODE_KIND, &key).await? {
         Consumed::First { expires_at, .. } if expires_at > now() => {}

@@ -123,7 +123,11 @@ pub fn claims(jwt: &str) -> Value {
 
 impl Harness {
     pub async fn new() -> Harness {
-        let seed = Seed::parse("test.json", &directory()).expect("directory");
+        Harness::with_directory(&directory()).await
+    }
+
+    pub async fn with_directory(json: &str) -> Harness {
+        let seed = Seed::parse("test.json", json).expect("directory");
         let mut config = IdpConfig::new(BASE);
         config.access_token_lifetime = 600;
         let idp = Idp::start(Arc::new(MemoryStore::new()), config, &seed)
