@@ -99,7 +99,8 @@ def proxy_directory(world: World) -> dict[str, Any]:
     the third app."""
     d = copy.deepcopy(world.directory())
     apps = {a["appId"]: a for a in d["applications"]}
-    callbacks = ["http://127.0.0.1/.auth/login/aad/callback", "http://127.0.0.1/.auth/logout/complete"]
+    callbacks = ["http://127.0.0.1/.auth/login/aad/callback", "http://127.0.0.1/.auth/logout/complete",
+                 "http://localhost/.auth/login/aad/callback", "http://localhost/.auth/logout/complete"]
     for app_id in (world.webapp.app_id, world.backend.app_id):
         web = apps[app_id]["web"]
         web["redirectUris"] = list(dict.fromkeys([*web["redirectUris"], *callbacks]))
@@ -267,7 +268,8 @@ class ProxyServer:
     def __init__(self, binary: str, name: str, settings: dict[str, Any], upstream: str,
                  workdir: Path, env: dict[str, str] | None = None, ca_bundle: Path | None = None,
                  development: bool = True, upstream_timeout: int | None = None,
-                 port: int | None = None, extra_args: list[str] | None = None, tls: bool = False):
+                 port: int | None = None, extra_args: list[str] | None = None, tls: bool = False,
+                 public_url: bool = True):
         self.binary = binary
         self.name = name
         self.settings = settings
@@ -283,6 +285,8 @@ class ProxyServer:
         self.port = port or free_port()
         self.extra_args = list(extra_args or [])
         self.tls = tls
+        # False: started as the README shows, without --public-url (the site is the request's host)
+        self.public_url = public_url
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
@@ -310,8 +314,9 @@ class ProxyServer:
     def command(self) -> list[str]:
         cmd = [self.binary, "proxy", "--upstream", self.upstream,
                "--auth-settings", str(self.settings_path),
-               "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
-               "--public-url", self.base]
+               "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
+        if self.public_url:
+            cmd += ["--public-url", self.base]
         if self.development:
             cmd.append("--development")
         if self.upstream_timeout is not None:
@@ -376,6 +381,16 @@ class ProxyServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+    def banner(self) -> dict[str, list[str]]:
+        """The start-up banner's `key  value` lines (a key may repeat, e.g. `redirect URI`)."""
+        out: dict[str, list[str]] = {}
+        text = self.log_path.read_text(errors="replace") if self.log_path else ""
+        for line in text.splitlines():
+            if line.startswith("  ") and "  " in line.strip():
+                key, value = line.strip().split("  ", 1)
+                out.setdefault(key.strip(), []).append(value.strip())
+        return out
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path or not self.log_path.exists():
@@ -443,8 +458,10 @@ def raw_request(port: int, method: str, target: str, headers: dict[str, str] | l
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", f"127.0.0.1:{port}")
-        items = headers.items() if isinstance(headers, dict) else (headers or [])
+        items = list(headers.items() if isinstance(headers, dict) else (headers or []))
+        # A Host among `headers` replaces the default one (tests of Host handling).
+        if not any(k.lower() == "host" for k, _ in items):
+            conn.putheader("Host", f"127.0.0.1:{port}")
         for k, v in items:
             conn.putheader(k, v)
         if body is not None:

@@ -24,12 +24,10 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&args.data_dir.join("easyauth.db")).await?);
     let scheme = if args.tls { "https" } else { "http" };
-    let public_url = match &args.public_url {
-        Some(u) => u.clone(),
-        None => url::Url::parse(&format!("{scheme}://localhost:{}", args.listen.port()))?,
-    };
+    let public_url = args.public_url.clone();
     let env = Environment {
         public_url: public_url.clone(),
+        scheme,
         app_settings: AppSettings::from_env(),
         store,
         http: OidcHttp::new()?,
@@ -49,7 +47,37 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         args.upstream
     );
     println!("  listening       {scheme}://{}", args.listen);
-    println!("  site            {public_url}");
+    let callbacks: Vec<String> = module
+        .providers
+        .iter()
+        .map(|p| format!("/.auth/login/{}/callback", p.alias()))
+        .collect();
+    match &public_url {
+        Some(url) => {
+            println!("  site            {url} (--public-url)");
+            let base = url.as_str().trim_end_matches('/');
+            for c in &callbacks {
+                println!(
+                    "  redirect URI    {base}{}",
+                    c.replacen("/.auth", &module.settings.api_prefix, 1)
+                );
+            }
+        }
+        None => {
+            println!(
+                "  site            the host each request names (open {scheme}://{})",
+                args.listen
+            );
+            for host in site_hosts(args.listen) {
+                for c in &callbacks {
+                    println!(
+                        "  redirect URI    {scheme}://{host}{}",
+                        c.replacen("/.auth", &module.settings.api_prefix, 1)
+                    );
+                }
+            }
+        }
+    }
     println!(
         "  providers       {}",
         module
@@ -73,7 +101,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     if args.tls {
         let ca = easyauth_pki::LocalCa::load_or_create(&args.data_dir)?;
         let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        if let Some(h) = public_url.host_str() {
+        if let Some(h) = public_url.as_ref().and_then(|u| u.host_str()) {
             hosts.insert(0, h.to_owned());
         }
         hosts.dedup();
@@ -90,6 +118,25 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// The `host:port` forms a browser on this machine can use for the listener: the address
+/// itself, and `localhost` for a loopback or unspecified address.
+fn site_hosts(listen: SocketAddr) -> Vec<String> {
+    let port = listen.port();
+    let ip = listen.ip();
+    let mut hosts = Vec::new();
+    if ip.is_unspecified() {
+        hosts.push(format!("127.0.0.1:{port}"));
+    } else if ip.is_ipv6() {
+        hosts.push(format!("[{ip}]:{port}"));
+    } else {
+        hosts.push(format!("{ip}:{port}"));
+    }
+    if ip.is_loopback() || ip.is_unspecified() {
+        hosts.push(format!("localhost:{port}"));
+    }
+    hosts
 }
 
 async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {

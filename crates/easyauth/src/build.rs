@@ -61,12 +61,17 @@ pub enum BuildError {
     AppSetting(&'static str, String),
     #[error(transparent)]
     Keys(#[from] crate::session::KeyError),
+    #[error("the public URL {0} must be an absolute http:// or https:// URL with a host")]
+    PublicUrl(String),
 }
 
 /// Everything needed to build a module besides the settings.
 #[derive(Debug)]
 pub struct Environment {
-    pub public_url: url::Url,
+    /// The site's external URL when it is fixed; `None`: the host each request came to.
+    pub public_url: Option<url::Url>,
+    /// `http` or `https`: how the module is served (for sites taken from requests).
+    pub scheme: &'static str,
     pub app_settings: AppSettings,
     pub store: Arc<dyn Store>,
     pub http: OidcHttp,
@@ -74,6 +79,11 @@ pub struct Environment {
 }
 
 pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, BuildError> {
+    if let Some(url) = &env.public_url
+        && crate::site::Site::from_url(url).is_none()
+    {
+        return Err(BuildError::PublicUrl(url.to_string()));
+    }
     let app = &env.app_settings;
     let mut providers = Vec::new();
     for provider in settings.enabled_providers() {
@@ -190,6 +200,7 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
     let login = &settings.login;
     let module_settings = ModuleSettings {
         public_url: env.public_url,
+        scheme: env.scheme,
         api_prefix: settings.http_settings.routes.api_prefix.clone(),
         action,
         exclusions: settings

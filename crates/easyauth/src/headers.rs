@@ -23,15 +23,24 @@ const RESERVED_EXACT: &[&str] = &["x-zumo-auth"];
 /// Headers App Service's front end sets about the request. A client's copy could re-route the
 /// request inside the app after authorization (`X-Original-URL` / `X-Rewrite-URL` are honoured
 /// by IIS rewrite and some frameworks) or lie about the connection, so they never pass.
+/// `X-ARR-ClientCert` matters most: App Service sets it only from a verified TLS client
+/// certificate, and apps (ASP.NET Core certificate forwarding) take it as the caller's.
 const FRONT_END: &[&str] = &[
+    "x-arr-clientcert",
+    "x-arr-ssl",
+    "x-arr-log-id",
+    "x-client-ip",
+    "x-client-port",
+    "client-ip",
+    "x-forwarded-tlsversion",
     "x-original-url",
     "x-rewrite-url",
     "x-original-host",
     "x-waws-unencoded-url",
-    "x-arr-ssl",
-    "x-arr-log-id",
-    "client-ip",
-    "x-client-ip",
+    "x-site-deployment-id",
+    "disguised-host",
+    "was-default-hostname",
+    "x-appservice-proto",
 ];
 
 /// Removes client-supplied front-end headers; `Forwarded` too unless a forward proxy is trusted.
@@ -79,6 +88,37 @@ pub fn apply_connection(headers: &mut HeaderMap) {
             axum::http::HeaderValue::from_static("upgrade"),
         );
     }
+}
+
+/// Whether the request asks to switch to WebSocket, the one protocol the module lets through
+/// (after it has decided on the request).
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let upgrade = headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    upgrade
+        && headers
+            .get_all(axum::http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes any protocol switch other than WebSocket (`Upgrade: h2c` with `HTTP2-Settings`,
+/// TLS, ...). An app that accepted one would turn the connection into a tunnel whose later
+/// requests never pass the module. Returns whether something was removed.
+pub fn strip_other_upgrades(headers: &mut HeaderMap) -> bool {
+    let asked =
+        headers.contains_key(axum::http::header::UPGRADE) || headers.contains_key("http2-settings");
+    if !asked || is_websocket_upgrade(headers) {
+        return false;
+    }
+    headers.remove(axum::http::header::UPGRADE);
+    headers.remove("http2-settings");
+    headers.remove(axum::http::header::CONNECTION);
+    true
 }
 
 /// Canonical form: lower-case, `_` → `-`.
@@ -153,6 +193,14 @@ mod tests {
             "X-ARR-SSL",
             "Forwarded",
             "X-WAWS-Unencoded-URL",
+            "X-ARR-ClientCert",
+            "x-arr-clientcert",
+            "X_ARR_CLIENTCERT",
+            "X-Client-Port",
+            "X-Forwarded-TlsVersion",
+            "X-Site-Deployment-Id",
+            "DISGUISED-HOST",
+            "WAS-DEFAULT-HOSTNAME",
         ] {
             h.insert(
                 HeaderName::from_bytes(name.as_bytes()).expect("name"),
@@ -160,14 +208,55 @@ mod tests {
             );
         }
         h.insert("x-app", HeaderValue::from_static("keep"));
+        h.insert(
+            "x-arr-clientcertificate",
+            HeaderValue::from_static("keep: another name"),
+        );
         strip_front_end(&mut h, true);
         assert_eq!(
             h.len(),
-            2,
-            "only Forwarded (trusted proxy) and the app's header stay: {h:?}"
+            3,
+            "only Forwarded (trusted proxy) and the app's headers stay: {h:?}"
         );
         strip_front_end(&mut h, false);
-        assert_eq!(h.len(), 1);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn only_websocket_upgrades_survive() {
+        let mut h2c = HeaderMap::new();
+        h2c.insert(
+            "connection",
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        h2c.insert("upgrade", HeaderValue::from_static("h2c"));
+        h2c.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAARAAAAAAAIAAAAA"),
+        );
+        assert!(!is_websocket_upgrade(&h2c));
+        assert!(strip_other_upgrades(&mut h2c));
+        assert!(h2c.is_empty(), "{h2c:?}");
+        // Settings alone (no Upgrade) go too.
+        let mut settings = HeaderMap::new();
+        settings.insert("http2-settings", HeaderValue::from_static("x"));
+        assert!(strip_other_upgrades(&mut settings));
+        assert!(settings.is_empty());
+        for other in ["websocket, h2c", "TLS/1.2", "h2c"] {
+            let mut h = HeaderMap::new();
+            h.insert("connection", HeaderValue::from_static("upgrade"));
+            h.insert("upgrade", HeaderValue::from_static(other));
+            assert!(strip_other_upgrades(&mut h), "{other}");
+        }
+        let mut ws = HeaderMap::new();
+        ws.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        ws.insert("upgrade", HeaderValue::from_static("WebSocket"));
+        assert!(is_websocket_upgrade(&ws));
+        assert!(!strip_other_upgrades(&mut ws));
+        assert_eq!(ws.len(), 2);
     }
 
     #[test]

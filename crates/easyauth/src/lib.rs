@@ -17,3 +17,4 @@ pub mod proxy;
 pub mod redirect;
 mod routes;
 pub mod session;
+pub mod site;

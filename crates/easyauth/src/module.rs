@@ -14,8 +14,8 @@ use crate::oidc::{OidcHttp, Rejection, TokenValidator, ValidatedToken};
 use crate::paths::Exclusion;
 use crate::principal::ClientPrincipal;
 use crate::provider::Provider;
-use crate::redirect::Origin;
-use crate::session::{CookieKeys, CookieStyle, SESSION_COOKIE, chunked_cookie};
+use crate::session::{CookieKeys, SESSION_COOKIE, chunked_cookie};
+use crate::site::Site;
 
 /// What happens to an unauthenticated request (after `requireAuthentication` is applied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,11 @@ pub enum ForwardTrust {
 /// Everything the pipeline needs, resolved from the auth settings and app settings.
 #[derive(Debug, Clone)]
 pub struct ModuleSettings {
-    /// This site's external base URL (callbacks, redirect checks).
-    pub public_url: url::Url,
+    /// This site's external base URL (callbacks, redirect checks) when configured; without it
+    /// the site is the host each request came to (see [`crate::site`]).
+    pub public_url: Option<url::Url>,
+    /// The scheme this module is served over (`http` or `https`), for sites taken from requests.
+    pub scheme: &'static str,
     pub api_prefix: String,
     pub action: Action,
     pub exclusions: Vec<Exclusion>,
@@ -78,23 +81,9 @@ impl ModuleSettings {
         }
     }
 
-    pub fn origin(&self) -> Origin {
-        Origin::from_url(&self.public_url).unwrap_or(Origin {
-            scheme: "http".into(),
-            host: "localhost".into(),
-            port: 80,
-        })
-    }
-
-    pub fn cookie_style(&self) -> CookieStyle {
-        CookieStyle {
-            secure: self.public_url.scheme() == "https",
-        }
-    }
-
-    /// `https://host` without a trailing slash.
-    pub fn base(&self) -> String {
-        self.public_url.as_str().trim_end_matches('/').to_owned()
+    /// The configured site, if any.
+    pub fn configured_site(&self) -> Option<Site> {
+        self.public_url.as_ref().and_then(Site::from_url)
     }
 }
 
@@ -382,6 +371,7 @@ impl Module {
     /// `Set-Cookie` values for a session cookie.
     pub fn session_cookies(
         &self,
+        site: &Site,
         sid: &str,
         record: &SessionRecord,
         previous_chunks: usize,
@@ -394,8 +384,7 @@ impl Module {
             SESSION_COOKIE,
             &serde_json::to_vec(&cookie).unwrap_or_default(),
         );
-        self.settings
-            .cookie_style()
+        site.cookie_style()
             .set_chunked(SESSION_COOKIE, &sealed, previous_chunks)
     }
 
@@ -413,15 +402,15 @@ impl Module {
 
     // ---- X-ZUMO-AUTH ----------------------------------------------------------------------
 
-    /// An `authenticationToken` for a client-directed session.
-    pub fn zumo_token(&self, sid: &str, provider: &str, expires: i64) -> String {
+    /// An `authenticationToken` for a client-directed session; issued by and for `site`.
+    pub fn zumo_token(&self, site: &Site, sid: &str, provider: &str, expires: i64) -> String {
         let claims = ZumoClaims {
             sub: format!("sid:{}", &sha256_hex(sid.as_bytes())[..32]),
             sid: sid.to_owned(),
             idp: provider.to_owned(),
             ver: "3".into(),
-            iss: self.settings.base(),
-            aud: self.settings.base(),
+            iss: site.base(),
+            aud: site.base(),
             exp: expires,
             nbf: now(),
         };
@@ -438,10 +427,13 @@ impl Module {
     }
 
     /// The session id in a valid `X-ZUMO-AUTH` token (HS256 with this site's signing key only).
-    fn zumo_session(&self, token: &str, grace: bool) -> Option<String> {
+    fn zumo_session(&self, site: &Site, token: &str, grace: bool) -> Option<String> {
+        if token.len() > crate::oidc::validate::MAX_TOKEN_LEN {
+            return None;
+        }
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[self.settings.base()]);
-        validation.set_issuer(&[self.settings.base()]);
+        validation.set_audience(&[site.base()]);
+        validation.set_issuer(&[site.base()]);
         validation.leeway = if grace {
             self.settings.refresh_extension.as_secs()
         } else {
@@ -462,6 +454,7 @@ impl Module {
     /// its end but within `tokenRefreshExtensionHours` counts (only `/.auth/refresh` asks that).
     pub async fn session(
         &self,
+        site: &Site,
         headers: &HeaderMap,
         zumo: Option<&str>,
         grace: bool,
@@ -482,7 +475,7 @@ impl Module {
             });
         }
         if let Some(zumo) = zumo
-            && let Some(sid) = self.zumo_session(zumo.trim(), grace)
+            && let Some(sid) = self.zumo_session(site, zumo.trim(), grace)
             && let Some(record) = self.load_session(&sid).await.filter(live)
         {
             return Some(Identity::Session {
@@ -527,10 +520,11 @@ impl Module {
     /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
     pub async fn identify(
         &self,
+        site: &Site,
         headers: &HeaderMap,
         zumo: Option<&str>,
     ) -> Result<Identity, CredentialError> {
-        if let Some(session) = self.session(headers, zumo, false).await {
+        if let Some(session) = self.session(site, headers, zumo, false).await {
             return Ok(session);
         }
         if let Some(token) = bearer(headers) {

@@ -20,15 +20,18 @@ use axum::response::{IntoResponse, Response};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder};
 
-use crate::headers::{apply_connection, strip_front_end, strip_reserved};
+use crate::headers::{apply_connection, strip_front_end, strip_other_upgrades, strip_reserved};
 use crate::module::{Action, ForwardTrust, Identity, Module, ZumoToken};
 use crate::paths::is_excluded;
 use crate::provider::ProviderKind;
 use crate::proxy::{Forwarded, forwarded_for};
+use crate::site::Site;
 
 /// Facts about the request the later stages use.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// The site this request is for (see [`crate::site`]).
+    pub site: Site,
     pub forwarded: Forwarded,
     pub excluded: bool,
     pub preflight: bool,
@@ -96,6 +99,9 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .map(|v| ZumoToken(v.to_owned()));
     apply_connection(request.headers_mut());
+    if strip_other_upgrades(request.headers_mut()) {
+        tracing::info!(target: "easyauth::module", path = %request.uri().path(), "a protocol upgrade other than WebSocket was removed");
+    }
     strip_front_end(
         request.headers_mut(),
         m.settings.forward != ForwardTrust::NoProxy,
@@ -108,48 +114,55 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         tracing::info!(target: "easyauth::module", removed, path = %request.uri().path(), "client-supplied X-MS-* / X-ZUMO-AUTH headers removed");
     }
     let s = &m.settings;
-    let own_proto: &'static str = if s.public_url.scheme() == "https" {
-        "https"
-    } else {
-        "http"
-    };
-    let own_host = match s.public_url.port() {
-        Some(p) => format!("{}:{p}", s.public_url.host_str().unwrap_or("localhost")),
-        None => s.public_url.host_str().unwrap_or("localhost").to_owned(),
-    };
     let headers = request.headers();
-    let (proto, host, trust_chain) = match &s.forward {
-        ForwardTrust::NoProxy => (own_proto, own_host, false),
+    // The site: a configured public URL, else the host this request came to; a trusted forward
+    // proxy may name another (`X-Forwarded-Host` / `-Proto`, or the custom headers).
+    let direct = match s.configured_site() {
+        Some(site) => Some(site),
+        None => Site::of_request(s.scheme, request.uri(), headers),
+    };
+    let own_scheme = direct.as_ref().map_or(s.scheme, |d| d.scheme);
+    let (forwarded_proto, forwarded_host) = match &s.forward {
+        ForwardTrust::NoProxy => (None, None),
         ForwardTrust::Standard => (
-            match header_str(headers, "x-forwarded-proto") {
-                Some(p) if p.eq_ignore_ascii_case("https") => "https",
-                Some(_) => "http",
-                None => own_proto,
-            },
-            header_str(headers, "x-forwarded-host").map_or(own_host, str::to_owned),
-            true,
+            header_str(headers, "x-forwarded-proto"),
+            header_str(headers, "x-forwarded-host"),
         ),
         ForwardTrust::Custom {
             host_header,
             proto_header,
         } => (
-            match proto_header.as_deref().and_then(|h| header_str(headers, h)) {
-                Some(p) if p.eq_ignore_ascii_case("https") => "https",
-                Some(_) => "http",
-                None => own_proto,
-            },
-            host_header
-                .as_deref()
-                .and_then(|h| header_str(headers, h))
-                .map_or(own_host, str::to_owned),
-            true,
+            proto_header.as_deref().and_then(|h| header_str(headers, h)),
+            host_header.as_deref().and_then(|h| header_str(headers, h)),
         ),
     };
+    let trust_chain = s.forward != ForwardTrust::NoProxy;
+    let scheme = match forwarded_proto {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        Some(_) => "http",
+        None => own_scheme,
+    };
+    let site = match (forwarded_host, direct) {
+        (Some(h), _) => Site::from_authority(scheme, h),
+        (None, Some(d)) => Some(Site {
+            scheme,
+            host: d.host,
+        }),
+        (None, None) => None,
+    };
+    let Some(site) = site else {
+        tracing::warn!(target: "easyauth::module", status = 400, path = %request.uri().path(), "request refused: no well-formed Host (host[:port])");
+        return bad_request(
+            &m,
+            "the request has no well-formed Host header (host[:port])",
+        );
+    };
     // requireHttps: App Service sends http requests to https. Here that applies when the site
-    // itself is https; a plain-http public URL (local development) is left alone.
-    if s.require_https && proto == "http" && own_proto == "https" {
+    // itself is https; a plain-http site (local development) is left alone.
+    if s.require_https && site.scheme == "http" && own_scheme == "https" {
         let target = format!(
-            "https://{host}{}",
+            "https://{}{}",
+            site.host,
             request.uri().path_and_query().map_or("/", |p| p.as_str())
         );
         let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
@@ -160,21 +173,22 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
     }
     let forwarded = Forwarded {
         for_chain: forwarded_for(headers, peer(&request), trust_chain),
-        proto,
-        host,
+        proto: site.scheme,
+        host: site.host.clone(),
     };
     let preflight = request.method() == Method::OPTIONS
         && headers.contains_key(header::ORIGIN)
         && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let excluded = is_excluded(&s.exclusions, request.uri().path());
     request.extensions_mut().insert(RequestContext {
+        site,
         forwarded,
         excluded,
         preflight,
     });
     let mut response = next.run(request).await;
     // App Service sends HSTS on every https response (middleware 1.4.13).
-    if own_proto == "https"
+    if own_scheme == "https"
         && !response
             .headers()
             .contains_key(header::STRICT_TRANSPORT_SECURITY)
@@ -210,6 +224,12 @@ fn flags(request: &Request) -> (bool, bool) {
         .map_or((false, false), |c| (c.excluded, c.preflight))
 }
 
+/// The site the strip stage worked out. It always runs first in [`EasyAuthLayer`], so a
+/// missing context only means a stage was mounted on its own: refuse rather than guess.
+pub(crate) fn site_of(extensions: &axum::http::Extensions) -> Option<&Site> {
+    extensions.get::<RequestContext>().map(|c| &c.site)
+}
+
 /// Stage 3: who is calling.
 async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
     let (excluded, preflight) = flags(&request);
@@ -217,8 +237,15 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
         request.extensions_mut().insert(Identity::Anonymous);
         return next.run(request).await;
     }
-    let zumo = request.extensions().get::<ZumoToken>().map(|z| z.0.clone());
-    match m.identify(request.headers(), zumo.as_deref()).await {
+    let Some(site) = site_of(request.extensions()) else {
+        return bad_request(&m, "the request did not pass the module's first stage");
+    };
+    let zumo = request
+        .extensions()
+        .get::<ZumoToken>()
+        .map(|z| z.0.as_str());
+    let identified = m.identify(site, request.headers(), zumo).await;
+    match identified {
         Ok(identity) => {
             request.extensions_mut().insert(identity);
             next.run(request).await
@@ -230,7 +257,7 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
         }
         Err(e) => {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");
-            let response = unauthorized(&m, &e.to_string()).await;
+            let response = unauthorized(&m, site_of(request.extensions()), &e.to_string()).await;
             finish_body(&request, response)
         }
     }
@@ -263,6 +290,7 @@ async fn refusal(
     request: &Parts,
 ) -> Option<Response> {
     let path = request.uri.path();
+    let site = site_of(&request.extensions);
     if let (Some(alias), Some(claims)) = (identity.provider(), identity.claims())
         && let Some(provider) = m.provider(alias)
         && provider.settings.kind == ProviderKind::Aad
@@ -280,7 +308,7 @@ async fn refusal(
     if let Identity::Session {
         via_cookie: true, ..
     } = identity
-        && let Err(reason) = csrf_check(m, request)
+        && let Err(reason) = csrf_check(m, site, request)
     {
         tracing::warn!(target: "easyauth::module", status = 403, reason = %reason, path = %path, "request refused");
         return Some(refuse(m, StatusCode::FORBIDDEN, &reason));
@@ -310,7 +338,7 @@ async fn refusal(
             ));
         }
     };
-    Some(unauthorized(m, reason).await)
+    Some(unauthorized(m, site, reason).await)
 }
 
 /// A refusal leaves the request body unread; hyper then closes an HTTP/1 connection, so say so
@@ -348,7 +376,7 @@ async fn inject(State(m): State<Arc<Module>>, mut request: Request, next: Next) 
 
 /// App Service's CSRF rule: a cookie-authenticated, state-changing request from a browser needs
 /// an `Origin` (or `Referer`) that is this site or an allowed external redirect origin.
-fn csrf_check(m: &Module, request: &Parts) -> Result<(), String> {
+fn csrf_check(m: &Module, site: Option<&Site>, request: &Parts) -> Result<(), String> {
     if matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS)
         || !is_browser(&request.headers)
     {
@@ -362,9 +390,9 @@ fn csrf_check(m: &Module, request: &Parts) -> Result<(), String> {
             request.method
         ));
     };
-    let own = m.settings.origin();
+    let own = site.map(Site::origin);
     let allowed = crate::redirect::Origin::from_url(&source).is_some_and(|o| {
-        o == own
+        own.as_ref() == Some(&o)
             || m.settings
                 .allowed_external_redirects
                 .iter()
@@ -418,14 +446,14 @@ fn redirect_to_login(m: &Module, request: &Parts) -> Response {
 }
 
 /// A 401 with App Service's challenge.
-pub(crate) async fn unauthorized(m: &Module, reason: &str) -> Response {
+pub(crate) async fn unauthorized(m: &Module, site: Option<&Site>, reason: &str) -> Response {
     let mut r = refuse(m, StatusCode::UNAUTHORIZED, reason);
     if let Some(provider) = m
         .default_provider()
         .filter(|p| !p.settings.disable_www_authenticate)
         && let Some(endpoint) = provider.authorization_endpoint().await
     {
-        let host = m.settings.public_url.host_str().unwrap_or("localhost");
+        let host = site.map_or_else(|| "localhost".to_owned(), Site::host_name);
         let challenge = format!(
             "Bearer realm=\"{host}\" authorization_uri=\"{endpoint}\" resource_id=\"{}\"",
             provider.settings.client_id
@@ -434,6 +462,14 @@ pub(crate) async fn unauthorized(m: &Module, reason: &str) -> Response {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
     }
+    r
+}
+
+/// 400 for a request the module cannot place (no usable Host).
+fn bad_request(m: &Module, reason: &str) -> Response {
+    let mut r = refuse(m, StatusCode::BAD_REQUEST, reason);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 

@@ -12,8 +12,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+use crate::headers::is_websocket_upgrade;
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1; `HTTP2-Settings` only makes
+/// sense with an `Upgrade: h2c`, which never passes).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    HeaderName::from_static("http2-settings"),
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -86,7 +90,9 @@ impl Upstream {
         let Ok(uri) = uri.parse::<Uri>() else {
             return plain(StatusCode::BAD_REQUEST, "bad request target");
         };
-        let upgrade = wants_upgrade(request.headers());
+        // Only WebSocket is tunnelled; the strip stage removed every other `Upgrade`, and this
+        // repeats the check so the proxy is safe on its own.
+        let upgrade = is_websocket_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         parts.uri = uri;
@@ -118,6 +124,13 @@ impl Upstream {
             Ok(Ok(r)) => r,
         };
         let (mut parts, body) = response.into_parts();
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
+            tracing::warn!("the app switched protocols without being asked; answered 502");
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                "the app switched protocols without being asked",
+            );
+        }
         if parts.status == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade
         {
@@ -137,18 +150,6 @@ impl Upstream {
         strip_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, Body::new(body))
     }
-}
-
-fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
 }
 
 /// Drops hop-by-hop headers, including any the `Connection` header names.

@@ -11,27 +11,42 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::module::{Identity, Module, SessionRecord, ZumoToken, bearer, now, random_id};
+use crate::oidc::ValidatedToken;
 use crate::pipeline::{refuse, unauthorized};
 use crate::principal::ClientPrincipal;
 use crate::provider::Provider;
 use crate::redirect;
 use crate::session::{NONCE_COOKIE, SESSION_COOKIE, cookie};
+use crate::site::Site;
 
-/// Largest body the callback or client-directed login reads.
-const MAX_FORM: usize = 256 * 1024;
+/// Largest form body the callback reads (a code, an ID token and a state).
+const MAX_FORM: usize = 64 * 1024;
+/// Largest JSON body client-directed login reads (an access token and an ID token).
+const MAX_CLIENT_LOGIN: usize = 192 * 1024;
 
 /// A sign-in in progress, sealed into the `Nonce` cookie.
 #[derive(Debug, Serialize, Deserialize)]
 struct Attempt {
     provider: String,
+    /// The callback URL sent to the provider: the code is redeemed with exactly this, and only a
+    /// callback to it (the same site) finishes the attempt.
+    redirect_uri: String,
     nonce: String,
     state: String,
     verifier: String,
+    /// Where to land, as validated; `fragment` (already encoded, `#...`) follows it.
     target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fragment: Option<String>,
     exp: i64,
 }
 
 pub(crate) async fn handle(m: &Arc<Module>, request: Request) -> Response {
+    // Routes are rare next to proxied requests: one copy of the site is fine here.
+    let Some(site) = crate::pipeline::site_of(request.extensions()).cloned() else {
+        return refuse(m, StatusCode::BAD_REQUEST, "no site for this request");
+    };
+    let site = &site;
     let path = request.uri().path().to_owned();
     let rest = if m.settings.logout_path.as_deref() == Some(path.as_str()) {
         "/logout".to_owned()
@@ -69,7 +84,7 @@ pub(crate) async fn handle(m: &Arc<Module>, request: Request) -> Response {
             "<p><a href=\"/\">Return to the website</a></p>",
         ),
         (Method::GET, ["login", alias]) => match m.provider(alias) {
-            Some(p) => start_login(m, p, request).await,
+            Some(p) => start_login(m, site, p, request).await,
             None => refuse(
                 m,
                 StatusCode::NOT_FOUND,
@@ -77,7 +92,7 @@ pub(crate) async fn handle(m: &Arc<Module>, request: Request) -> Response {
             ),
         },
         (Method::POST, ["login", alias]) => match m.provider(alias) {
-            Some(p) => client_login(m, p, body).await,
+            Some(p) => client_login(m, site, p, request, body).await,
             None => refuse(
                 m,
                 StatusCode::NOT_FOUND,
@@ -85,26 +100,20 @@ pub(crate) async fn handle(m: &Arc<Module>, request: Request) -> Response {
             ),
         },
         (Method::GET | Method::POST, ["login", alias, "callback"]) => match m.provider(alias) {
-            Some(p) => callback(m, p, request, body).await,
+            Some(p) => callback(m, site, p, request, body).await,
             None => refuse(
                 m,
                 StatusCode::NOT_FOUND,
                 &format!("no identity provider named {alias}"),
             ),
         },
-        (Method::GET, ["me"]) => me(m, request).await,
-        (Method::GET, ["refresh"]) => refresh(m, request).await,
-        (Method::GET, ["logout"]) => logout(m, request).await,
+        (Method::GET, ["me"]) => me(m, site, request).await,
+        (Method::GET, ["refresh"]) => refresh(m, site, request).await,
+        (Method::GET, ["logout"]) => logout(m, site, request).await,
         (Method::GET, ["logout", "complete" | "done"]) => {
             let target = query_param(request, "state")
                 .or_else(|| query_param(request, "post_logout_redirect_uri"))
-                .and_then(|t| {
-                    redirect::validate(
-                        &t,
-                        &m.settings.origin(),
-                        &m.settings.allowed_external_redirects,
-                    )
-                });
+                .and_then(|t| redirect_target(m, site, &t));
             match target {
                 Some(t) => found(&t, Vec::new()),
                 None => page(
@@ -125,11 +134,15 @@ fn query_param(request: &Parts, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// Form or query pairs; at most [`MAX_PAIRS`] (a callback carries fewer than ten).
 fn form_pairs(s: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(s.as_bytes())
-        .into_owned()
+        .take(MAX_PAIRS)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+const MAX_PAIRS: usize = 64;
 
 fn found(location: &str, cookies: Vec<String>) -> Response {
     let mut r = StatusCode::FOUND.into_response();
@@ -248,8 +261,28 @@ fn clip_fragment(fragment: &str) -> String {
     fragment.chars().take(2000).collect()
 }
 
+/// A post-login or post-logout target, if it is this site or an allowed external URL. Every step
+/// that carries a target (login start, callback, logout, its completion) checks it here.
+fn redirect_target(m: &Module, site: &Site, target: &str) -> Option<String> {
+    redirect::validate(
+        target,
+        &site.origin(),
+        &m.settings.allowed_external_redirects,
+    )
+}
+
+/// The callback URL registered for `provider` at `site`.
+fn callback_url(m: &Module, site: &Site, provider: &Provider) -> String {
+    format!(
+        "{}{}/login/{}/callback",
+        site.base(),
+        m.settings.api_prefix,
+        provider.alias()
+    )
+}
+
 /// GET /.auth/login/<provider>: send the browser to the provider's authorize endpoint.
-async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Response {
+async fn start_login(m: &Module, site: &Site, provider: &Provider, request: &Parts) -> Response {
     let fragment = query_param(request, FRAGMENT_PARAM);
     if m.settings.preserve_fragments
         && fragment.is_none()
@@ -260,22 +293,19 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
     let target = query_param(request, "post_login_redirect_uri")
         .or_else(|| query_param(request, "post_login_redirect_url"))
         .and_then(|t| {
-            let ok = redirect::validate(&t, &m.settings.origin(), &m.settings.allowed_external_redirects);
+            let ok = redirect_target(m, site, &t);
             if ok.is_none() {
                 tracing::warn!(target: "easyauth::module", "post_login_redirect_uri refused: not this site nor an allowed external URL");
             }
             ok
         });
-    // The fragment only ever follows a target that passed validation (or the site's root).
-    let target = match fragment.filter(|f| !f.is_empty() && m.settings.preserve_fragments) {
+    // The fragment only ever follows a target that passed validation (or the site's root); it
+    // is kept apart so the callback can check the target again with the same rule.
+    let fragment = match fragment.filter(|f| !f.is_empty() && m.settings.preserve_fragments) {
         // A target that names its own fragment keeps it.
-        Some(_) if target.as_deref().is_some_and(|t| t.contains('#')) => target,
-        Some(f) => Some(format!(
-            "{}{}",
-            target.as_deref().unwrap_or("/"),
-            fragment_suffix(&f)
-        )),
-        None => target,
+        Some(_) if target.as_deref().is_some_and(|t| t.contains('#')) => None,
+        Some(f) => Some(fragment_suffix(&f)),
+        None => None,
     };
     let md = match provider.metadata().await {
         Ok(md) => md,
@@ -294,12 +324,13 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
         ))
         .unwrap_or_default();
     let nonce = format!("{}_{stamp}", random_hex(16));
+    let landing = match &fragment {
+        Some(f) => format!("{}{f}", target.as_deref().unwrap_or("/")),
+        None => target.clone().unwrap_or_else(|| "/".to_owned()),
+    };
     let state = format!(
         "redir={}",
-        percent_encoding::utf8_percent_encode(
-            target.as_deref().unwrap_or("/"),
-            percent_encoding::NON_ALPHANUMERIC
-        )
+        percent_encoding::utf8_percent_encode(&landing, percent_encoding::NON_ALPHANUMERIC)
     );
     let state = format!("{state}&id={}", random_hex(8));
     let verifier = random_id();
@@ -314,15 +345,11 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
     // callback, which carries the Nonce cookie only when it is `SameSite=None; Secure`, i.e. under
     // https. A plain-http site (local development) uses the code flow with a query response
     // instead: a top-level redirect, which carries `SameSite=Lax` cookies.
-    let secure = m.settings.cookie_style().secure;
+    let style = site.cookie_style();
+    let secure = style.secure;
     let hybrid = secure && provider.settings.client_secret.is_some();
     let response_mode = if secure { "form_post" } else { "query" };
-    let redirect_uri = format!(
-        "{}{}/login/{}/callback",
-        m.settings.base(),
-        m.settings.api_prefix,
-        provider.alias()
-    );
+    let redirect_uri = callback_url(m, site, provider);
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair(
@@ -348,32 +375,32 @@ async fn start_login(m: &Module, provider: &Provider, request: &Parts) -> Respon
     let location = format!("{}{sep}{}", md.authorization_endpoint, query.finish());
     let attempt = Attempt {
         provider: provider.alias().to_owned(),
+        redirect_uri,
         nonce,
         state,
         verifier,
         target,
+        fragment,
         exp: now() + m.settings.nonce_lifetime.as_secs() as i64,
     };
     let sealed = m.keys.seal(
         NONCE_COOKIE,
         &serde_json::to_vec(&attempt).unwrap_or_default(),
     );
-    found(
-        &location,
-        vec![m.settings.cookie_style().set(NONCE_COOKIE, &sealed)],
-    )
+    found(&location, vec![style.set(NONCE_COOKIE, &sealed)])
 }
 
 /// GET|POST /.auth/login/<provider>/callback: finish the sign-in.
 async fn callback(
     m: &Module,
+    site: &Site,
     provider: &Provider,
     request: &Parts,
     body: axum::body::Body,
 ) -> Response {
     let headers = &request.headers;
     let params = if request.method == Method::POST {
-        match to_bytes(body, MAX_FORM).await {
+        match read_limited(headers, body, MAX_FORM).await {
             Ok(b) => form_pairs(&String::from_utf8_lossy(&b)),
             Err(_) => return refuse(m, StatusCode::PAYLOAD_TOO_LARGE, "callback body too large"),
         }
@@ -402,7 +429,7 @@ async fn callback(
                 provider.alias()
             ),
         );
-        set_cookies(&mut r, vec![m.settings.cookie_style().clear(NONCE_COOKIE)]);
+        set_cookies(&mut r, vec![site.cookie_style().clear(NONCE_COOKIE)]);
         r
     };
     if let Some(error) = get("error") {
@@ -423,15 +450,25 @@ async fn callback(
     if get("state") != Some(attempt.state.as_str()) {
         return fail("state does not match this browser's sign-in attempt");
     }
+    let redirect_uri = callback_url(m, site, provider);
+    if attempt.redirect_uri != redirect_uri {
+        return fail("the sign-in started at another site than this callback's");
+    }
+    // The target was checked when the sign-in started; check it again with the same rule.
+    let target = match attempt.target.as_deref() {
+        Some(t) => match redirect_target(m, site, t) {
+            Some(t) => Some(t),
+            None => return fail("the sign-in's return address is not this site"),
+        },
+        None => None,
+    };
+    let target = match (&attempt.fragment, target) {
+        (Some(f), t) => Some(format!("{}{f}", t.as_deref().unwrap_or("/"))),
+        (None, t) => t,
+    };
     let Some(code) = get("code") else {
         return fail("the callback has no code");
     };
-    let redirect_uri = format!(
-        "{}{}/login/{}/callback",
-        m.settings.base(),
-        m.settings.api_prefix,
-        provider.alias()
-    );
     let client = match provider.token_client().await {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -518,19 +555,31 @@ async fn callback(
         random_id()
     };
     tracing::info!(target: "easyauth::module", provider = provider.alias(), user = validated.str_claim("oid").or(validated.sub()).unwrap_or("-"), "signed in");
-    let mut cookies = m.session_cookies(&sid, &record, 0);
-    cookies.push(m.settings.cookie_style().clear(NONCE_COOKIE));
-    let location = attempt
-        .target
-        .unwrap_or_else(|| format!("{}/login/done", m.settings.api_prefix));
+    let mut cookies = m.session_cookies(site, &sid, &record, 0);
+    cookies.push(site.cookie_style().clear(NONCE_COOKIE));
+    let location = target.unwrap_or_else(|| format!("{}/login/done", m.settings.api_prefix));
     found(&location, cookies)
 }
 
 /// POST /.auth/login/<provider>: client-directed sign-in with a provider token.
-async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -> Response {
-    let body = match to_bytes(body, MAX_FORM).await {
+///
+/// Every token kept for the session is validated first: the access token as a bearer token for
+/// this app (allowed audiences, then the authorization rules), the ID token as one issued to this
+/// app (signature, issuer, audience = the client id, lifetime) and for the same user. A token
+/// that fails refuses the sign-in. A refresh token cannot be validated by the module (it is
+/// opaque to everyone but the provider), so one posted by a client is never kept: the app is
+/// never handed it as platform-issued, and `/.auth/refresh` never sends it to the provider with
+/// the app's secret.
+async fn client_login(
+    m: &Module,
+    site: &Site,
+    provider: &Provider,
+    request: &Parts,
+    body: axum::body::Body,
+) -> Response {
+    let body = match read_limited(&request.headers, body, MAX_CLIENT_LOGIN).await {
         Ok(b) => b,
-        Err(_) => return refuse(m, StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+        Err(()) => return refuse(m, StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
     };
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return refuse(
@@ -540,32 +589,63 @@ async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -
         );
     };
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-    let (token, is_access) = match (text("access_token"), text("id_token")) {
-        (Some(at), _) => (at, true),
-        (None, Some(it)) => (it, false),
-        _ => {
-            return refuse(
-                m,
-                StatusCode::BAD_REQUEST,
-                "expected access_token or id_token",
-            );
+    let (access_token, id_token) = (text("access_token"), text("id_token"));
+    if access_token.is_none() && id_token.is_none() {
+        return refuse(
+            m,
+            StatusCode::BAD_REQUEST,
+            "expected access_token or id_token",
+        );
+    }
+    let refused = |what: &str, e: &dyn std::fmt::Display| {
+        tracing::warn!(target: "easyauth::module", status = 401, token = what, reason = %e, "client-directed sign-in refused");
+        format!("the {what} was rejected: {e}")
+    };
+    let access = match &access_token {
+        Some(token) => {
+            let policy = match provider.bearer_policy().await {
+                Ok(p) => p,
+                Err(e) => return unauthorized(m, Some(site), &e).await,
+            };
+            match m.validator.validate(token, &policy).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    return unauthorized(m, Some(site), &refused("access token", &e)).await;
+                }
+            }
         }
+        None => None,
     };
-    let policy = if is_access {
-        provider.bearer_policy().await
-    } else {
-        provider.id_token_policy().await
-    };
-    let policy = match policy {
-        Ok(p) => p,
-        Err(e) => return unauthorized(m, &e).await,
-    };
-    let validated = match m.validator.validate(&token, &policy).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(target: "easyauth::module", status = 401, reason = %e, "client-directed sign-in refused");
-            return unauthorized(m, &e.to_string()).await;
+    let identity = match &id_token {
+        Some(token) => {
+            let policy = match provider.id_token_policy().await {
+                Ok(p) => p,
+                Err(e) => return unauthorized(m, Some(site), &e).await,
+            };
+            match m.validator.validate(token, &policy).await {
+                Ok(v) => Some(v),
+                Err(e) => return unauthorized(m, Some(site), &refused("ID token", &e)).await,
+            }
         }
+        None => None,
+    };
+    if let (Some(a), Some(i)) = (&access, &identity)
+        && !same_user(a, i)
+    {
+        return unauthorized(
+            m,
+            Some(site),
+            &refused("ID token", &"it names another user than the access token"),
+        )
+        .await;
+    }
+    if body.contains_key("refresh_token") {
+        tracing::info!(target: "easyauth::module", "client-directed sign-in: the posted refresh_token is not kept (the module cannot validate it)");
+    }
+    let (validated, is_access) = match (&access, &identity) {
+        (Some(a), _) => (a, true),
+        (None, Some(i)) => (i, false),
+        (None, None) => return refuse(m, StatusCode::BAD_REQUEST, "no token"),
     };
     if let Err(denial) = provider
         .settings
@@ -582,16 +662,16 @@ async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -
     let record = SessionRecord {
         provider: provider.alias().to_owned(),
         claims: validated.claims().clone(),
-        id_token: if keep { text("id_token") } else { None },
-        access_token: if keep && is_access { Some(token) } else { None },
-        refresh_token: if keep { text("refresh_token") } else { None },
+        id_token: id_token.filter(|_| keep),
+        access_token: access_token.filter(|_| keep),
+        refresh_token: None,
         expires_on: Some(validated.exp()),
         session_expires,
         injected: Default::default(),
     };
     match m.create_session(&record).await {
         Ok(sid) => axum::Json(json!({
-            "authenticationToken": m.zumo_token(&sid, provider.alias(), session_expires),
+            "authenticationToken": m.zumo_token(site, &sid, provider.alias(), session_expires),
             "user": {"userId": Module::zumo_user_id(&sid)},
         }))
         .into_response(),
@@ -603,15 +683,43 @@ async fn client_login(m: &Module, provider: &Provider, body: axum::body::Body) -
     }
 }
 
+/// Whether an access token and an ID token are about the same user: the same object id (and
+/// tenant) where both carry one, else the same subject.
+fn same_user(access: &ValidatedToken, id: &ValidatedToken) -> bool {
+    match (access.oid(), id.oid()) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b) && access.tid() == id.tid(),
+        (None, None) => access.sub().is_some() && access.sub() == id.sub(),
+        _ => false,
+    }
+}
+
+/// Reads at most `limit` bytes of body: a declared larger `Content-Length` is refused before
+/// reading, a longer stream as soon as it passes the limit.
+async fn read_limited(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ()> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(());
+    }
+    to_bytes(body, limit).await.map_err(|_| ())
+}
+
 /// The session a `/.auth` request is about: cookie or X-ZUMO-AUTH (never a bad bearer's 401).
 /// `grace` admits a session that ended less than `tokenRefreshExtensionHours` ago.
 async fn session_of(
     m: &Module,
+    site: &Site,
     request: &Parts,
     grace: bool,
 ) -> Option<(String, Arc<SessionRecord>, bool)> {
     let zumo = request.extensions.get::<ZumoToken>().map(|z| z.0.as_str());
-    match m.session(&request.headers, zumo, grace).await {
+    match m.session(site, &request.headers, zumo, grace).await {
         Some(Identity::Session {
             sid,
             record,
@@ -623,9 +731,9 @@ async fn session_of(
 }
 
 /// GET /.auth/me
-async fn me(m: &Module, request: &Parts) -> Response {
-    let Some((_, record, _)) = session_of(m, request, false).await else {
-        return unauthorized(m, "/.auth/me needs a signed-in session").await;
+async fn me(m: &Module, site: &Site, request: &Parts) -> Response {
+    let Some((_, record, _)) = session_of(m, site, request, false).await else {
+        return unauthorized(m, Some(site), "/.auth/me needs a signed-in session").await;
     };
     let name_claim = m
         .provider(&record.provider)
@@ -662,9 +770,9 @@ async fn me(m: &Module, request: &Parts) -> Response {
 }
 
 /// GET /.auth/refresh
-async fn refresh(m: &Module, request: &Parts) -> Response {
+async fn refresh(m: &Module, site: &Site, request: &Parts) -> Response {
     let headers = &request.headers;
-    let found_session = match session_of(m, request, true).await {
+    let found_session = match session_of(m, site, request, true).await {
         Some((sid, record, via_cookie)) => Some((sid, (*record).clone(), via_cookie, !via_cookie)),
         None => match bearer(headers) {
             Some(token) => m
@@ -675,21 +783,28 @@ async fn refresh(m: &Module, request: &Parts) -> Response {
         },
     };
     let Some((sid, mut record, _via_cookie, via_zumo)) = found_session else {
-        return unauthorized(m, "/.auth/refresh needs a session (cookie, X-ZUMO-AUTH, or the access token the module issued)").await;
+        return unauthorized(m, Some(site), "/.auth/refresh needs a session (cookie, X-ZUMO-AUTH, or the access token the module issued)").await;
     };
     if record.session_expires + m.settings.refresh_extension.as_secs() as i64 <= now() {
         return unauthorized(
             m,
+            Some(site),
             "the session ended more than tokenRefreshExtensionHours ago; sign in again",
         )
         .await;
     }
     let Some(provider) = m.provider(&record.provider) else {
-        return unauthorized(m, "the session's provider is no longer configured").await;
+        return unauthorized(
+            m,
+            Some(site),
+            "the session's provider is no longer configured",
+        )
+        .await;
     };
     let Some(refresh_token) = record.refresh_token.clone() else {
         return unauthorized(
             m,
+            Some(site),
             "the session has no refresh token: add offline_access to the provider's scope",
         )
         .await;
@@ -707,6 +822,7 @@ async fn refresh(m: &Module, request: &Parts) -> Response {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, "refresh failed");
             return unauthorized(
                 m,
+                Some(site),
                 &format!("the identity provider refused the refresh: {e}"),
             )
             .await;
@@ -732,7 +848,7 @@ async fn refresh(m: &Module, request: &Parts) -> Response {
     }
     if via_zumo {
         return axum::Json(json!({
-            "authenticationToken": m.zumo_token(&sid, &record.provider, record.session_expires),
+            "authenticationToken": m.zumo_token(site, &sid, &record.provider, record.session_expires),
             "user": {"userId": Module::zumo_user_id(&sid)},
         }))
         .into_response();
@@ -746,17 +862,12 @@ async fn refresh(m: &Module, request: &Parts) -> Response {
 }
 
 /// GET /.auth/logout
-async fn logout(m: &Module, request: &Parts) -> Response {
+async fn logout(m: &Module, site: &Site, request: &Parts) -> Response {
     let headers = &request.headers;
-    let session = session_of(m, request, true).await;
-    let target = query_param(request, "post_logout_redirect_uri").and_then(|t| {
-        redirect::validate(
-            &t,
-            &m.settings.origin(),
-            &m.settings.allowed_external_redirects,
-        )
-    });
-    let style = m.settings.cookie_style();
+    let session = session_of(m, site, request, true).await;
+    let target =
+        query_param(request, "post_logout_redirect_uri").and_then(|t| redirect_target(m, site, &t));
+    let style = site.cookie_style();
     let chunks = crate::session::chunked_cookie(headers, SESSION_COOKIE).map_or(1, |(_, n)| n);
     let mut cookies: Vec<String> = (0..chunks.max(1))
         .map(|i| {
@@ -768,11 +879,7 @@ async fn logout(m: &Module, request: &Parts) -> Response {
         })
         .collect();
     cookies.push(style.clear(NONCE_COOKIE));
-    let complete = format!(
-        "{}{}/logout/complete",
-        m.settings.base(),
-        m.settings.api_prefix
-    );
+    let complete = format!("{}{}/logout/complete", site.base(), m.settings.api_prefix);
     let Some((sid, record, _)) = session else {
         return found(target.as_deref().unwrap_or(&complete), cookies);
     };

@@ -41,7 +41,8 @@ async fn app(provider: &Provider, action: &str) -> Router {
     }});
     let loaded = AuthSettings::parse("test.json", &settings.to_string()).expect("settings");
     let env = Environment {
-        public_url: url::Url::parse("http://app.test").unwrap(),
+        public_url: Some(url::Url::parse("http://app.test").unwrap()),
+        scheme: "http",
         app_settings: AppSettings::default(),
         store: Arc::new(MemoryStore::new()),
         http: provider.http(),

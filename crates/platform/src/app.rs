@@ -51,7 +51,10 @@ impl App {
         http: &OidcHttp,
     ) -> Result<BoxedService, String> {
         let env = Environment {
-            public_url: self.url.clone(),
+            // As on App Service, the site is the host a request came to (an app answers to its
+            // loopback address and any name that resolves to it); callbacks follow it.
+            public_url: None,
+            scheme: "http",
             app_settings: AppSettings(
                 config
                     .settings

@@ -22,14 +22,10 @@
 // $NODE_EXTRA_CA_CERTS) makes Chromium accept chains containing that CA's public key
 // (--ignore-certificate-errors-spki-list); nothing else is accepted.
 
-import { X509Certificate, createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, redact } from './chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PROFILE_LINK = "Get user's profile";
 
 function parseArgs(argv) {
@@ -51,27 +47,6 @@ function parseArgs(argv) {
   opts.stepTimeout = Number(opts.stepTimeout);
   opts.frontend = opts.frontend.replace(/\/+$/, '');
   return opts;
-}
-
-/** base64(sha256(SubjectPublicKeyInfo)) of every certificate in a PEM file. */
-function spkiHashes(pemFile) {
-  const pem = readFileSync(pemFile, 'utf8');
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) || [];
-  return blocks.map((b) => {
-    const spki = new X509Certificate(b).publicKey.export({ type: 'spki', format: 'der' });
-    return createHash('sha256').update(spki).digest('base64');
-  });
-}
-
-/** A URL without its query values (authorization requests carry state and nonce). */
-function redact(url) {
-  try {
-    const u = new URL(url);
-    const keys = [...u.searchParams.keys()];
-    return `${u.origin}${u.pathname}${keys.length ? `?${keys.join('&')}` : ''}`;
-  } catch {
-    return String(url);
-  }
 }
 
 class StepFailure extends Error {
@@ -101,15 +76,9 @@ async function main() {
     process.exit(1);
   }, opts.stepTimeout * 6);
 
-  const args = [...LAUNCH_ARGS];
-  if (opts.ca) {
-    const hashes = spkiHashes(opts.ca);
-    if (hashes.length === 0) throw new Error(`no certificate in ${opts.ca}`);
-    args.push(`--ignore-certificate-errors-spki-list=${hashes.join(',')}`);
-  }
   // launch() gives Chromium a fresh temporary profile (user-data dir) of its own, removed on
   // close; the context below is new as well: no cookie survives from an earlier run.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args, timeout: opts.stepTimeout });
+  const browser = await launch({ ca: opts.ca, timeout: opts.stepTimeout });
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(opts.stepTimeout);
