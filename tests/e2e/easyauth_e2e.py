@@ -695,6 +695,47 @@ def sign_in(browser: Browser, auth_uri: str, redirect_uri: str, user: User | Non
     raise AssertionError(f"sign-in did not finish in {max_steps} steps: {browser.trace}")
 
 
+def device_login(browser: Browser, verification_uri: str, user_code: str, user: User | None,
+                 confirm: str = "continue", consent: str = "accept", max_steps: int = 8) -> list[str]:
+    """Completes the device-code page like a person: types `user_code`, answers "Are you trying
+    to sign in to ...?" with `confirm`, signs in as `user` if asked, answers a consent page with
+    `consent`. Returns the pages seen ("code", "confirm", "login", "consent", then "done" or
+    "cancelled"); fails on anything else."""
+    pages: list[str] = []
+    resp = browser.request("GET", verification_uri)
+    for _ in range(max_steps):
+        assert resp.status_code == 200, f"unexpected answer on the device-code page:\n{describe(resp)}"
+        if "You have signed in" in resp.text:
+            return pages + ["done"]
+        if "Sign-in cancelled" in resp.text:
+            return pages + ["cancelled"]
+        forms = parse_forms(resp.text, resp.url)
+        code = next((f for f in forms if "user_code" in f.field_names()), None)
+        if code is not None:
+            assert "code" not in pages, f"code refused:\n{describe(resp)}"
+            pages.append("code")
+            resp = browser.submit(code, code.data({"user_code": user_code}))
+            continue
+        ask = next((f for f in forms if any(n == "confirm" for n, _ in f.buttons)), None)
+        if ask is not None:
+            pages.append("confirm")
+            resp = browser.submit(ask, ask.data(button=("confirm", confirm)))
+            continue
+        login = next((f for f in forms if {"login", "passwd"} <= f.field_names()), None)
+        if login is not None:
+            assert user is not None and "login" not in pages, f"unexpected login page:\n{describe(resp)}"
+            pages.append("login")
+            resp = browser.submit(login, login.data({"login": user.upn, "passwd": user.password}))
+            continue
+        consent_form = next((f for f in forms if any(n == "consent" for n, _ in f.buttons)), None)
+        if consent_form is not None:
+            pages.append("consent")
+            resp = browser.submit(consent_form, consent_form.data(button=("consent", consent)))
+            continue
+        raise AssertionError(f"unexpected page in the device flow:\n{describe(resp)}")
+    raise AssertionError(f"device sign-in did not finish in {max_steps} steps: {browser.trace}")
+
+
 def require_token(result: dict[str, Any]) -> dict[str, Any]:
     """MSAL returns a dict; fail with the whole error when there is no access token."""
     assert isinstance(result, dict) and "access_token" in result, \

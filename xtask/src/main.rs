@@ -1,4 +1,4 @@
-//! `cargo xtask test` and `cargo xtask bench`.
+//! `cargo xtask test`, `cargo xtask bench` and `cargo xtask fuzz`.
 //!
 //! Both commands must work on a fresh machine and in CI (`CI=true`, no stdin, running as root):
 //! they install what is missing (Debian packages through apt, a Python virtual environment, npm
@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_proxy;
+mod fuzz;
 mod test;
 mod util;
 
@@ -24,6 +25,10 @@ commands:
         proxy: easyauth proxy (session cookie, bearer token) vs nginx (no auth) vs Apache +
                mod_auth_openidc: req/s, p99 at peak and at half load, memory with 1,000 connections
         writes docs/benchmarks.md (both parts by default; a part not re-run keeps its section)
+  fuzz [--seconds N] [--target NAME] [--sanitizer none|address]
+        coverage-guided fuzzing (cargo-fuzz, installed into target/tools) of every parser of
+        attacker input, N seconds per target (default 60); new inputs go to target/fuzz-corpus,
+        crashes to fuzz/artifacts/<target>/ and fail the command (docs/fuzzing.md)
 ";
 
 fn main() -> ExitCode {
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "test" => test::main(rest),
         "bench" => bench::main(rest),
+        "fuzz" => fuzz::main(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,5 +1,6 @@
 //! The `easyauth` command.
 
+mod az;
 mod idp;
 mod proxy;
 mod sample;
@@ -46,8 +47,14 @@ enum Command {
     /// authentication module on its own origin. Without --site: Microsoft's tutorial.
     Up(up::UpArgs),
     /// az-style commands against a running `easyauth up` (`az webapp auth ...`,
-    /// `az webapp config appsettings ...`).
+    /// `az webapp config appsettings ...`), through its Resource Manager.
     Webapp(webapp::WebappArgs),
+    /// Run your own Azure CLI against a running `easyauth up` (a private AZURE_CONFIG_DIR,
+    /// the local CA, the local cloud registered and selected, signed in).
+    Az(az::AzArgs),
+    /// Print the environment that points a plain `az` at a running `easyauth up`:
+    /// `eval "$(easyauth env)"`.
+    Env(az::EnvArgs),
     /// Run one of the tutorial's sample apps (used by `up`).
     #[command(hide = true)]
     Sample(sample::SampleArgs),
@@ -132,11 +139,14 @@ fn main() -> std::process::ExitCode {
             Command::Proxy(args) => proxy::run(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Webapp(args) => webapp::run(args).await,
+            Command::Az(args) => return az::run(args).await,
+            Command::Env(args) => az::env(args).await,
             Command::Sample(args) => sample::run(args).await,
         }
+        .map(|()| std::process::ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

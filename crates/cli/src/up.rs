@@ -1,83 +1,87 @@
-//! `easyauth up`: the local platform (identity provider + apps, each behind its own module).
+//! `easyauth up`: the local platform (identity provider, Resource Manager, web apps, each
+//! behind its own module).
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use easyauth_platform::admin::{self, AdminToken};
-use easyauth_platform::platform::{Options, Platform};
+use easyauth_platform::platform::{Kind, Options, Platform};
 use easyauth_platform::site::Site;
 use easyauth_platform::tutorial;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
     /// Site file (TOML): the apps, their auth settings and app settings, the directory file.
-    /// Without it: Microsoft's tutorial (front end + back end + demo tenant).
-    #[arg(long, env = "EASYAUTH_SITE")]
+    /// Without it (and without --bare): Microsoft's tutorial (front end + back end + demo tenant).
+    #[arg(long, env = "EASYAUTH_SITE", conflicts_with = "bare")]
     site: Option<PathBuf>,
-    /// Where the store, generated secrets, the local CA and platform.json are kept.
+    /// Start a bare platform (identity provider and Resource Manager, no apps but those created
+    /// before in this data dir), to follow the tutorial from its first `az` command.
+    #[arg(long, env = "EASYAUTH_BARE")]
+    bare: bool,
+    /// The directory file (tenant, users, app registrations) of a bare platform; without it,
+    /// the demo tenant. A site file names its own.
+    #[arg(long, env = "EASYAUTH_DIRECTORY", requires = "bare")]
+    directory: Option<PathBuf>,
+    /// Where the store, generated secrets, deployed code, the local CA and platform.json are kept.
     #[arg(long, env = "EASYAUTH_DATA_DIR", default_value = ".easyauth")]
     data_dir: PathBuf,
     /// Port of every app's origin (each app has its own loopback address); 0 = free ports.
     #[arg(long, env = "EASYAUTH_PORT", default_value_t = 8080)]
     port: u16,
+    /// Port of every app's SCM (Kudu) endpoint on its loopback address; 0 = free ports.
+    #[arg(long, env = "EASYAUTH_SCM_PORT", default_value_t = 8443)]
+    scm_port: u16,
     /// Port of the identity provider on 127.0.0.1; 0 = a free port.
     #[arg(long, env = "EASYAUTH_IDP_PORT", default_value_t = 5443)]
     idp_port: u16,
+    /// Port of the local Azure Resource Manager on 127.0.0.1; 0 = a free port.
+    #[arg(long, env = "EASYAUTH_ARM_PORT", default_value_t = 5444)]
+    arm_port: u16,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let (site, tutorial) = match &args.site {
-        Some(path) => (Site::load(path)?, false),
-        None => {
+    let (site, kind) = match (&args.site, args.bare) {
+        (Some(path), _) => (Site::load(path)?, Kind::SiteFile),
+        (None, true) => (
+            Site {
+                file: None,
+                directory: args.directory.clone(),
+                apps: Vec::new(),
+            },
+            Kind::Bare,
+        ),
+        (None, false) => {
             let exe = std::env::current_exe()
                 .context("cannot find the easyauth executable to run the sample apps")?;
-            (tutorial::site(&exe), true)
+            (tutorial::site(&exe), Kind::Tutorial)
         }
     };
     let options = Options {
         data_dir: args.data_dir.clone(),
         port: args.port,
+        scm_port: args.scm_port,
         idp_port: args.idp_port,
+        arm_port: args.arm_port,
     };
-    let mut platform = Platform::start(site, &options, tutorial).await?;
-
-    let token = AdminToken::load_or_create(platform.data_dir())?;
-    let admin_listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .context("cannot listen for the admin API on 127.0.0.1")?;
-    let admin_url = format!("http://{}", admin_listener.local_addr()?);
-    platform.publish(&admin_url)?;
-    let platform = Arc::new(platform);
-    let router = admin::router(platform.clone(), token);
-    let admin = tokio::spawn(async move { axum::serve(admin_listener, router).await });
-
+    let platform = Platform::start(site, &options, kind).await?;
     print_banner(&platform, &args);
     crate::idp::wait_for_signal().await;
     println!("easyauth up: stopping");
-    admin.abort();
     platform.shutdown().await;
     Ok(())
 }
 
 fn print_banner(platform: &Platform, args: &UpArgs) {
     let state = platform.state();
-    let width = state
-        .apps
-        .keys()
-        .map(String::len)
-        .max()
-        .unwrap_or(0)
-        .max(15);
-    if platform.is_tutorial() {
-        println!(
+    let names = platform.app_names();
+    let width = names.iter().map(String::len).max().unwrap_or(0).max(15);
+    match (platform.kind(), &args.site) {
+        (Kind::Tutorial, _) => println!(
             "easyauth up: Microsoft's tutorial \"Authenticate and authorize users end-to-end in Azure App Service\""
-        );
-    } else if let Some(site) = &args.site {
-        println!("easyauth up: site {}", site.display());
+        ),
+        (Kind::SiteFile, Some(site)) => println!("easyauth up: site {}", site.display()),
+        _ => println!("easyauth up: a bare platform (create web apps with `az webapp up`)"),
     }
-    let names = easyauth_platform::control::Control::app_names(platform);
     for (name, app) in names.iter().filter_map(|n| Some((n, state.apps.get(n)?))) {
         let client = app.client_id.as_deref().map_or_else(
             || "authentication off".to_owned(),
@@ -93,6 +97,7 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
         "identity", state.idp_url, state.tenant_id
     );
     println!("  {:<width$}  {}", "issuer", state.issuer);
+    println!("  {:<width$}  {}/", "resource manager", state.arm_url);
     if let Some(user) = &state.demo_user {
         println!(
             "  {:<width$}  {}  /  {}",
@@ -114,26 +119,29 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
     } else {
         format!(" --data-dir {}", args.data_dir.display())
     };
+    println!(
+        "  {:<width$}  easyauth az{dir} webapp list   (your own az, against this platform)",
+        "Azure CLI"
+    );
+    println!(
+        "  {:<width$}  eval \"$(easyauth env{dir})\"   (then plain `az` talks to it in this shell)",
+        ""
+    );
     if let Some(first) = names.first() {
         println!(
             "  {:<width$}  easyauth webapp auth show --name {first}{dir}",
             "change settings"
         );
-        println!(
-            "  {:<width$}  easyauth webapp config appsettings list --name {first}{dir}",
-            ""
-        );
     }
-    let open = if platform.is_tutorial() {
-        state
+    let open = match platform.kind() {
+        Kind::Tutorial => state
             .apps
             .get(easyauth_platform::tutorial::FRONTEND)
-            .map(|a| a.url.clone())
-    } else {
-        names
+            .map(|a| a.url.clone()),
+        _ => names
             .first()
             .and_then(|n| state.apps.get(n))
-            .map(|a| a.url.clone())
+            .map(|a| a.url.clone()),
     };
     println!(
         "easyauth up: ready in {:.1} s{}",

@@ -1,4 +1,5 @@
-//! `easyauth webapp ...`: az-style commands against a running `easyauth up`.
+//! `easyauth webapp ...`: az-style commands against a running `easyauth up`, as clients of its
+//! Resource Manager (the same endpoints the real `az` calls; see `easyauth az`).
 //!
 //! ```text
 //! easyauth webapp auth show --name APP
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use easyauth_platform::client::AdminClient;
+use easyauth_platform::client::ArmClient;
 use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
@@ -28,7 +29,7 @@ pub(crate) struct WebappArgs {
 enum WebappCommand {
     /// The site's apps with their state (`az webapp list`).
     List {
-        /// The data dir of the running `easyauth up` (where platform.json and admin-token are).
+        /// The data dir of the running `easyauth up` (where platform.json is).
         #[arg(long, env = "EASYAUTH_DATA_DIR", default_value = ".easyauth")]
         data_dir: PathBuf,
         /// Accepted and ignored, so that az command lines can be pasted unchanged.
@@ -103,54 +104,54 @@ struct Target {
     /// The app's name in the site.
     #[arg(short = 'n', long)]
     name: String,
-    /// The data dir of the running `easyauth up` (where platform.json and admin-token are).
+    /// The data dir of the running `easyauth up` (where platform.json is).
     #[arg(long, env = "EASYAUTH_DATA_DIR", default_value = ".easyauth")]
     data_dir: PathBuf,
-    /// Accepted and ignored, so that az command lines can be pasted unchanged.
+    /// Accepted and ignored (web app names are unique), so that az command lines can be pasted
+    /// unchanged.
     #[arg(short = 'g', long, hide = true)]
     resource_group: Option<String>,
 }
 
 impl Target {
-    fn client(&self) -> anyhow::Result<AdminClient> {
-        Ok(AdminClient::from_data_dir(&self.data_dir)?)
+    async fn client(&self) -> anyhow::Result<ArmClient> {
+        Ok(ArmClient::from_data_dir(&self.data_dir).await?)
     }
 }
 
 pub(crate) async fn run(args: WebappArgs) -> anyhow::Result<()> {
     match args.command {
         WebappCommand::List { data_dir, .. } => {
-            let client = AdminClient::from_data_dir(&data_dir)?;
-            let mut apps = Vec::new();
-            for name in client.apps().await? {
-                apps.push(client.show(&name).await?);
-            }
-            print_json(&Value::Array(apps))
+            let client = ArmClient::from_data_dir(&data_dir).await?;
+            print_json(&Value::Array(client.sites().await?))
         }
-        WebappCommand::Show(target) => print_json(&target.client()?.show(&target.name).await?),
+        WebappCommand::Show(target) => {
+            print_json(&target.client().await?.show(&target.name).await?)
+        }
         WebappCommand::Restart(target) => {
-            target.client()?.restart(&target.name).await?;
+            target.client().await?.restart(&target.name).await?;
             Ok(())
         }
         WebappCommand::Auth { command } => match command {
             AuthCommand::Show(target) => {
-                let resource = target.client()?.auth_show(&target.name).await?;
+                let resource = target.client().await?.auth_show(&target.name).await?;
                 print_json(&resource)
             }
             AuthCommand::Set { target, body } => {
                 let body = parse_body(&body)?;
-                let outcome = target.client()?.auth_set(&target.name, body).await?;
-                for warning in &outcome.warnings {
-                    eprintln!("warning: {warning}");
-                }
-                print_json(&outcome.resource)
+                let resource = target.client().await?.auth_set(&target.name, &body).await?;
+                print_json(&resource)
             }
         },
         WebappCommand::Config {
             command: ConfigCommand::Appsettings { command },
         } => match command {
             AppsettingsCommand::List(target) => {
-                let settings = target.client()?.appsettings_list(&target.name).await?;
+                let settings = target
+                    .client()
+                    .await?
+                    .appsettings_list(&target.name)
+                    .await?;
                 print_json(&az_settings_list(&settings))
             }
             AppsettingsCommand::Set { target, settings } => {
@@ -159,8 +160,9 @@ pub(crate) async fn run(args: WebappArgs) -> anyhow::Result<()> {
                     .map(|(k, v)| (k, Some(v)))
                     .collect();
                 let settings = target
-                    .client()?
-                    .appsettings_set(&target.name, changes)
+                    .client()
+                    .await?
+                    .appsettings_set(&target.name, &changes)
                     .await?;
                 print_json(&az_settings_list(&settings))
             }
@@ -170,8 +172,9 @@ pub(crate) async fn run(args: WebappArgs) -> anyhow::Result<()> {
             } => {
                 let changes = setting_names.into_iter().map(|k| (k, None)).collect();
                 let settings = target
-                    .client()?
-                    .appsettings_set(&target.name, changes)
+                    .client()
+                    .await?
+                    .appsettings_set(&target.name, &changes)
                     .await?;
                 print_json(&az_settings_list(&settings))
             }

@@ -24,9 +24,15 @@ pub fn normalize(raw_path: &str) -> Option<String> {
         return None;
     }
     let mut segments: Vec<&str> = Vec::new();
-    for segment in unified.split('/') {
+    // `..` after an empty segment has two meanings: servers that merge slashes first (nginx,
+    // Tomcat, Go) read `/a/b//../c` as `/a/c`, URL parsers (browsers, Node, RFC 3986) as
+    // `/a/b/c`. Either reading could be used to reach a protected path, so neither is matched.
+    let mut empty_before = false;
+    for (i, segment) in unified.split('/').enumerate() {
         match segment {
-            "" | "." => {}
+            "" => empty_before |= i > 0,
+            "." => {}
+            ".." if empty_before => return None,
             ".." => {
                 segments.pop()?;
             }
@@ -113,6 +119,13 @@ mod tests {
         assert_eq!(normalize("/a%00b"), None, "encoded NUL");
         assert_eq!(normalize("/a/%252e%252e/b"), None, "double encoding");
         assert_eq!(normalize("/%ff"), None, "not UTF-8");
+        assert_eq!(normalize("/a//b/../c").as_deref(), None, "`..` after `//`");
+        assert_eq!(
+            normalize("/a/.%2f/../c").as_deref(),
+            None,
+            "`..` after an encoded `//`"
+        );
+        assert_eq!(normalize("//a/b/").as_deref(), Some("/a/b/"));
     }
 
     #[test]
@@ -146,6 +159,9 @@ mod tests {
             "/public/..;/private",
             "/public/%2e%2e;x/private",
             "/public;x/../private",
+            // Found by fuzzing: `/private/public` to a URL parser, `/public` to nginx.
+            "/private//../public",
+            "/private/%2f../health",
         ] {
             assert!(
                 !is_excluded(&ex, protected),

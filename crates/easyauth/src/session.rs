@@ -17,8 +17,8 @@ pub const SESSION_COOKIE: &str = "AppServiceAuthSession";
 pub const NONCE_COOKIE: &str = "Nonce";
 /// Cookie values above this are split; browsers cap a cookie (name + value) near 4,096 bytes.
 const CHUNK: usize = 3800;
-/// Continuation cookies read at most; a session never needs more.
-const MAX_CHUNKS: usize = 16;
+/// Chunks (the first cookie and its continuations) read at most; a session never needs more.
+pub const MAX_CHUNKS: usize = 16;
 
 /// The keys behind every sealed value.
 pub struct CookieKeys {

@@ -802,6 +802,29 @@ fn bad_timespan_and_hours() {
         "$.login.tokenStore.tokenRefreshExtensionHours",
         &["number of hours", "found \"three days\""],
     );
+    // Found by fuzzing: spans beyond .NET's TimeSpan.MaxValue loaded, then turning them into
+    // durations (or adding them to the time) panicked when the module was built.
+    for hours in ["1e300", "18446744073709551615", "\"256204779\""] {
+        assert_err(
+            &format!(r#"{{"login": {{"tokenStore": {{"tokenRefreshExtensionHours": {hours}}}}}}}"#),
+            "$.login.tokenStore.tokenRefreshExtensionHours",
+            &["at most 256204778"],
+        );
+    }
+    assert_err(
+        r#"{"login": {"cookieExpiration": {"timeToExpiration": "10675200.00:00:00"}}}"#,
+        "$.login.cookieExpiration.timeToExpiration",
+        &["expected a timespan"],
+    );
+    let longest = parse_ok(
+        r#"{"login": {"tokenStore": {"tokenRefreshExtensionHours": 256204778}, "cookieExpiration": {"timeToExpiration": "10675199.02:48:05"}}}"#,
+    );
+    let login = &longest.settings.login;
+    assert!(login.token_store.refresh_extension() < Duration::from_secs(922_337_203_686));
+    assert_eq!(
+        login.cookie_expiration.time_to_expiration,
+        Duration::from_secs(922_337_203_685)
+    );
 }
 
 #[test]

@@ -3,8 +3,11 @@
 //! (`Principal` grants), and the resource's `preAuthorizedApplications`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use crate::directory::{Application, Directory, PermissionGrant, seed::grant_id};
+use crate::Idp;
+use crate::directory::{Application, Directory, PermissionGrant, User, seed::grant_id};
+use crate::error::EntraError;
 use crate::scopes::ResourceScopes;
 
 /// Permission values (lower-cased) granted to `client` on `resource` for `user`.
@@ -135,4 +138,93 @@ pub fn user_grant(
         resource_id: resource.app_id.clone(),
         scope: scopes.join(" "),
     }
+}
+
+/// How the flow at hand may ask the user.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ConsentPrompt {
+    /// `prompt=consent`: ask again for everything requested, granted or not.
+    pub(crate) force: bool,
+    /// The user cannot be asked now (`prompt=none`, or the consent form was just answered):
+    /// anything still missing ends the flow.
+    pub(crate) silent: bool,
+}
+
+/// What `user` must still consent to before `client` gets `resources`, resource by resource, or
+/// the error that ends the flow (nothing may be asked, or a permission only an administrator can
+/// grant: AADSTS90094). Every flow that shows a consent page (the authorize endpoint, its
+/// consent form, the device-code page) goes through here, so none can skip a rule.
+pub(crate) fn needed<'r>(
+    dir: &Directory,
+    client: &Application,
+    resources: &'r [ResourceScopes],
+    user: &User,
+    prompt: ConsentPrompt,
+) -> Result<Vec<(&'r ResourceScopes, Vec<String>)>, EntraError> {
+    let mut to_consent = Vec::new();
+    for resource in resources {
+        let mut absent = missing(dir, client, resource, Some(&user.id));
+        if prompt.force {
+            absent = resource.values.clone();
+            if resource.default {
+                absent.extend(effective(dir, client, resource, Some(&user.id)));
+            }
+        }
+        if !absent.is_empty() {
+            to_consent.push((resource, absent));
+        }
+    }
+    if to_consent.is_empty() {
+        return Ok(to_consent);
+    }
+    if prompt.silent {
+        return Err(EntraError::InteractiveConsentRequired {
+            client_id: client.app_id.clone(),
+            client_name: client.display_name.clone(),
+        });
+    }
+    if to_consent
+        .iter()
+        .any(|(r, values)| needs_admin(&r.app, values))
+    {
+        return Err(EntraError::InvalidRequest {
+            code: 90094,
+            message: format!(
+                "{} needs permission to access resources in your organization that only an admin can grant.",
+                client.display_name
+            ),
+        });
+    }
+    Ok(to_consent)
+}
+
+/// Stores `user`'s consent to exactly what [`needed`] allowed; returns the updated directory.
+pub(crate) async fn record(
+    idp: &Idp,
+    client: &Application,
+    user: &User,
+    to_consent: &[(&ResourceScopes, Vec<String>)],
+) -> Result<Arc<Directory>, EntraError> {
+    let _guard = idp.consent_lock.lock().await;
+    let mut dir = idp.directory();
+    for (resource, values) in to_consent {
+        if values.is_empty() {
+            continue;
+        }
+        let grant = user_grant(&dir, client, &resource.app, &user.id, values);
+        let json =
+            serde_json::to_string(&grant).map_err(|e| EntraError::Internal(e.to_string()))?;
+        idp.store
+            .put_object(
+                easyauth_store::ObjectKind::PermissionGrant,
+                &dir.tenant.id,
+                &grant.id,
+                &json,
+            )
+            .await?;
+        let updated = dir.with_grant(grant);
+        idp.replace_directory(updated);
+        dir = idp.directory();
+    }
+    Ok(dir)
 }

@@ -55,7 +55,7 @@ pub(crate) fn verify_password(stored: &str, password: &str) -> bool {
     .is_ok()
 }
 
-pub(crate) fn hash_client_secret(secret: &str) -> String {
+pub fn hash_client_secret(secret: &str) -> String {
     format!("sha256${}", sha256_hex(secret.as_bytes()))
 }
 

@@ -135,6 +135,32 @@ pub enum EntraError {
     #[error("AADSTS50034: The user account {0} does not exist in the directory.")]
     UserNotFound(String),
 
+    // ---- the device authorization grant (polling the token endpoint) -----------------------
+    #[error(
+        "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling."
+    )]
+    AuthorizationPending,
+    /// RFC 8628's `slow_down`; Entra's code for it is UNCONFIRMED, so the pending code is used
+    /// (it is a variant of pending: the client keeps polling, more slowly).
+    #[error(
+        "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending, but the client polled too often: wait at least {0} seconds between requests."
+    )]
+    SlowDown(i64),
+    /// The person chose "Cancel" on the device-code page. The code is UNCONFIRMED; 65004 is
+    /// Entra's code for a user declining.
+    #[error("AADSTS65004: The user declined to sign in to the application on this device.")]
+    AuthorizationDeclined,
+    #[error(
+        "AADSTS70020: The provided value for the input parameter 'device_code' is not valid. This device code has expired."
+    )]
+    DeviceCodeExpired,
+    /// 70018 is Entra's BadVerificationCode; its wording for an unknown device code is
+    /// UNCONFIRMED.
+    #[error(
+        "AADSTS70018: The provided value for the input parameter 'device_code' is not valid. The device code is unknown or malformed."
+    )]
+    BadVerificationCode,
+
     // ---- errors returned to the redirect URI by /authorize ---------------------------------
     #[error("AADSTS50058: A silent sign-in request was sent but no user is signed in.")]
     LoginRequired,
@@ -196,6 +222,10 @@ impl EntraError {
             AssertionExpired => 500133,
             IdTokenAsAssertion => 240002,
             UserNotFound(_) => 50034,
+            AuthorizationPending | SlowDown(_) => 70016,
+            AuthorizationDeclined => 65004,
+            DeviceCodeExpired => 70020,
+            BadVerificationCode => 70018,
             LoginRequired => 50058,
             ConsentDeclined => 65004,
             ResponseTypeNotEnabled(_) => 700054,
@@ -237,6 +267,11 @@ impl EntraError {
             | IdTokenAsAssertion
             | AccountLocked { .. }
             | UserNotFound(_) => "invalid_grant",
+            AuthorizationPending => "authorization_pending",
+            SlowDown(_) => "slow_down",
+            AuthorizationDeclined => "authorization_declined",
+            DeviceCodeExpired => "expired_token",
+            BadVerificationCode => "bad_verification_code",
             InvalidScope { .. } | MultipleResources(_) => "invalid_scope",
             UnknownResource { .. } => "invalid_resource",
             LoginRequired => "login_required",

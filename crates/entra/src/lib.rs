@@ -2,8 +2,10 @@
 //!
 //! It speaks Entra's v2.0 protocol closely enough that unmodified Microsoft libraries (MSAL
 //! Python and Node, azure-identity) and token validators accept it: per-tenant discovery and
-//! JWKS, the authorize endpoint with sign-in and consent pages, the token endpoint (one module per
-//! grant under [`grants`]), logout, and a Microsoft Graph `/v1.0/me` stand-in.
+//! JWKS, the authorize endpoint with sign-in and consent pages, the device authorization endpoint
+//! with its code-entry page, the token endpoint (one module per grant under [`grants`]), logout,
+//! and a Microsoft Graph `/v1.0/me` stand-in. Every tenant has Entra's built-in applications:
+//! Microsoft Graph, Azure Resource Manager and the Azure CLI.
 //!
 //! The directory lives in an [`easyauth_store::Store`]; [`Idp`] keeps an indexed snapshot of it.
 
@@ -42,6 +44,11 @@ pub struct IdpConfig {
     pub refresh_token_lifetime: i64,
     pub code_lifetime: i64,
     pub session_lifetime: i64,
+    /// How long a device code (and its user code) can be redeemed: Entra's 15 minutes.
+    pub device_code_lifetime: i64,
+    /// The polling interval the device authorization endpoint announces; polling faster is
+    /// answered with `slow_down`.
+    pub device_code_interval: i64,
 }
 
 impl IdpConfig {
@@ -53,6 +60,8 @@ impl IdpConfig {
             refresh_token_lifetime: 90 * 24 * 3600,
             code_lifetime: 600,
             session_lifetime: 12 * 3600,
+            device_code_lifetime: 900,
+            device_code_interval: 5,
         }
     }
 }
@@ -81,6 +90,8 @@ pub struct Idp {
     pub(crate) consent_lock: tokio::sync::Mutex<()>,
     /// Serialises the smart-lockout counter's read-modify-write.
     pub(crate) lockout_lock: tokio::sync::Mutex<()>,
+    /// Serialises a device code's state changes (approved, declined), so neither is lost.
+    pub(crate) device_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Idp {
@@ -123,6 +134,7 @@ impl Idp {
             issuer_v1,
             consent_lock: tokio::sync::Mutex::new(()),
             lockout_lock: tokio::sync::Mutex::new(()),
+            device_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -167,6 +179,42 @@ impl Idp {
             self.config.public_url,
             self.tenant_id()
         )
+    }
+
+    /// Adds `uri` to the web redirect URIs of the app registration `client_id` (stored, and used
+    /// from the next request on). Returns whether it was added: `false` when it was already
+    /// there, or the app is unknown or built in. The platform calls this when a web app's auth
+    /// settings name a registration, so the app's callback works on the host it is served at.
+    pub async fn ensure_redirect_uri(
+        &self,
+        client_id: &str,
+        uri: &str,
+    ) -> Result<bool, EntraError> {
+        let _guard = self.consent_lock.lock().await;
+        let dir = self.directory();
+        let Some(app) = dir
+            .app(client_id)
+            .filter(|a| a.app_id.eq_ignore_ascii_case(client_id))
+            .filter(|a| directory::builtin_name(&a.app_id).is_none())
+        else {
+            return Ok(false);
+        };
+        if app.web.redirect_uris.iter().any(|u| u == uri) {
+            return Ok(false);
+        }
+        let mut app = (**app).clone();
+        app.web.redirect_uris.push(uri.to_owned());
+        let json = serde_json::to_string(&app).map_err(|e| EntraError::Internal(e.to_string()))?;
+        self.store
+            .put_object(
+                easyauth_store::ObjectKind::Application,
+                &dir.tenant.id,
+                &app.app_id,
+                &json,
+            )
+            .await?;
+        self.replace_directory(dir.with_application(app));
+        Ok(true)
     }
 
     /// The HTTP surface: every endpoint, wrapped in the request-log layer.

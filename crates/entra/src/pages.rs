@@ -1,5 +1,5 @@
-//! The sign-in, consent, error, sign-out and form_post pages: plain HTML that works without
-//! JavaScript. Every interpolated value is escaped.
+//! The sign-in, consent, device-code, error, sign-out and form_post pages: plain HTML that works
+//! without JavaScript. Every interpolated value is escaped.
 
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
@@ -66,6 +66,24 @@ pub(crate) struct Permission {
     pub(crate) description: String,
 }
 
+impl Permission {
+    /// `value` of `resource`, described as its consent text describes it.
+    pub(crate) fn of(resource: &crate::directory::Application, value: &str) -> Permission {
+        Permission {
+            resource: resource.display_name.clone(),
+            value: value.to_owned(),
+            description: resource
+                .scope_by_value(value)
+                .and_then(|s| {
+                    s.user_consent_display_name
+                        .clone()
+                        .or_else(|| s.admin_consent_display_name.clone())
+                })
+                .unwrap_or_else(|| value.to_owned()),
+        }
+    }
+}
+
 pub(crate) struct Consent<'a> {
     pub(crate) action: &'a str,
     pub(crate) ctx: &'a str,
@@ -76,18 +94,7 @@ pub(crate) struct Consent<'a> {
 }
 
 pub(crate) fn consent(p: &Consent<'_>) -> String {
-    let items: String = p
-        .permissions
-        .iter()
-        .map(|perm| {
-            format!(
-                "<li><strong>{}</strong> <small>({} &middot; {})</small></li>",
-                text(&perm.description),
-                text(&perm.value),
-                text(&perm.resource)
-            )
-        })
-        .collect();
+    let items = permission_items(p.permissions);
     page(
         "Permissions requested",
         &format!(
@@ -101,6 +108,109 @@ pub(crate) fn consent(p: &Consent<'_>) -> String {
             action = attr(p.action),
             ctx = hidden("ctx", p.ctx),
             csrf = hidden("csrf", p.csrf),
+        ),
+    )
+}
+
+fn permission_items(permissions: &[Permission]) -> String {
+    permissions
+        .iter()
+        .map(|perm| {
+            format!(
+                "<li><strong>{}</strong> <small>({} &middot; {})</small></li>",
+                text(&perm.description),
+                text(&perm.value),
+                text(&perm.resource)
+            )
+        })
+        .collect()
+}
+
+pub(crate) struct DeviceCodeEntry<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) csrf: &'a str,
+    /// What to show in the field (a code given in the link, or the one just typed).
+    pub(crate) user_code: &'a str,
+    pub(crate) error: Option<&'a str>,
+}
+
+/// The device-code page (`verification_uri`): where a person types the code their device shows.
+pub(crate) fn device_code_entry(p: &DeviceCodeEntry<'_>) -> String {
+    let error = p
+        .error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", text(e)))
+        .unwrap_or_default();
+    page(
+        "Enter code",
+        &format!(
+            "<h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>{error}\
+<form method=\"post\" action=\"{action}\">{csrf}\
+<label for=\"user_code\">Code</label><input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"{code}\" autocomplete=\"off\" autocapitalize=\"characters\" spellcheck=\"false\" required autofocus>\
+<button type=\"submit\">Next</button></form><p><small>easyauth local identity provider</small></p>",
+            action = attr(p.action),
+            csrf = hidden("csrf", p.csrf),
+            code = attr(p.user_code),
+        ),
+    )
+}
+
+pub(crate) struct DeviceConfirm<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) ctx: &'a str,
+    pub(crate) csrf: &'a str,
+    pub(crate) app_name: &'a str,
+    /// The signed-in account, if any.
+    pub(crate) user: Option<&'a str>,
+    pub(crate) permissions: &'a [Permission],
+}
+
+/// "Are you trying to sign in to ...?": the step that makes a person check which application
+/// the code belongs to before their sign-in goes to a device they may not control.
+pub(crate) fn device_confirm(p: &DeviceConfirm<'_>) -> String {
+    let user = p
+        .user
+        .map(|u| format!("<p><small>{}</small></p>", text(u)))
+        .unwrap_or_default();
+    let items = if p.permissions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p>It will be able to:</p><ul>{}</ul>",
+            permission_items(p.permissions)
+        )
+    };
+    page(
+        "Are you trying to sign in?",
+        &format!(
+            "{user}<h1>Are you trying to sign in to <span class=\"app\">{app}</span>?</h1>\
+<p>Only continue if you downloaded the app from a store or website that you trust, and you started this sign-in yourself.</p>{items}\
+<form method=\"post\" action=\"{action}\">{ctx}{csrf}\
+<button type=\"submit\" name=\"confirm\" value=\"continue\">Continue</button>\
+<button type=\"submit\" name=\"confirm\" value=\"cancel\" class=\"secondary\">Cancel</button></form>",
+            app = text(p.app_name),
+            action = attr(p.action),
+            ctx = hidden("ctx", p.ctx),
+            csrf = hidden("csrf", p.csrf),
+        ),
+    )
+}
+
+pub(crate) fn device_done(app_name: &str) -> String {
+    page(
+        "Signed in",
+        &format!(
+            "<h1>{app}</h1><p>You have signed in to the <span class=\"app\">{app}</span> application on your device. You may now close this window.</p>",
+            app = text(app_name)
+        ),
+    )
+}
+
+pub(crate) fn device_declined(app_name: &str) -> String {
+    page(
+        "Sign-in cancelled",
+        &format!(
+            "<h1>Sign-in cancelled</h1><p>You did not sign in to <span class=\"app\">{}</span> on your device. You may now close this window.</p>",
+            text(app_name)
         ),
     )
 }

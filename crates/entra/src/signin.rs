@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Idp;
 use crate::directory::{Directory, User};
+use crate::session::SignInSession;
 use crate::util::{now, sha256_hex};
 
 const LOCKOUT_KIND: &str = "signin-lockout";
@@ -32,6 +33,50 @@ pub(crate) enum SignInFailure {
     Disabled,
     #[error("Sign-in is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Which step of a flow a request comes from: a form that was just submitted satisfies the step
+/// it stands for, and nothing else.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignInStep {
+    /// Only the session cookie speaks for the user.
+    #[default]
+    Session,
+    /// The consent form, shortly after a sign-in: that sign-in satisfies `prompt=login`, but the
+    /// request's `login_hint` must still name the signed-in account.
+    Recent,
+    /// The sign-in form was just submitted: the user typed the account and password.
+    Typed,
+}
+
+/// What the request says about who may be signed in.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SignInRule<'a> {
+    /// `prompt=login` or `prompt=select_account`: the session alone is not enough.
+    pub(crate) fresh: bool,
+    pub(crate) login_hint: Option<&'a str>,
+}
+
+/// The signed-in user, if the session satisfies the rule (fresh sign-in, `login_hint`, an enabled
+/// account); `None` means the user must sign in. Every page of every flow applies this rule.
+pub(crate) fn signed_in_user<'d>(
+    dir: &'d Directory,
+    session: Option<&SignInSession>,
+    rule: SignInRule<'_>,
+    step: SignInStep,
+) -> Option<&'d User> {
+    let user = session
+        .and_then(|s| dir.user(&s.user_id))
+        .filter(|u| u.account_enabled)?;
+    let hint_mismatch = rule
+        .login_hint
+        .is_some_and(|hint| !hint.eq_ignore_ascii_case(&user.user_principal_name));
+    let must_sign_in = match step {
+        SignInStep::Typed => false,
+        SignInStep::Recent => hint_mismatch,
+        SignInStep::Session => rule.fresh || hint_mismatch,
+    };
+    (!must_sign_in).then_some(user)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

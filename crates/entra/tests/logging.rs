@@ -60,6 +60,23 @@ async fn one_log_line_per_request_and_no_secret_in_it() {
         .unwrap()
         .to_owned();
 
+    // The device flow: neither code (nor the tokens) reaches the log, even in a link's query.
+    let start = h.device_code(TID, AZURE_CLI, CLI_SCOPE).await.json();
+    let device_code = start["device_code"].as_str().unwrap().to_owned();
+    let user_code = start["user_code"].as_str().unwrap().to_owned();
+    let mut browser = Browser::default();
+    let prefilled = h
+        .get(&format!("/devicelogin?user_code={user_code}"), &browser)
+        .await;
+    assert!(prefilled.body.contains(&format!("value=\"{user_code}\"")));
+    let pending = h.poll(AZURE_CLI, &device_code).await;
+    assert_eq!(pending.code(), 70016);
+    let done = h
+        .device_login(&mut browser, &user_code, "alice-pw", "accept")
+        .await;
+    assert!(done.body.contains("You have signed in"), "{}", done.body);
+    let device_tokens = h.poll(AZURE_CLI, &device_code).await.json();
+
     // Smart lockout says so in the log (the password itself never appears).
     let mut dir: serde_json::Value = serde_json::from_str(&directory()).unwrap();
     dir["tenant"]["passwordRuleSettings"] = serde_json::json!({"lockoutThreshold": 2});
@@ -117,7 +134,30 @@ async fn one_log_line_per_request_and_no_secret_in_it() {
                 && l.contains("grant=\"client_credentials\"")),
         "{log}"
     );
+    assert!(
+        requests.iter().any(|l| l.contains("grant=\"device_code\"")
+            && l.contains(&format!("client=\"{AZURE_CLI}\""))
+            && l.contains("outcome=ok")),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("grant=\"device_code\"") && l.contains("outcome=AADSTS70016")),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("path=/devicelogin")
+                && l.contains(&format!("client=\"{AZURE_CLI}\""))),
+        "{log}"
+    );
     let secrets = [
+        device_code.as_str(),
+        user_code.as_str(),
+        device_tokens["access_token"].as_str().unwrap(),
+        device_tokens["refresh_token"].as_str().unwrap(),
         WEB_SECRET,
         "wrong-secret-value",
         "alice-pw",

@@ -281,3 +281,207 @@ async fn smart_lockout_locks_an_account_after_repeated_wrong_passwords() {
         r.body
     );
 }
+
+/// Starts a device flow for `client`/`scope`; returns (device_code, user_code).
+async fn device_request(h: &Harness, client: &str, scope: &str) -> (String, String) {
+    let r = h.device_code(TID, client, scope).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let b = r.json();
+    (
+        b["device_code"].as_str().unwrap().to_owned(),
+        b["user_code"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Posts the device page's sign-in form for alice.
+async fn device_password(h: &Harness, browser: &Browser, user_code: &str, password: &str) -> Reply {
+    let csrf = browser.jar["easyauth_csrf"].clone();
+    h.post(
+        "/devicelogin",
+        &[
+            ("ctx", user_code),
+            ("csrf", &csrf),
+            ("login", "alice@contoso.onmicrosoft.com"),
+            ("passwd", password),
+        ],
+        browser,
+    )
+    .await
+}
+
+async fn still_pending(h: &Harness, client: &str, device_code: &str) {
+    let r = h.poll(client, device_code).await;
+    assert_eq!(
+        r.json()["error"],
+        "authorization_pending",
+        "nothing was approved: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn the_device_code_page_requires_its_csrf_token_and_a_session_at_every_step() {
+    let h = Harness::with_config(&directory(), |c| c.device_code_interval = 0).await;
+    let (device_code, user_code) = device_request(&h, AZURE_CLI, CLI_SCOPE).await;
+    // A cross-site form post carries no CSRF cookie: nothing beyond the code-entry page.
+    let mut victim = Browser::default();
+    let page = h.get("/devicelogin", &victim).await;
+    victim.take(&page);
+    let csrf = page.hidden("csrf").unwrap();
+    let forged = Browser {
+        jar: victim
+            .jar
+            .iter()
+            .filter(|(k, _)| k.as_str() != "easyauth_csrf")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<HashMap<_, _>>(),
+    };
+    for form in [
+        vec![("csrf", csrf.as_str()), ("user_code", user_code.as_str())],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("ctx", user_code.as_str()),
+            ("confirm", "continue"),
+        ],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("ctx", user_code.as_str()),
+            ("confirm", "cancel"),
+        ],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("ctx", user_code.as_str()),
+            ("login", "alice@contoso.onmicrosoft.com"),
+            ("passwd", "alice-pw"),
+        ],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("ctx", user_code.as_str()),
+            ("consent", "accept"),
+        ],
+    ] {
+        let r = h.post("/devicelogin", &form, &forged).await;
+        assert!(
+            r.body.contains("Your session timed out") && r.body.contains("name=\"user_code\""),
+            "{form:?}: {}",
+            r.body
+        );
+        assert!(!r.cookies().iter().any(|(k, _)| k == "ESTSAUTH"));
+    }
+    // A wrong token with the cookie present fails the same way.
+    let r = h
+        .post(
+            "/devicelogin",
+            &[("csrf", "x".repeat(43).as_str()), ("user_code", &user_code)],
+            &victim,
+        )
+        .await;
+    assert!(r.body.contains("Your session timed out"), "{}", r.body);
+    still_pending(&h, AZURE_CLI, &device_code).await;
+
+    // Without a session, posting the consent form straight away signs nobody in.
+    let r = h
+        .post(
+            "/devicelogin",
+            &[("csrf", &csrf), ("ctx", &user_code), ("consent", "accept")],
+            &victim,
+        )
+        .await;
+    assert!(r.body.contains("name=\"passwd\""), "{}", r.body);
+    still_pending(&h, AZURE_CLI, &device_code).await;
+
+    // A browser already signed in to the identity provider confirms without a password.
+    let mut browser = Browser::default();
+    let signed_in = h.sign_in(&mut browser, &code_query(&api_scope(), "")).await;
+    assert_eq!(signed_in.status, StatusCode::FOUND, "{}", signed_in.body);
+    let done = h
+        .device_login(&mut browser, &user_code, "not-asked", "accept")
+        .await;
+    assert!(done.body.contains("You have signed in"), "{}", done.body);
+    let tokens = h.poll(AZURE_CLI, &device_code).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+}
+
+#[tokio::test]
+async fn the_device_code_page_uses_the_consent_rule_of_the_authorize_endpoint() {
+    let h = Harness::with_config(&directory(), |c| c.device_code_interval = 0).await;
+    // An admin-only permission: refused with AADSTS90094 after sign-in, and posting the consent
+    // form directly records nothing.
+    let (device_code, user_code) = device_request(&h, PUBLIC, ADMIN_ONLY).await;
+    let mut browser = Browser::default();
+    let r = h
+        .device_login(&mut browser, &user_code, "alice-pw", "accept")
+        .await;
+    assert!(r.body.contains("AADSTS90094"), "{}", r.body);
+    let csrf = browser.jar["easyauth_csrf"].clone();
+    let forged = h
+        .post(
+            "/devicelogin",
+            &[("csrf", &csrf), ("ctx", &user_code), ("consent", "accept")],
+            &browser,
+        )
+        .await;
+    assert!(forged.body.contains("AADSTS90094"), "{}", forged.body);
+    still_pending(&h, PUBLIC, &device_code).await;
+    let silent = h
+        .authorize(
+            &code_query(ADMIN_ONLY, "&prompt=none")
+                .replace(WEB, PUBLIC)
+                .replace(&urlenc(REDIRECT), &urlenc("http://localhost")),
+            &browser,
+        )
+        .await;
+    assert!(
+        !silent.redirect_params().contains_key("code"),
+        "no grant was recorded: {}",
+        silent.location()
+    );
+
+    // A user-consentable permission: the consent page, then the token carries what was granted,
+    // and the authorize endpoint sees the same consent afterwards.
+    let scope = format!("api://{API2}/read offline_access");
+    let (device_code, user_code) = device_request(&h, PUBLIC, &scope).await;
+    let r = h
+        .device_login(&mut browser, &user_code, "alice-pw", "accept")
+        .await;
+    assert!(r.body.contains("You have signed in"), "{}", r.body);
+    let tokens = h.poll(PUBLIC, &device_code).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    assert_eq!(
+        claims(tokens.json()["access_token"].as_str().unwrap())["scp"],
+        "read"
+    );
+    let (_, user_code) = device_request(&h, PUBLIC, &scope).await;
+    let mut other = Browser::default();
+    let r = h
+        .device_login(&mut other, &user_code, "alice-pw", "never-asked")
+        .await;
+    assert!(
+        r.body.contains("You have signed in"),
+        "consent is remembered: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn the_device_code_page_goes_through_smart_lockout() {
+    let h = Harness::with_directory(&lockout_directory()).await;
+    let (device_code, user_code) = device_request(&h, AZURE_CLI, CLI_SCOPE).await;
+    let mut browser = Browser::default();
+    let first = h
+        .device_login(&mut browser, &user_code, "wrong", "accept")
+        .await;
+    assert!(first.body.contains("AADSTS50126"), "{}", first.body);
+    let second = device_password(&h, &browser, &user_code, "wrong").await;
+    assert!(second.body.contains("AADSTS50126"), "{}", second.body);
+    let third = device_password(&h, &browser, &user_code, "wrong").await;
+    assert!(third.body.contains("AADSTS50053"), "{}", third.body);
+    // Locked: the right password is refused on the device page and on the authorize page alike
+    // (one counter, one function).
+    let right = device_password(&h, &browser, &user_code, "alice-pw").await;
+    assert!(right.body.contains("AADSTS50053"), "{}", right.body);
+    assert!(!right.cookies().iter().any(|(k, _)| k == "ESTSAUTH"));
+    let elsewhere = try_password(&h, "alice@contoso.onmicrosoft.com", "alice-pw").await;
+    assert!(elsewhere.body.contains("AADSTS50053"), "{}", elsewhere.body);
+    still_pending(&h, AZURE_CLI, &device_code).await;
+}

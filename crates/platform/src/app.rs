@@ -1,13 +1,15 @@
-//! One app of the site at run time: its origin, its module (rebuilt on every change), its store,
-//! its process, and the environment App Service would give that process.
+//! One web app at run time: its origin (behind its authentication module), its SCM endpoint
+//! (Kudu), its token store, what it runs (a site-file command, an upstream URL, its current
+//! deployment, or nothing yet), and the environment App Service would give its process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::response::IntoResponse;
+use easyauth_arm::WebApp;
 use easyauth_module::build::{AppSettings, Environment, build};
 use easyauth_module::config::AuthSettings;
 use easyauth_module::oidc::OidcHttp;
@@ -19,35 +21,149 @@ use tokio::sync::Mutex;
 use crate::auth::aad_client_id;
 use crate::origin::SwappableService;
 use crate::platform::APP_READY_TIMEOUT;
-use crate::supervisor::{AppProcess, wait_for_port};
+use crate::supervisor::{AppCommand, AppProcess, ProcessStatus, wait_for_port};
 
 /// How long a request may wait for the app's response headers (App Service's 230 s).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(230);
 
+/// What an app runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// A command from the site file (or the tutorial's sample apps).
+    Command(AppCommand),
+    /// An app that already runs elsewhere (http only); only the module is ours.
+    Upstream(url::Url),
+    /// The current deployment made through Kudu.
+    Deployment(easyauth_kudu::BuiltDeployment),
+    /// Nothing deployed yet: App Service's "waiting for your content" page.
+    Empty,
+}
+
+/// The process of an app, with the port it was given.
+#[derive(Debug, Clone)]
+pub(crate) struct Running {
+    pub(crate) process: AppProcess,
+    pub(crate) port: u16,
+}
+
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) name: String,
+    /// `http://127.0.0.N:<port>`: the site's origin.
     pub(crate) url: url::Url,
-    pub(crate) upstream: url::Url,
-    pub(crate) port: Option<u16>,
+    /// `https://127.0.0.N:<port>`: the site's SCM (Kudu) endpoint.
+    pub(crate) scm_url: url::Url,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) service: SwappableService,
-    pub(crate) process: Option<AppProcess>,
     pub(crate) config: Mutex<AppConfig>,
+    pub(crate) run: Mutex<Run>,
+    pub(crate) running: std::sync::Mutex<Option<Running>>,
+    /// Where the module sends requests now (shared with the origin, which names it when the app
+    /// does not answer).
+    pub(crate) upstream: Arc<std::sync::Mutex<url::Url>>,
+    /// Where an app with nothing to run is sent (the shared "waiting for content" page).
+    pub(crate) hostingstart: url::Url,
     pub(crate) ca_file: PathBuf,
+    pub(crate) kudu: OnceLock<Arc<easyauth_kudu::Kudu>>,
+    pub(crate) handles: Vec<axum_server::Handle<SocketAddr>>,
+    pub(crate) name_width: usize,
+    /// Read without waiting for a change in progress: the SCM endpoint's Basic credentials
+    /// (`None`: basic authentication is off) and whether the site is stopped.
+    pub(crate) facts: std::sync::Mutex<Facts>,
 }
 
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Facts {
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) stopped: bool,
+}
+
+impl Facts {
+    pub(crate) fn of(site: &WebApp) -> Facts {
+        Facts {
+            credentials: site
+                .basic_auth_scm
+                .then(|| (site.publishing_user(), site.publishing_password.clone())),
+            stopped: site.stopped,
+        }
+    }
+}
+
+/// What the module and the process are built from.
 #[derive(Debug, Clone)]
 pub(crate) struct AppConfig {
     pub(crate) auth: AuthSettings,
     pub(crate) settings: BTreeMap<String, String>,
+    /// The Resource Manager's document, as last applied.
+    pub(crate) site: WebApp,
 }
 
 impl App {
-    /// The module for `config`, in front of the app.
+    pub(crate) fn facts(&self) -> Facts {
+        self.facts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_facts(&self, site: &WebApp) {
+        *self
+            .facts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Facts::of(site);
+    }
+
+    /// Where the module sends requests now.
+    pub(crate) fn current_upstream(&self) -> url::Url {
+        self.upstream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn current_running(&self) -> Option<Running> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records what runs now and where the module sends requests; returns what ran before.
+    pub(crate) fn set_running(
+        &self,
+        running: Option<Running>,
+        upstream: url::Url,
+    ) -> Option<Running> {
+        *self
+            .upstream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = upstream;
+        std::mem::replace(
+            &mut *self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            running,
+        )
+    }
+
+    pub(crate) fn process(&self) -> Option<AppProcess> {
+        self.current_running().map(|r| r.process)
+    }
+
+    pub(crate) fn port(&self) -> Option<u16> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|r| r.port)
+    }
+
+    /// The module for `config`, in front of `upstream`.
     pub(crate) async fn build_module(
         &self,
         config: &AppConfig,
+        upstream: &url::Url,
         http: &OidcHttp,
     ) -> Result<BoxedService, String> {
         let env = Environment {
@@ -68,79 +184,13 @@ impl App {
             development: true,
         };
         let module = build(&config.auth, env).await.map_err(|e| e.to_string())?;
-        let upstream =
-            Upstream::new(&self.upstream, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
+        let upstream = Upstream::new(upstream, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
         Ok(proxy_service(Arc::new(module), upstream))
-    }
-
-    /// Waits (at most [`APP_READY_TIMEOUT`]) for a command app's PORT to accept connections;
-    /// says so in the log when it does not.
-    pub(crate) async fn wait_ready(&self) {
-        let Some(port) = self.port else { return };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        if !wait_for_port(addr, APP_READY_TIMEOUT).await {
-            tracing::warn!(app = %self.name, %addr, "the app is not listening on its PORT yet; requests get 502 until it does");
-        }
-    }
-
-    /// Restarts the app's process with the environment `config` gives it and waits for it;
-    /// `false` when the app is an upstream URL (no process here).
-    pub(crate) async fn restart_process(&self, config: &AppConfig) -> bool {
-        let Some(process) = &self.process else {
-            return false;
-        };
-        process.restart(self.environment(config)).await;
-        self.wait_ready().await;
-        true
-    }
-
-    /// `az webapp show`'s view of the app.
-    pub(crate) fn overview(&self, config: &AppConfig) -> serde_json::Value {
-        use crate::supervisor::ProcessStatus;
-        let host = self
-            .url
-            .host_str()
-            .map_or_else(String::new, |h| match self.url.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_owned(),
-            });
-        let (state, process) = match &self.process {
-            None => ("Running", serde_json::Value::Null),
-            Some(p) => {
-                let (state, detail) = match p.status() {
-                    ProcessStatus::Starting => ("Starting", serde_json::json!({})),
-                    ProcessStatus::Running { pid } => ("Running", serde_json::json!({"pid": pid})),
-                    ProcessStatus::BackingOff {
-                        attempt,
-                        retry_in,
-                        reason,
-                    } => (
-                        "BackingOff",
-                        serde_json::json!({"lastExit": reason, "attempt": attempt, "retryInSeconds": retry_in.as_secs_f64()}),
-                    ),
-                    ProcessStatus::Stopped => ("Stopped", serde_json::json!({})),
-                };
-                let mut detail = detail;
-                detail["restarts"] = serde_json::json!(p.restarts());
-                detail["port"] = serde_json::json!(self.port);
-                (state, detail)
-            }
-        };
-        serde_json::json!({
-            "name": self.name,
-            "state": state,
-            "defaultHostName": host,
-            "url": self.url.as_str().trim_end_matches('/'),
-            "upstream": self.upstream.as_str().trim_end_matches('/'),
-            "authEnabled": config.auth.platform.enabled,
-            "clientId": crate::auth::aad_client_id(&config.auth),
-            "process": process,
-        })
     }
 
     /// The app process's environment, as App Service sets it: the app settings, each also as
     /// `APPSETTING_<name>`, `PORT`, `WEBSITE_*` facts about the site and its authentication.
-    pub(crate) fn environment(&self, config: &AppConfig) -> BTreeMap<String, String> {
+    pub(crate) fn environment(&self, config: &AppConfig, port: u16) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let mut set = |k: &str, v: String| {
             env.insert(k.to_owned(), v.clone());
@@ -167,19 +217,10 @@ impl App {
         for (k, v) in &config.settings {
             set(k, v.clone());
         }
-        env.insert(
-            "WEBSITE_HOSTNAME".into(),
-            self.url
-                .host_str()
-                .map_or_else(String::new, |h| match self.url.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_owned(),
-                }),
-        );
-        if let Some(port) = self.port {
-            env.insert("PORT".into(), port.to_string());
-            env.insert("WEBSITES_PORT".into(), port.to_string());
-        }
+        env.insert("WEBSITE_HOSTNAME".into(), host_port(&self.url));
+        env.insert("WEBSITE_RESOURCE_GROUP".into(), config.site.group.clone());
+        env.insert("PORT".into(), port.to_string());
+        env.insert("WEBSITES_PORT".into(), port.to_string());
         // Additive in Node; lets apps call the local identity provider over https.
         env.entry("NODE_EXTRA_CA_CERTS".into())
             .or_insert_with(|| self.ca_file.to_string_lossy().into_owned());
@@ -189,6 +230,71 @@ impl App {
         );
         env
     }
+
+    /// Waits (at most [`APP_READY_TIMEOUT`]) for the app's PORT; says so in the log when it
+    /// does not answer.
+    pub(crate) async fn wait_ready(&self) {
+        let Some(port) = self.port() else { return };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if !wait_for_port(addr, APP_READY_TIMEOUT).await {
+            tracing::warn!(app = %self.name, %addr, "the app is not listening on its PORT yet; requests get 502 until it does");
+        }
+    }
+
+    /// `az webapp show`'s extra facts about the app (under `properties.easyauth`).
+    pub(crate) fn detail(&self) -> serde_json::Value {
+        let (state, process) = match self.process() {
+            None => ("Running", serde_json::Value::Null),
+            Some(p) => {
+                let (state, mut detail) = match p.status() {
+                    ProcessStatus::Starting => ("Starting", serde_json::json!({})),
+                    ProcessStatus::Running { pid } => ("Running", serde_json::json!({"pid": pid})),
+                    ProcessStatus::BackingOff {
+                        attempt,
+                        retry_in,
+                        reason,
+                    } => (
+                        "BackingOff",
+                        serde_json::json!({"lastExit": reason, "attempt": attempt, "retryInSeconds": retry_in.as_secs_f64()}),
+                    ),
+                    ProcessStatus::Stopped => ("Stopped", serde_json::json!({})),
+                };
+                detail["restarts"] = serde_json::json!(p.restarts());
+                detail["port"] = serde_json::json!(self.port());
+                (state, detail)
+            }
+        };
+        let run = match self.run.try_lock().ok().as_deref() {
+            Some(Run::Command(_)) => "command",
+            Some(Run::Upstream(_)) => "upstream",
+            Some(Run::Deployment(_)) => "deployment",
+            Some(Run::Empty) => "empty",
+            None => "changing",
+        };
+        serde_json::json!({
+            "processState": state,
+            "url": self.url.as_str().trim_end_matches('/'),
+            "scmUrl": self.scm_url.as_str().trim_end_matches('/'),
+            "upstream": self.current_upstream().as_str().trim_end_matches('/'),
+            "runs": run,
+            "process": process,
+        })
+    }
+}
+
+/// `http://127.0.0.1:<port>`.
+pub(crate) fn local(port: u16) -> url::Url {
+    #[allow(clippy::expect_used)]
+    url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a loopback URL parses")
+}
+
+/// `host:port` of a URL (`127.0.0.2:8080`).
+pub(crate) fn host_port(url: &url::Url) -> String {
+    url.host_str()
+        .map_or_else(String::new, |h| match url.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_owned(),
+        })
 }
 
 /// What an origin serves for the instant before its module is built.
@@ -197,6 +303,25 @@ pub(crate) fn starting() -> BoxedService {
         |_request: axum::extract::Request| async {
             Ok::<_, std::convert::Infallible>(
                 (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
+            )
+        },
+    ))
+}
+
+/// What a stopped app serves: App Service's "Error 403 - This web app is stopped."
+pub(crate) fn stopped() -> BoxedService {
+    BoxedService::new(tower::service_fn(
+        |_request: axum::extract::Request| async {
+            Ok::<_, std::convert::Infallible>(
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    axum::response::Html(
+                        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Web app stopped</title></head>\
+                         <body><h1>Error 403 - This web app is stopped.</h1>\
+                         <p>Start it with <code>az webapp start</code>.</p></body></html>",
+                    ),
+                )
+                    .into_response(),
             )
         },
     ))

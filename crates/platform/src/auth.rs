@@ -4,7 +4,7 @@
 
 use easyauth_entra::Seed;
 use easyauth_module::config::AuthSettings;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::site::{AuthSource, Placeholders};
 
@@ -62,6 +62,14 @@ pub(crate) fn load_auth(
     })
 }
 
+/// The auth settings of a source as the `authsettingsV2` properties ARM keeps (validated).
+pub(crate) fn load_auth_json(
+    source: &AuthSource,
+    placeholders: &Placeholders,
+) -> Result<Value, String> {
+    load_auth(source, placeholders).map(|s| s.to_v2_json())
+}
+
 pub(crate) fn parse_auth(name: &str, json: &Value) -> Result<(AuthSettings, Vec<String>), String> {
     let loaded = AuthSettings::parse(name, &json.to_string()).map_err(|e| e.to_string())?;
     Ok((
@@ -75,15 +83,4 @@ pub(crate) fn auth_off() -> AuthSettings {
     let mut settings = AuthSettings::default();
     settings.platform.enabled = false;
     settings
-}
-
-/// The ARM resource `az webapp auth show` prints.
-pub(crate) fn resource(app: &str, auth: &AuthSettings) -> Value {
-    json!({
-        "id": format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/easyauth/providers/Microsoft.Web/sites/{app}/config/authsettingsV2"),
-        "name": "authsettingsV2",
-        "type": "Microsoft.Web/sites/config",
-        "location": "local",
-        "properties": auth.to_v2_json(),
-    })
 }

@@ -1,54 +1,45 @@
-//! The admin API's client, used by the `easyauth webapp` commands.
+//! A client of a running platform's Resource Manager, as the Azure CLI is one: it signs in with
+//! the platform's service principal (client credentials from `platform.json`) and calls the
+//! same endpoints `az` calls. The `easyauth webapp` commands and the tests use it.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::admin::{AdminError, AdminToken};
-use crate::control::AuthSetOutcome;
 use crate::state::{PlatformState, StateError};
 
-/// How long one admin request may take: `appsettings_set` restarts the app and waits for it.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one request may take: changing app settings restarts the app and waits for it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long to wait for the TCP connection (loopback: either it answers at once or nothing runs).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const API_VERSION: &str = "2024-11-01";
 
-/// Why an admin request failed; `Display` is what the CLI prints.
+/// Why a request failed; `Display` is what the CLI prints.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// `platform.json` is missing or unreadable.
     #[error(transparent)]
     State(#[from] StateError),
-    /// `admin-token` is missing or unreadable.
-    #[error(transparent)]
-    Token(#[from] AdminError),
-    /// The admin URL is unusable (not `http://<loopback>:<port>`).
-    #[error("invalid admin URL {url:?}: {message}")]
-    InvalidUrl { url: String, message: String },
-    /// An app name that cannot be put in a URL path segment.
-    #[error("invalid app name {0:?}")]
-    InvalidAppName(String),
-    /// Nothing accepts connections at the admin URL.
+    /// Nothing accepts connections at the platform's URL.
     #[error("{}", not_answering(url, data_dir.as_deref()))]
     NotAnswering {
         url: String,
         data_dir: Option<PathBuf>,
     },
-    /// The platform took longer than [`REQUEST_TIMEOUT`].
-    #[error("easyauth up at {url} did not answer within {} s", REQUEST_TIMEOUT.as_secs())]
-    Timeout { url: String },
-    /// The admin API answered with an error: `message` is its `error.message`.
+    /// The identity provider refused the platform's own credentials.
+    #[error("the identity provider refused the platform's credentials: {0}")]
+    SignIn(String),
+    /// The Resource Manager answered with an error (`error.code`, `error.message`).
     #[error("{message}")]
     Api {
         status: u16,
         code: String,
         message: String,
     },
-    /// Any other transport failure, or an answer that is not what the API sends.
+    /// Any other transport failure, or an answer that is not what ARM sends.
     #[error("{0}")]
     Http(String),
 }
@@ -63,269 +54,289 @@ fn not_answering(url: &str, data_dir: Option<&Path>) -> String {
     }
 }
 
-/// A client for a running platform's admin API.
+/// A signed-in client of one platform's Resource Manager.
 #[derive(Debug, Clone)]
-pub struct AdminClient {
-    base: url::Url,
-    token: AdminToken,
+pub struct ArmClient {
     http: reqwest::Client,
-    /// Where the URL came from, for the "not answering" message.
+    state: PlatformState,
+    token: String,
     data_dir: Option<PathBuf>,
 }
 
-impl AdminClient {
-    /// Finds the running platform via `PlatformState::read(data_dir)` and
-    /// `AdminToken::read(data_dir)`.
-    pub fn from_data_dir(data_dir: &Path) -> Result<AdminClient, ClientError> {
+impl ArmClient {
+    /// Finds the running platform through `platform.json` in `data_dir` and signs in.
+    pub async fn from_data_dir(data_dir: &Path) -> Result<ArmClient, ClientError> {
         let state = PlatformState::read(data_dir)?;
-        let token = AdminToken::read(data_dir)?;
-        let mut client = AdminClient::new(&state.admin_url, token)?;
+        let mut client = ArmClient::new(state).await?;
         client.data_dir = Some(data_dir.to_owned());
         Ok(client)
     }
 
-    /// A client for the admin API at `admin_url` (`http://127.0.0.1:<port>`). Only loopback
-    /// `http` URLs are accepted, so the token never leaves the machine; proxies are not used.
-    pub fn new(admin_url: &str, token: AdminToken) -> Result<AdminClient, ClientError> {
-        let invalid = |message: &str| ClientError::InvalidUrl {
-            url: admin_url.to_owned(),
-            message: message.to_owned(),
-        };
-        let mut base = url::Url::parse(admin_url).map_err(|e| invalid(&e.to_string()))?;
-        if base.scheme() != "http" {
-            return Err(invalid("expected an http:// URL"));
-        }
-        let loopback = match base.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-            None => false,
-        };
-        if !loopback {
-            return Err(invalid(
-                "the admin API is only reached on a loopback address",
-            ));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(invalid("expected no query or fragment"));
-        }
-        // Treat the path as a directory the routes are appended to.
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+    /// Signs in to the platform described by `state`.
+    pub async fn new(state: PlatformState) -> Result<ArmClient, ClientError> {
+        let pem = std::fs::read(&state.ca_file).map_err(|e| {
+            ClientError::Http(format!(
+                "cannot read the local CA {}: {e}",
+                state.ca_file.display()
+            ))
+        })?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| ClientError::Http(format!("the local CA is not a certificate: {e}")))?;
         let http = reqwest::Client::builder()
+            .add_root_certificate(cert)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ClientError::Http(format!("cannot build the HTTP client: {e}")))?;
-        Ok(AdminClient {
-            base,
-            token,
+        let token_url = format!("{}/{}/oauth2/v2.0/token", state.idp_url, state.tenant_id);
+        let response = http
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", state.client_id.as_str()),
+                ("client_secret", state.client_secret.as_str()),
+                ("scope", "https://management.core.windows.net//.default"),
+            ])
+            .send()
+            .await
+            .map_err(|e| transport(&e, &state.idp_url, None))?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| ClientError::SignIn(e.to_string()))?;
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ClientError::SignIn(
+                    body.get("error_description")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no access token in the answer")
+                        .to_owned(),
+                )
+            })?
+            .to_owned();
+        Ok(ArmClient {
             http,
+            state,
+            token,
             data_dir: None,
         })
     }
 
-    /// The admin API's base URL (without the trailing slash).
-    pub fn url(&self) -> &str {
-        self.base.as_str().trim_end_matches('/')
+    pub fn state(&self) -> &PlatformState {
+        &self.state
     }
 
-    /// The apps' names, in site order.
-    pub async fn apps(&self) -> Result<Vec<String>, ClientError> {
-        let url = self.url_for(&["apps"])?;
-        let body = self.send(Method::GET, url, None).await?;
-        field(body, "value", "/apps")
-    }
-
-    /// The app as `az webapp show` describes it.
-    pub async fn show(&self, app: &str) -> Result<Value, ClientError> {
-        check_app_name(app)?;
-        let url = self.url_for(&["apps", app])?;
-        self.send(Method::GET, url, None).await
-    }
-
-    /// Restarts the app's process (`az webapp restart`).
-    pub async fn restart(&self, app: &str) -> Result<(), ClientError> {
-        check_app_name(app)?;
-        let url = self.url_for(&["apps", app, "restart"])?;
-        self.send(Method::POST, url, Some(json!({})))
-            .await
-            .map(drop)
-    }
-
-    /// The app's `authsettingsV2` resource.
-    pub async fn auth_show(&self, app: &str) -> Result<Value, ClientError> {
-        let url = self.app_url(app, "authsettingsV2")?;
-        self.send(Method::GET, url, None).await
-    }
-
-    /// Replaces the app's auth settings (`body`: the resource or its `properties`).
-    pub async fn auth_set(&self, app: &str, body: Value) -> Result<AuthSetOutcome, ClientError> {
-        let url = self.app_url(app, "authsettingsV2")?;
-        let answer = self.send(Method::PUT, url, Some(body)).await?;
-        serde_json::from_value(answer)
-            .map_err(|e| ClientError::Http(format!("unexpected answer from the admin API: {e}")))
-    }
-
-    /// The app's app settings.
-    pub async fn appsettings_list(
-        &self,
-        app: &str,
-    ) -> Result<BTreeMap<String, String>, ClientError> {
-        let url = self.app_url(app, "appsettings")?;
-        let body = self.send(Method::GET, url, None).await?;
-        field(body, "properties", "appsettings")
-    }
-
-    /// Applies `changes` (`None` deletes) and returns the app settings afterwards. The platform
-    /// restarts the app, so this can take a while (up to [`REQUEST_TIMEOUT`]).
-    pub async fn appsettings_set(
-        &self,
-        app: &str,
-        changes: BTreeMap<String, Option<String>>,
-    ) -> Result<BTreeMap<String, String>, ClientError> {
-        let url = self.app_url(app, "appsettings")?;
-        let body = self
-            .send(Method::PATCH, url, Some(json!({"properties": changes})))
-            .await?;
-        field(body, "properties", "appsettings")
-    }
-
-    fn app_url(&self, app: &str, config: &str) -> Result<url::Url, ClientError> {
-        check_app_name(app)?;
-        self.url_for(&["apps", app, "config", config])
-    }
-
-    /// The base URL plus `segments`, each percent-encoded as one path segment.
-    fn url_for(&self, segments: &[&str]) -> Result<url::Url, ClientError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| ClientError::InvalidUrl {
-                url: self.base.to_string(),
-                message: "cannot be a base URL".into(),
-            })?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
-    }
-
-    async fn send(
+    /// One ARM request; `path` is below the subscription unless it starts with `/`.
+    pub async fn call(
         &self,
         method: Method,
-        url: url::Url,
-        body: Option<Value>,
+        path: &str,
+        body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .bearer_auth(self.token.expose())
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if status.is_success() {
-            return parsed.ok_or_else(|| {
-                ClientError::Http(format!(
-                    "{url}: HTTP {status} with a body that is not JSON: {}",
-                    snippet(&bytes)
-                ))
-            });
-        }
-        Err(api_error(status, parsed.as_ref(), &bytes, &url))
-    }
-
-    fn transport_error(&self, e: &reqwest::Error) -> ClientError {
-        let url = self.url().to_owned();
-        if e.is_connect() {
-            ClientError::NotAnswering {
-                url,
-                data_dir: self.data_dir.clone(),
-            }
-        } else if e.is_timeout() {
-            ClientError::Timeout { url }
+        let path = if path.starts_with('/') {
+            path.to_owned()
         } else {
-            // Without the URL's query (there is none) and never the headers: no token in here.
-            ClientError::Http(format!("request to {url} failed: {}", error_chain(e)))
+            format!("/subscriptions/{}/{path}", self.state.subscription_id)
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{sep}api-version={API_VERSION}", self.state.arm_url);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
         }
-    }
-}
-
-fn api_error(
-    status: StatusCode,
-    parsed: Option<&Value>,
-    bytes: &[u8],
-    url: &url::Url,
-) -> ClientError {
-    let error = parsed.and_then(|v| v.get("error"));
-    let message = error.and_then(|e| e.get("message")).and_then(Value::as_str);
-    match message {
-        Some(message) => ClientError::Api {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport(&e, &self.state.arm_url, self.data_dir.as_deref()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                ClientError::Http(format!(
+                    "HTTP {status}: {}",
+                    text.chars().take(300).collect::<String>()
+                ))
+            })?
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let error = value.get("error").cloned().unwrap_or(Value::Null);
+        Err(ClientError::Api {
             status: status.as_u16(),
             code: error
-                .and_then(|e| e.get("code"))
+                .get("code")
                 .and_then(Value::as_str)
-                .unwrap_or_default()
+                .unwrap_or("")
                 .to_owned(),
-            message: message.to_owned(),
-        },
-        None => ClientError::Api {
-            status: status.as_u16(),
-            code: String::new(),
-            message: format!("{url}: HTTP {status}: {}", snippet(bytes)),
-        },
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("HTTP {status}"), str::to_owned),
+        })
+    }
+
+    /// Every web app of the subscription, as `az webapp list` prints them.
+    pub async fn sites(&self) -> Result<Vec<Value>, ClientError> {
+        let list = self
+            .call(Method::GET, "providers/Microsoft.Web/sites", None)
+            .await?;
+        Ok(list
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The resource path of the web app `name` (found in whatever resource group it is).
+    pub async fn site_path(&self, name: &str) -> Result<String, ClientError> {
+        let sites = self.sites().await?;
+        let site = sites
+            .iter()
+            .find(|s| {
+                s.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .ok_or_else(|| {
+                let known: Vec<&str> = sites
+                    .iter()
+                    .filter_map(|s| s.get("name").and_then(Value::as_str))
+                    .collect();
+                ClientError::Api {
+                    status: 404,
+                    code: "ResourceNotFound".into(),
+                    message: format!(
+                        "no web app named {name:?} (web apps: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                }
+            })?;
+        site.get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Http("a web app without an id".into()))
+    }
+
+    pub async fn show(&self, name: &str) -> Result<Value, ClientError> {
+        let path = self.site_path(name).await?;
+        self.call(Method::GET, &path, None).await
+    }
+
+    pub async fn restart(&self, name: &str) -> Result<(), ClientError> {
+        let path = self.site_path(name).await?;
+        self.call(Method::POST, &format!("{path}/restart"), None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn auth_show(&self, name: &str) -> Result<Value, ClientError> {
+        let path = self.site_path(name).await?;
+        self.call(
+            Method::GET,
+            &format!("{path}/config/authsettingsV2/list"),
+            None,
+        )
+        .await
+    }
+
+    /// Replaces the auth settings with `body` (the resource or its `properties`).
+    pub async fn auth_set(&self, name: &str, body: &Value) -> Result<Value, ClientError> {
+        let path = self.site_path(name).await?;
+        let properties = body.get("properties").unwrap_or(body);
+        self.call(
+            Method::PUT,
+            &format!("{path}/config/authsettingsV2"),
+            Some(&json!({"properties": properties})),
+        )
+        .await
+    }
+
+    pub async fn appsettings_list(
+        &self,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
+        let path = self.site_path(name).await?;
+        let resource = self
+            .call(
+                Method::POST,
+                &format!("{path}/config/appsettings/list"),
+                None,
+            )
+            .await?;
+        Ok(settings_of(&resource))
+    }
+
+    /// Applies `changes` (`None` removes a setting) as `az webapp config appsettings set`
+    /// does: read, merge, write the whole set. Returns the settings afterwards.
+    pub async fn appsettings_set(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
+        let path = self.site_path(name).await?;
+        let resource = self
+            .call(
+                Method::POST,
+                &format!("{path}/config/appsettings/list"),
+                None,
+            )
+            .await?;
+        let mut settings = settings_of(&resource);
+        for (k, v) in changes {
+            match v {
+                Some(v) => settings.insert(k.clone(), v.clone()),
+                None => settings.remove(k),
+            };
+        }
+        let written = self
+            .call(
+                Method::PUT,
+                &format!("{path}/config/appsettings"),
+                Some(&json!({"properties": settings})),
+            )
+            .await?;
+        Ok(settings_of(&written))
     }
 }
 
-fn field<T: serde::de::DeserializeOwned>(
-    mut body: Value,
-    name: &str,
-    what: &str,
-) -> Result<T, ClientError> {
-    let value = body.get_mut(name).map(Value::take).ok_or_else(|| {
-        ClientError::Http(format!("unexpected answer for {what}: no {name:?} member"))
-    })?;
-    serde_json::from_value(value)
-        .map_err(|e| ClientError::Http(format!("unexpected answer for {what}: {name}: {e}")))
+fn settings_of(resource: &Value) -> BTreeMap<String, String> {
+    resource
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty body)".to_owned();
+fn transport(e: &reqwest::Error, url: &str, data_dir: Option<&Path>) -> ClientError {
+    if e.is_connect() {
+        ClientError::NotAnswering {
+            url: url.to_owned(),
+            data_dir: data_dir.map(Path::to_path_buf),
+        }
+    } else {
+        ClientError::Http(format!("{url}: {e}"))
     }
-    match text.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// `url` drops "." and ".." segments instead of encoding them, so they are refused up front.
-fn check_app_name(app: &str) -> Result<(), ClientError> {
-    if app.is_empty() || app == "." || app == ".." {
-        return Err(ClientError::InvalidAppName(app.to_owned()));
-    }
-    Ok(())
 }

@@ -9,6 +9,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
+/// [`Callers`] as the origins read them; replaced whenever apps or their auth settings change.
+pub type SharedCallers = std::sync::Arc<arc_swap::ArcSwap<Callers>>;
+
 /// App registration client ids → app names, for the apps of this site.
 #[derive(Debug, Clone, Default)]
 pub struct Callers {

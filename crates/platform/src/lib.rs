@@ -1,16 +1,19 @@
-//! `easyauth up`: a local App Service. Each app of a site runs behind its own authentication
-//! module on its own loopback origin, with its app settings as environment variables, next to the
-//! local Entra ID; the admin API and the az-style `webapp` commands change auth settings and app
-//! settings while it runs.
+//! `easyauth up`: a local App Service. Each web app runs behind its own authentication module
+//! on its own loopback origin, with its app settings as environment variables and its own SCM
+//! (Kudu) endpoint for zip deploys, next to the local Entra ID and a local Azure Resource
+//! Manager through which the real `az`, and the `easyauth webapp` commands, change it while it
+//! runs. State (web apps, settings, deployed code) lives in the data dir.
 
-pub mod admin;
 mod app;
 mod auth;
+pub mod azcli;
 pub mod client;
-pub mod control;
 pub mod explain;
+mod kudu_host;
 pub mod origin;
 pub mod platform;
+mod runtime;
+mod seed;
 pub mod site;
 mod startup;
 pub mod state;

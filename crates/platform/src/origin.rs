@@ -13,7 +13,7 @@ use easyauth_module::pipeline::BoxedService;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::explain::{Callers, advice};
+use crate::explain::{SharedCallers, advice};
 
 /// The module stack an origin currently serves; swapped as a whole.
 #[derive(Debug, Clone)]
@@ -51,8 +51,8 @@ pub async fn serve(
     listener: std::net::TcpListener,
     app: String,
     service: SwappableService,
-    callers: Arc<Callers>,
-    upstream: String,
+    callers: SharedCallers,
+    upstream: Arc<std::sync::Mutex<url::Url>>,
     handle: axum_server::Handle<SocketAddr>,
 ) -> std::io::Result<()> {
     let app: Arc<str> = app.into();
@@ -71,6 +71,7 @@ pub async fn serve(
         let app = app.clone();
         async move {
             let response = stack.oneshot(request).await?;
+            let callers = callers.load();
             let refused = matches!(
                 response.status(),
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
@@ -122,7 +123,7 @@ fn explain_refusal(response: &axum::response::Response, caller: &str, client: &s
 /// do, at most every ten seconds (a browser retrying must not flood the log).
 #[derive(Debug)]
 struct Unreachable {
-    upstream: String,
+    upstream: Arc<std::sync::Mutex<url::Url>>,
     last_warning: AtomicU64,
 }
 
@@ -140,11 +141,17 @@ impl Unreachable {
         {
             return;
         }
+        let upstream = self
+            .upstream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
         tracing::warn!(
             target: "easyauth::platform",
-            upstream = %self.upstream,
-            "{app} answered 502: nothing answers at {}; an app started by a command must listen on 127.0.0.1:$PORT (its output shows where it listens), an upstream app must be running",
-            self.upstream
+            %upstream,
+            "{app} answered 502: nothing answers at {upstream}; an app started by a command must listen on 127.0.0.1:$PORT (its output shows where it listens), an upstream app must be running",
         );
     }
 }

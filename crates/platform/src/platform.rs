@@ -1,33 +1,34 @@
-//! The running platform: the identity provider, one origin + authentication module + process per
-//! app, and the controls the admin API exposes.
+//! The running platform: the identity provider, the local Resource Manager, and one origin +
+//! authentication module + SCM endpoint + process per web app.
 //!
 //! Start-up order matters: every listener is bound first (so `--port 0` works and every URL is
-//! known), then placeholders are expanded and each app's callback is registered on its app
-//! registration, then the identity provider serves, then each module is built (building one
-//! fetches the provider's metadata) and each app starts.
+//! known), then placeholders are expanded and the site file seeds the Resource Manager's
+//! documents, then the identity provider serves (each app's callback registered on its app
+//! registration), then the Resource Manager, then each app's module is built and its process
+//! started.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use easyauth_arm::Arm;
 use easyauth_module::oidc::OidcHttp;
 use easyauth_pki::LocalCa;
 use futures_util::future::join_all;
-use serde_json::Value;
 
-use crate::app::{App, AppConfig};
-use crate::auth::{aad_client_id, parse_auth, resource};
-use crate::control::{AuthSetOutcome, Control, ControlError};
+use crate::auth::{aad_client_id, register_callback};
 use crate::explain::Callers;
-use crate::site::{Placeholders, Site};
+use crate::runtime::{Ports, Runtime};
+use crate::seed::{self, Home};
+use crate::site::Site;
 use crate::startup;
-use crate::state::PlatformState;
+use crate::state::{AppState, DemoUser, PlatformState};
 
 /// How long start-up waits for an app's port before reporting it as not listening yet.
 pub(crate) const APP_READY_TIMEOUT: Duration = Duration::from_secs(20);
-const IDP_STORE: &str = "easyauth.db";
+const STORE: &str = "easyauth.db";
 
 /// What `easyauth up` was asked for.
 #[derive(Debug, Clone)]
@@ -35,8 +36,12 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Each app's origin port (each app has its own loopback address); 0 = any free port.
     pub port: u16,
+    /// Each app's SCM (Kudu) port on its loopback address; 0 = any free port.
+    pub scm_port: u16,
     /// The identity provider's port on 127.0.0.1; 0 = any free port.
     pub idp_port: u16,
+    /// The Resource Manager's port on 127.0.0.1; 0 = any free port.
+    pub arm_port: u16,
 }
 
 /// Start-up failures; `Display` is what the user sees.
@@ -54,233 +59,356 @@ pub(crate) fn io(context: &str) -> impl Fn(std::io::Error) -> StartError + '_ {
     move |e| StartError::Io(format!("{context}: {e}"))
 }
 
+/// What a site is: the tutorial, a site file, or a bare platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tutorial,
+    SiteFile,
+    Bare,
+}
+
 /// A started platform.
 #[derive(Debug)]
 pub struct Platform {
-    apps: Vec<App>,
-    placeholders: Placeholders,
-    http: OidcHttp,
-    state: PlatformState,
+    runtime: Arc<Runtime>,
+    arm: Arc<Arm>,
+    state: Arc<std::sync::Mutex<PlatformState>>,
     data_dir: PathBuf,
     handles: Vec<axum_server::Handle<SocketAddr>>,
-    site_is_tutorial: bool,
+    kind: Kind,
     pub started_in: Duration,
 }
 
 impl Platform {
     /// Starts everything; returns once every app's module is in place and the apps' ports
     /// answer (or [`APP_READY_TIMEOUT`] passed: the app is then reported and keeps starting).
-    pub async fn start(
-        site: Site,
-        options: &Options,
-        tutorial: bool,
-    ) -> Result<Platform, StartError> {
+    pub async fn start(site: Site, options: &Options, kind: Kind) -> Result<Platform, StartError> {
         let started = Instant::now();
         std::fs::create_dir_all(&options.data_dir).map_err(io(&format!(
             "cannot create the data dir {}",
             options.data_dir.display()
         )))?;
         let data_dir = std::fs::canonicalize(&options.data_dir).unwrap_or(options.data_dir.clone());
-        let ca = LocalCa::load_or_create(&data_dir).map_err(|e| StartError::Io(e.to_string()))?;
+        let ca = Arc::new(
+            LocalCa::load_or_create(&data_dir).map_err(|e| StartError::Io(e.to_string()))?,
+        );
         let http = OidcHttp::with_extra_root_pem(ca.cert_pem().as_bytes())
             .map_err(|e| StartError::Io(e.to_string()))?;
-        let idp_store = startup::open_store(&data_dir.join(IDP_STORE)).await?;
+        let store = startup::open_store(&data_dir.join(STORE)).await?;
 
-        // 1. Every listener, so that every URL is known (`--port 0` included).
-        let (idp_listener, idp_url) = startup::bind_idp(options.idp_port)?;
-        let bound = startup::bind_apps(&site, options.port)?;
-        // 2. The directory, and what `${...}` can refer to.
-        let (mut seed, demo) = startup::directory(&site, idp_store.as_ref()).await?;
+        // 1. The platform's own listeners, so that every URL is known (`--port 0` included).
+        let (idp_listener, idp_url) = startup::bind_local(
+            options.idp_port,
+            "the identity provider",
+            "is `easyauth idp` or another `easyauth up` running? `--idp-port 0` picks a free port",
+        )?;
+        let (arm_listener, arm_url) = startup::bind_local(
+            options.arm_port,
+            "the Resource Manager",
+            "is another `easyauth up` running? `--arm-port 0` picks a free port",
+        )?;
+        // 2. The directory, and the platform's own service principal in it.
+        let (mut seed, demo) = startup::directory(&site, store.as_ref()).await?;
+        let (client, client_secret) =
+            startup::platform_client(store.as_ref(), &seed.tenant.id).await?;
+        let client_id = client.app_id.clone();
+        seed.applications
+            .retain(|a| !a.app_id.eq_ignore_ascii_case(&client_id));
+        seed.applications.push(client);
         let issuer = format!("{idp_url}/{}/v2.0", seed.tenant.id);
+        let subscription_id = store
+            .get_or_create_setting(
+                "arm.subscription-id",
+                &uuid::Uuid::new_v5(
+                    &uuid::Uuid::NAMESPACE_OID,
+                    format!("easyauth-subscription/{}", seed.tenant.id).as_bytes(),
+                )
+                .to_string(),
+            )
+            .await
+            .map_err(|e| StartError::Io(e.to_string()))?;
+        let arm_state = easyauth_arm::State::new(store.clone(), subscription_id.clone());
+        let existing = arm_state
+            .sites()
+            .await
+            .map_err(|e| StartError::Io(e.message))?;
+
+        // 3. Every app's listeners.
+        let (hostingstart, hostingstart_handle) = startup::hostingstart().await?;
+        let ports = Ports {
+            site: options.port,
+            scm: options.scm_port,
+        };
+        let seeded_names: Vec<(String, Option<std::net::IpAddr>, Option<u16>)> = site
+            .apps
+            .iter()
+            .map(|a| (a.name.clone(), a.address, a.port))
+            .collect();
+        let others: Vec<easyauth_arm::WebApp> = existing
+            .iter()
+            .filter(|e| {
+                !site
+                    .apps
+                    .iter()
+                    .any(|a| a.name.eq_ignore_ascii_case(&e.name))
+            })
+            .cloned()
+            .collect();
+        let bound = startup::bind_all(ports, &seeded_names, &others, &existing)?;
+        // 4. Placeholders, and the site file's apps as documents.
+        let urls: Vec<(String, url::Url)> = bound
+            .iter()
+            .map(|(n, b)| (n.clone(), b.url.clone()))
+            .collect();
         let placeholders = startup::placeholders(
-            &site,
-            &bound,
+            &urls,
             &seed,
             demo.as_ref(),
             &idp_url,
             &issuer,
             ca.cert_path(),
         );
-        // 3. Each app's settings; its callback registered on its app registration.
-        let configs = startup::configure_apps(&site, &bound, &placeholders, &mut seed)?;
-        // 4. The identity provider (modules fetch its metadata when they are built).
-        let mut handles =
-            vec![startup::serve_idp(idp_listener, idp_store, &idp_url, &seed, &ca).await?];
-        // 5. Each app: module, origin, process; then wait for their ports.
-        let callers = Arc::new(Callers::new(site.apps.iter().zip(&configs).filter_map(
-            |(spec, config)| Some((aad_client_id(&config.auth)?, spec.name.clone())),
-        )));
-        let name_width = site.apps.iter().map(|a| a.name.len()).max().unwrap_or(0);
-        let mut apps = Vec::with_capacity(site.apps.len());
-        for ((spec, bound), config) in site.apps.into_iter().zip(bound).zip(configs) {
-            let context = startup::AppContext {
-                data_dir: &data_dir,
-                ca_file: ca.cert_path(),
-                http: &http,
-                callers: &callers,
-                name_width,
+        let home = if kind == Kind::Tutorial {
+            Home::tutorial()
+        } else {
+            Home::site()
+        };
+        let mut docs = Vec::new();
+        for spec in &site.apps {
+            let doc =
+                seed::document(spec, &home, &subscription_id, &placeholders).map_err(|reason| {
+                    StartError::App {
+                        app: spec.name.clone(),
+                        reason,
+                    }
+                })?;
+            docs.push(doc);
+        }
+        let seeded = seed::write(&arm_state, &home, docs)
+            .await
+            .map_err(StartError::Config)?;
+        let mut all_docs: Vec<easyauth_arm::WebApp> = seeded;
+        all_docs.extend(others);
+        // Addresses and hosts as bound now.
+        for doc in &mut all_docs {
+            if let Some((_, b)) = bound
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&doc.name))
+            {
+                doc.address = Some(b.address.to_string());
+                doc.host = Some(crate::app::host_port(&b.url));
+                doc.scm_host = Some(crate::app::host_port(&b.scm_url));
+            }
+            arm_state
+                .put_site(doc)
+                .await
+                .map_err(|e| StartError::Io(e.message))?;
+        }
+        // 5. Each app's callback on its registration, then the identity provider.
+        for doc in &all_docs {
+            if let (Ok((config, _)), Some((_, b))) = (
+                Runtime::config_of(doc),
+                bound
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&doc.name)),
+            ) && let Some(client_id) = aad_client_id(&config.auth)
+            {
+                register_callback(&mut seed, &client_id, &b.url);
+            }
+        }
+        let idp = startup::start_idp(store.clone(), &idp_url, &seed).await?;
+        let mut handles = vec![
+            startup::serve_https(idp_listener, &ca, idp.router(), "the identity provider")?,
+            hostingstart_handle,
+        ];
+        let runtime = Arc::new(Runtime {
+            apps: Default::default(),
+            http: http.clone(),
+            ca: ca.clone(),
+            data_dir: data_dir.clone(),
+            ports,
+            idp: idp.clone(),
+            callers: Arc::new(arc_swap::ArcSwap::from_pointee(Callers::default())),
+            hostingstart,
+            arm: OnceLock::new(),
+            on_apps_changed: OnceLock::new(),
+            changes: tokio::sync::Mutex::new(()),
+        });
+        // 6. The Resource Manager.
+        let arm = Arc::new(Arm::new(
+            startup::arm_config(&arm_url, &idp, subscription_id.clone()),
+            store.clone(),
+            http.clone(),
+            Arc::new(crate::runtime::RuntimeHandle(runtime.clone())),
+            startup::mirror(&arm_url),
+        ));
+        let _ = runtime.arm.set(Arc::downgrade(&arm));
+        handles.push(startup::serve_https(
+            arm_listener,
+            &ca,
+            arm.router(),
+            "the Resource Manager",
+        )?);
+        // 7. Each app: origin, SCM endpoint, module, process; then wait for their ports.
+        let name_width = all_docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
+        let mut bound = bound;
+        let mut apps = Vec::new();
+        for doc in &all_docs {
+            let Some(i) = bound
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(&doc.name))
+            else {
+                continue;
             };
-            let (app, handle) = startup::start_app(spec, bound, config, &context).await?;
-            handles.push(handle);
+            let (_, b) = bound.swap_remove(i);
+            let app = runtime
+                .open(doc, b, name_width)
+                .await
+                .map_err(|reason| StartError::App {
+                    app: doc.name.clone(),
+                    reason,
+                })?;
+            runtime
+                .start(&app)
+                .await
+                .map_err(|reason| StartError::App {
+                    app: doc.name.clone(),
+                    reason,
+                })?;
             apps.push(app);
         }
-        startup::wait_for_apps(&apps).await;
+        join_all(apps.iter().map(|a| a.wait_ready())).await;
+        runtime.refresh_callers().await;
 
-        let state = startup::state(&apps, &idp_url, &seed, issuer, ca.cert_path(), demo);
-        Ok(Platform {
-            apps,
-            placeholders,
-            http,
-            state,
-            data_dir,
+        let state = Arc::new(std::sync::Mutex::new(PlatformState {
+            pid: std::process::id(),
+            arm_url: arm_url.clone(),
+            subscription_id,
+            client_id,
+            client_secret,
+            idp_url: idp_url.clone(),
+            tenant_id: seed.tenant.id.clone(),
+            issuer,
+            ca_file: ca.cert_path().to_path_buf(),
+            apps: BTreeMap::new(),
+            demo_user: demo.map(|s| DemoUser {
+                username: startup::demo_user_name(),
+                password: s.user_password,
+            }),
+        }));
+        let platform = Platform {
+            runtime: runtime.clone(),
+            arm,
+            state: state.clone(),
+            data_dir: data_dir.clone(),
             handles,
-            site_is_tutorial: tutorial,
+            kind,
             started_in: started.elapsed(),
-        })
+        };
+        platform.refresh_state().await;
+        // Apps created or deleted through the Resource Manager update platform.json too.
+        let weak = Arc::downgrade(&runtime);
+        let dir = data_dir.clone();
+        let _ = runtime
+            .on_apps_changed
+            .set(crate::runtime::AppsChanged(Box::new(move || {
+                let (Some(runtime), state, dir) = (weak.upgrade(), state.clone(), dir.clone())
+                else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    write_state(&runtime, &state, &dir).await;
+                });
+            })));
+        Ok(platform)
     }
 
-    /// What other processes need to find this platform (written to `platform.json` once the
-    /// admin API listens).
-    pub fn state(&self) -> &PlatformState {
-        &self.state
+    /// What other processes need to find this platform (`platform.json`).
+    pub fn state(&self) -> PlatformState {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Rewrites `platform.json` from the apps as they are now.
+    pub async fn refresh_state(&self) {
+        write_state(&self.runtime, &self.state, &self.data_dir).await;
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
-    pub fn is_tutorial(&self) -> bool {
-        self.site_is_tutorial
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
-    /// Records where the admin API listens and writes `platform.json`.
-    pub fn publish(&mut self, admin_url: &str) -> Result<(), StartError> {
-        self.state.admin_url = admin_url.to_owned();
-        self.state
-            .write(&self.data_dir)
-            .map_err(|e| StartError::Io(e.to_string()))
+    pub fn arm(&self) -> &Arc<Arm> {
+        &self.arm
+    }
+
+    /// The apps' names, ordered by address (the site file's order for seeded apps).
+    pub fn app_names(&self) -> Vec<String> {
+        let mut apps = self.runtime.all();
+        apps.sort_by_key(|a| {
+            a.url
+                .host_str()
+                .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
+        });
+        apps.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// The pid of the app's current process.
+    pub fn process_id(&self, app: &str) -> Option<u32> {
+        self.runtime.app(app)?.process()?.pid()
     }
 
     /// Stops the apps and the servers; removes `platform.json`.
     pub async fn shutdown(&self) {
-        let stops = self
-            .apps
-            .iter()
-            .filter_map(|a| a.process.as_ref())
-            .map(|p| p.stop());
+        let stops = self.runtime.all().into_iter().map(|a| async move {
+            if let Some(r) = a.set_running(None, a.hostingstart.clone()) {
+                r.process.stop().await;
+            }
+            for h in &a.handles {
+                h.graceful_shutdown(Some(Duration::from_secs(3)));
+            }
+        });
         join_all(stops).await;
         for handle in &self.handles {
             handle.graceful_shutdown(Some(Duration::from_secs(3)));
         }
-        PlatformState::remove(&self.data_dir, self.state.pid);
-    }
-
-    /// The pid of the app's current process (commands only, while it runs).
-    pub fn process_id(&self, app: &str) -> Option<u32> {
-        self.app(app).ok()?.process.as_ref()?.pid()
-    }
-
-    fn app(&self, name: &str) -> Result<&App, ControlError> {
-        self.apps
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| ControlError::NoSuchApp {
-                name: name.to_owned(),
-                known: self.app_names(),
-            })
+        PlatformState::remove(&self.data_dir, std::process::id());
     }
 }
 
-#[async_trait::async_trait]
-impl Control for Platform {
-    fn app_names(&self) -> Vec<String> {
-        self.apps.iter().map(|a| a.name.clone()).collect()
-    }
-
-    async fn show(&self, app: &str) -> Result<Value, ControlError> {
-        let app = self.app(app)?;
+async fn write_state(runtime: &Runtime, state: &std::sync::Mutex<PlatformState>, dir: &Path) {
+    let mut apps = BTreeMap::new();
+    for app in runtime.all() {
         let config = app.config.lock().await;
-        Ok(app.overview(&config))
+        apps.insert(
+            app.name.clone(),
+            AppState {
+                url: app.url.as_str().trim_end_matches('/').to_owned(),
+                upstream: app
+                    .current_upstream()
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
+                scm_url: app.scm_url.as_str().trim_end_matches('/').to_owned(),
+                resource_group: config.site.group.clone(),
+                client_id: aad_client_id(&config.auth),
+            },
+        );
     }
-
-    async fn restart(&self, app: &str) -> Result<(), ControlError> {
-        let app = self.app(app)?;
-        let config = app.config.lock().await;
-        if !app.restart_process(&config).await {
-            return Err(ControlError::Invalid(format!(
-                "{} is an upstream URL ({}); easyauth does not run it, so it cannot restart it",
-                app.name, app.upstream
-            )));
-        }
-        tracing::info!(app = %app.name, "app restarted");
-        Ok(())
-    }
-
-    async fn auth_show(&self, app: &str) -> Result<Value, ControlError> {
-        let app = self.app(app)?;
-        let config = app.config.lock().await;
-        Ok(resource(&app.name, &config.auth))
-    }
-
-    async fn auth_set(&self, app: &str, mut body: Value) -> Result<AuthSetOutcome, ControlError> {
-        let app = self.app(app)?;
-        let name = format!("authsettingsV2 of {}", app.name);
-        self.placeholders
-            .expand_json(&mut body)
-            .map_err(|e| ControlError::Invalid(format!("{name}: {e}")))?;
-        let (auth, warnings) = parse_auth(&name, &body).map_err(ControlError::Invalid)?;
-        let mut config = app.config.lock().await;
-        let next = AppConfig {
-            auth,
-            settings: config.settings.clone(),
-        };
-        let service = app.build_module(&next, &self.http).await.map_err(|e| {
-            ControlError::Failed(format!(
-                "the module could not be built, the previous settings stay: {e}"
-            ))
-        })?;
-        app.service.swap(service);
-        *config = next;
-        tracing::info!(app = %app.name, "auth settings replaced; the new module serves the next request");
-        Ok(AuthSetOutcome {
-            resource: resource(&app.name, &config.auth),
-            warnings,
-        })
-    }
-
-    async fn appsettings_list(&self, app: &str) -> Result<BTreeMap<String, String>, ControlError> {
-        let app = self.app(app)?;
-        Ok(app.config.lock().await.settings.clone())
-    }
-
-    async fn appsettings_set(
-        &self,
-        app: &str,
-        changes: BTreeMap<String, Option<String>>,
-    ) -> Result<BTreeMap<String, String>, ControlError> {
-        let app = self.app(app)?;
-        for name in changes.keys() {
-            crate::admin::check_setting_name(name)
-                .map_err(|why| ControlError::Invalid(format!("{name:?}: {why}")))?;
-        }
-        let mut config = app.config.lock().await;
-        let mut next = config.clone();
-        for (k, v) in changes {
-            match v {
-                Some(v) => next.settings.insert(k, v),
-                None => next.settings.remove(&k),
-            };
-        }
-        // The module reads app settings too (the client secret, WEBSITE_AUTH_*).
-        let service = app.build_module(&next, &self.http).await.map_err(|e| {
-            ControlError::Failed(format!(
-                "the module could not be built with these app settings, nothing was changed: {e}"
-            ))
-        })?;
-        app.restart_process(&next).await;
-        app.service.swap(service);
-        *config = next;
-        tracing::info!(app = %app.name, "app settings changed; the app was restarted");
-        Ok(config.settings.clone())
+    let snapshot = {
+        let mut s = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.apps = apps;
+        s.clone()
+    };
+    if let Err(e) = snapshot.write(dir) {
+        tracing::warn!(error = %e, "platform.json could not be written");
     }
 }

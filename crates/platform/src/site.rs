@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::admin::check_setting_name;
 use crate::supervisor::AppCommand;
+use easyauth_arm::check_setting_name;
 
 /// A whole site.
 #[derive(Debug, Clone)]

@@ -1,38 +1,24 @@
-//! The steps of `Platform::start`, in order: bind every listener, read the directory, work out
-//! the placeholders, configure each app, serve the identity provider, start each app.
+//! The steps of `Platform::start`, in order: bind every listener, read the directory, seed the
+//! Resource Manager's documents from the site file, serve the identity provider, the Resource
+//! Manager and the "waiting for content" page, then start each web app.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::response::IntoResponse;
+use easyauth_arm::{ArmConfig, Mirror, WebApp};
 use easyauth_entra::directory::demo::{self, DemoSecrets};
+use easyauth_entra::directory::{Application, PasswordCredential};
 use easyauth_entra::{Idp, IdpConfig, Seed};
-use easyauth_module::oidc::OidcHttp;
 use easyauth_pki::LocalCa;
 use easyauth_store::{SqliteStore, Store};
-use futures_util::future::join_all;
-use tokio::sync::Mutex;
 
-use crate::app::{App, AppConfig, starting};
-use crate::auth::{aad_client_id, load_auth, register_callback};
-use crate::explain::Callers;
-use crate::origin::{self, SwappableService};
+use crate::origin;
 use crate::platform::{StartError, io};
-use crate::site::{AppRun, AppSpec, Placeholders, Site};
-use crate::state::{AppState, DemoUser, PlatformState};
-use crate::supervisor::AppProcess;
-
-/// An app's listeners and addresses, known before anything starts.
-#[derive(Debug)]
-pub(crate) struct Bound {
-    listener: std::net::TcpListener,
-    url: url::Url,
-    upstream: url::Url,
-    /// `PORT` for a command app.
-    port: Option<u16>,
-}
+use crate::runtime::{Bound, Ports, bind_app, pick_address};
+use crate::site::{Placeholders, Site};
 
 pub(crate) async fn open_store(path: &Path) -> Result<Arc<dyn Store>, StartError> {
     let store = SqliteStore::open(path)
@@ -41,63 +27,16 @@ pub(crate) async fn open_store(path: &Path) -> Result<Arc<dyn Store>, StartError
     Ok(Arc::new(store))
 }
 
-/// The identity provider's listener on 127.0.0.1 and its base URL.
-pub(crate) fn bind_idp(port: u16) -> Result<(std::net::TcpListener, String), StartError> {
+/// A listener on 127.0.0.1 for `what` and its https base URL.
+pub(crate) fn bind_local(
+    port: u16,
+    what: &str,
+    hint: &str,
+) -> Result<(std::net::TcpListener, String), StartError> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let listener = origin::bind(addr, "the identity provider").map_err(|e| {
-        StartError::Io(format!(
-            "{e} (is `easyauth idp` or another `easyauth up` running? `--idp-port 0` picks a free port)"
-        ))
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(io("identity provider"))?
-        .port();
+    let listener = origin::bind(addr, what).map_err(|e| StartError::Io(format!("{e} ({hint})")))?;
+    let port = listener.local_addr().map_err(io(what))?.port();
     Ok((listener, format!("https://127.0.0.1:{port}")))
-}
-
-/// Each app's origin (127.0.0.2, .3, ... unless the site says) and, for a command, a free PORT.
-pub(crate) fn bind_apps(site: &Site, default_port: u16) -> Result<Vec<Bound>, StartError> {
-    let mut bound = Vec::with_capacity(site.apps.len());
-    for (i, spec) in site.apps.iter().enumerate() {
-        let ip = spec.address.unwrap_or(IpAddr::V4(Ipv4Addr::new(
-            127,
-            0,
-            0,
-            u8::try_from(i + 2).unwrap_or(254),
-        )));
-        let addr = SocketAddr::new(ip, spec.port.unwrap_or(default_port));
-        let listener = origin::bind(addr, "its origin").map_err(|e| StartError::App {
-            app: spec.name.clone(),
-            reason: format!("{e} (is another `easyauth up` running? `--port 0` picks free ports)"),
-        })?;
-        let local = listener.local_addr().map_err(io(&spec.name))?;
-        let url = parse_url(&format!("http://{local}"))?;
-        let (upstream, port) = match &spec.run {
-            AppRun::Upstream(u) => (u.clone(), None),
-            AppRun::Command(_) => {
-                let port = free_port().map_err(io("finding a free port"))?;
-                (parse_url(&format!("http://127.0.0.1:{port}"))?, Some(port))
-            }
-        };
-        bound.push(Bound {
-            listener,
-            url,
-            upstream,
-            port,
-        });
-    }
-    Ok(bound)
-}
-
-fn parse_url(text: &str) -> Result<url::Url, StartError> {
-    url::Url::parse(text).map_err(|e| StartError::Io(format!("{text}: {e}")))
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// The site's directory file, or the demo tenant with this data dir's generated secrets.
@@ -122,10 +61,55 @@ pub(crate) async fn directory(
     }
 }
 
+/// The platform's own service principal: the identity `easyauth webapp` and `easyauth az` sign
+/// in with (client credentials for the management resource). Its secret is generated once per
+/// data dir and kept in the store.
+pub(crate) async fn platform_client(
+    store: &dyn Store,
+    tenant_id: &str,
+) -> Result<(Application, String), StartError> {
+    let secret = store
+        .get_or_create_setting(
+            "platform.client-secret",
+            &easyauth_entra::credentials::generate_secret(40),
+        )
+        .await
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let app_id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("easyauth-platform/{tenant_id}").as_bytes(),
+    )
+    .to_string();
+    let app = Application {
+        id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{app_id}/application").as_bytes(),
+        )
+        .to_string(),
+        service_principal_id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{app_id}/servicePrincipal").as_bytes(),
+        )
+        .to_string(),
+        app_id,
+        display_name: "easyauth platform (easyauth webapp, easyauth az)".into(),
+        password_credentials: vec![PasswordCredential {
+            key_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"easyauth-platform-secret")
+                .to_string(),
+            display_name: Some("generated by easyauth up".into()),
+            secret_text: None,
+            secret_hash: Some(easyauth_entra::credentials::hash_client_secret(&secret)),
+            hint: Some(secret.chars().take(3).collect()),
+            end_date_time: None,
+        }],
+        ..Default::default()
+    };
+    Ok((app, secret))
+}
+
 /// What `${...}` in app settings and auth settings refers to (docs/platform.md lists them).
 pub(crate) fn placeholders(
-    site: &Site,
-    bound: &[Bound],
+    apps: &[(String, url::Url)],
     seed: &Seed,
     demo: Option<&DemoSecrets>,
     idp_url: &str,
@@ -138,12 +122,10 @@ pub(crate) fn placeholders(
     p.insert("tenant.id", &seed.tenant.id);
     p.insert("tenant.domain", &seed.tenant.domain);
     p.insert("ca_file", ca_file.to_string_lossy());
-    for (spec, b) in site.apps.iter().zip(bound) {
-        let base = format!("apps.{}", spec.name);
-        p.insert(format!("{base}.url"), b.url.as_str().trim_end_matches('/'));
+    for (name, url) in apps {
         p.insert(
-            format!("{base}.upstream"),
-            b.upstream.as_str().trim_end_matches('/'),
+            format!("apps.{name}.url"),
+            url.as_str().trim_end_matches('/'),
         );
     }
     if let Some(s) = demo {
@@ -157,51 +139,17 @@ pub(crate) fn placeholders(
     p
 }
 
-fn demo_user_name() -> String {
+pub(crate) fn demo_user_name() -> String {
     format!("alice@{}", demo::TENANT_DOMAIN)
 }
 
-/// Each app's auth settings and app settings (placeholders expanded); an app that signs in with
-/// Entra gets its callback registered on its app registration.
-pub(crate) fn configure_apps(
-    site: &Site,
-    bound: &[Bound],
-    placeholders: &Placeholders,
-    seed: &mut Seed,
-) -> Result<Vec<AppConfig>, StartError> {
-    let mut configs = Vec::with_capacity(site.apps.len());
-    for (spec, b) in site.apps.iter().zip(bound) {
-        let app_err = |reason: String| StartError::App {
-            app: spec.name.clone(),
-            reason,
-        };
-        let auth = load_auth(&spec.auth, placeholders).map_err(app_err)?;
-        let mut settings = BTreeMap::new();
-        for (k, v) in &spec.app_settings {
-            let value = placeholders
-                .expand(v)
-                .map_err(|e| app_err(format!("app setting {k}: {e}")))?;
-            settings.insert(k.clone(), value);
-        }
-        if let Some(client_id) = aad_client_id(&auth) {
-            register_callback(seed, &client_id, &b.url);
-        }
-        configs.push(AppConfig { auth, settings });
-    }
-    Ok(configs)
-}
-
-/// Seeds and serves the identity provider over https (certificate from the local CA).
-pub(crate) async fn serve_idp(
+/// Serves `router` over https on `listener` with a certificate from the local CA.
+pub(crate) fn serve_https(
     listener: std::net::TcpListener,
-    store: Arc<dyn Store>,
-    idp_url: &str,
-    seed: &Seed,
     ca: &LocalCa,
+    router: axum::Router,
+    what: &'static str,
 ) -> Result<axum_server::Handle<SocketAddr>, StartError> {
-    let idp = Idp::start(store.clone(), IdpConfig::new(idp_url), seed)
-        .await
-        .map_err(|e| StartError::Config(e.to_string()))?;
     let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
     let tls = ca
         .server_config(&hosts)
@@ -211,122 +159,148 @@ pub(crate) async fn serve_idp(
         listener,
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
-    .map_err(io("identity provider"))?
+    .map_err(io(what))?
     .handle(handle.clone());
-    let router = idp.router();
     tokio::spawn(async move {
         if let Err(e) = server.serve(router.into_make_service()).await {
-            tracing::error!(error = %e, "the identity provider's server failed");
+            tracing::error!(error = %e, "{what} failed");
         }
     });
+    Ok(handle)
+}
+
+/// Seeds and starts the identity provider (it serves once the listener is handed to it).
+pub(crate) async fn start_idp(
+    store: Arc<dyn Store>,
+    idp_url: &str,
+    seed: &Seed,
+) -> Result<Arc<Idp>, StartError> {
+    let idp = Idp::start(store.clone(), IdpConfig::new(idp_url), seed)
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
     tokio::spawn(easyauth_store::purge_periodically(
         store,
         Duration::from_secs(600),
     ));
-    Ok(handle)
+    Ok(idp)
 }
 
-/// What every app's start shares.
-#[derive(Debug)]
-pub(crate) struct AppContext<'a> {
-    pub(crate) data_dir: &'a Path,
-    pub(crate) ca_file: &'a Path,
-    pub(crate) http: &'a OidcHttp,
-    pub(crate) callers: &'a Arc<Callers>,
-    pub(crate) name_width: usize,
+/// App Service's page for a web app with nothing deployed yet, served on 127.0.0.1 for every
+/// such app (each behind its own module).
+pub(crate) async fn hostingstart() -> Result<(url::Url, axum_server::Handle<SocketAddr>), StartError>
+{
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(io("the waiting-for-content page"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io("the waiting-for-content page"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("the waiting-for-content page"))?
+        .port();
+    let router = axum::Router::new().fallback(|| async {
+        axum::response::Html(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Your web app is running and waiting for your content</title></head>\
+             <body><h1>Your web app is running and waiting for your content</h1>\
+             <p>Deploy your code, for example with <code>az webapp up</code> from your app's folder.</p></body></html>",
+        )
+        .into_response()
+    });
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp(listener)
+        .map_err(io("the waiting-for-content page"))?
+        .handle(handle.clone());
+    tokio::spawn(async move {
+        let _ = server.serve(router.into_make_service()).await;
+    });
+    #[allow(clippy::expect_used)]
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a loopback URL parses");
+    Ok((url, handle))
 }
 
-/// One app: its token store, its module, its origin serving, its process started.
-pub(crate) async fn start_app(
-    spec: AppSpec,
-    bound: Bound,
-    config: AppConfig,
-    cx: &AppContext<'_>,
-) -> Result<(App, axum_server::Handle<SocketAddr>), StartError> {
-    let app_err = |reason: String| StartError::App {
-        app: spec.name.clone(),
+/// The files the Azure CLI reads from the cloud's extension mirror: the index and our own
+/// `authV2` wheel.
+pub(crate) fn mirror(arm_url: &str) -> Mirror {
+    let wheel = easyauth_azext::wheel();
+    let index = easyauth_azext::index(&format!("{arm_url}/azmirror/extensions"));
+    let mut files = std::collections::HashMap::new();
+    files.insert(
+        "extensions/index.json".to_owned(),
+        ("application/json", index.to_string().into_bytes()),
+    );
+    files.insert(
+        format!("extensions/{}", wheel.filename),
+        ("application/octet-stream", wheel.bytes),
+    );
+    Mirror { files }
+}
+
+/// The Resource Manager's configuration for this platform.
+pub(crate) fn arm_config(arm_url: &str, idp: &Idp, subscription_id: String) -> ArmConfig {
+    let tenant = idp.tenant_id();
+    ArmConfig {
+        base_url: arm_url.to_owned(),
+        login_url: idp.config().public_url.clone(),
+        issuers: vec![idp.issuer_v1().to_owned(), idp.issuer().to_owned()],
+        jwks_uri: format!("{}/{tenant}/discovery/v2.0/keys", idp.config().public_url),
+        tenant_id: tenant,
+        subscription_id,
+        subscription_name: "easyauth local subscription".into(),
+        portal_url: None,
+    }
+}
+
+/// The loopback address of a document, if it names one.
+pub(crate) fn address_of(site: &WebApp) -> Option<Ipv4Addr> {
+    site.address.as_deref().and_then(|a| a.parse().ok())
+}
+
+/// Binds every app: seeded ones in site order (their file's address, else the one they had,
+/// else the next free from 127.0.0.2), then the others at their stored address.
+pub(crate) fn bind_all(
+    ports: Ports,
+    seeded: &[(String, Option<IpAddr>, Option<u16>)],
+    others: &[WebApp],
+    existing: &[WebApp],
+) -> Result<Vec<(String, Bound)>, StartError> {
+    let mut taken: Vec<Ipv4Addr> = others.iter().filter_map(address_of).collect();
+    let mut out = Vec::new();
+    let fail = |app: &str, reason: String| StartError::App {
+        app: app.to_owned(),
         reason,
     };
-    let apps_dir = cx.data_dir.join("apps");
-    std::fs::create_dir_all(&apps_dir).map_err(io("the data dir"))?;
-    let store = open_store(&apps_dir.join(format!("{}.db", spec.name))).await?;
-    let mut app = App {
-        name: spec.name.clone(),
-        url: bound.url,
-        upstream: bound.upstream,
-        port: bound.port,
-        store,
-        service: SwappableService::new(starting()),
-        process: None,
-        config: Mutex::new(config.clone()),
-        ca_file: cx.ca_file.to_path_buf(),
-    };
-    let module = app.build_module(&config, cx.http).await.map_err(app_err)?;
-    app.service.swap(module);
-    let handle = axum_server::Handle::new();
-    tokio::spawn({
-        let callers = cx.callers.clone();
-        let upstream = app.upstream.as_str().trim_end_matches('/').to_owned();
-        let service = app.service.clone();
-        let name = app.name.clone();
-        let handle = handle.clone();
-        let listener = bound.listener;
-        async move {
-            if let Err(e) =
-                origin::serve(listener, name.clone(), service, callers, upstream, handle).await
-            {
-                tracing::error!(app = %name, error = %e, "the app's origin failed");
-            }
-        }
-    });
-    if let AppRun::Command(command) = spec.run {
-        let env = app.environment(&config);
-        app.process = Some(AppProcess::spawn(&app.name, cx.name_width, command, env));
-    }
-    Ok((app, handle))
-}
-
-/// Waits for every command app's PORT, all at once.
-pub(crate) async fn wait_for_apps(apps: &[App]) {
-    join_all(apps.iter().map(App::wait_ready)).await;
-}
-
-/// `platform.json`'s content (the admin URL is filled in once the admin API listens).
-pub(crate) fn state(
-    apps: &[App],
-    idp_url: &str,
-    seed: &Seed,
-    issuer: String,
-    ca_file: &Path,
-    demo: Option<DemoSecrets>,
-) -> PlatformState {
-    PlatformState {
-        pid: std::process::id(),
-        admin_url: String::new(),
-        idp_url: idp_url.to_owned(),
-        tenant_id: seed.tenant.id.clone(),
-        issuer,
-        ca_file: ca_file.to_path_buf(),
-        apps: apps
+    for (name, address, port) in seeded {
+        let stored = existing
             .iter()
-            .map(|a| {
-                (
-                    a.name.clone(),
-                    AppState {
-                        url: a.url.as_str().trim_end_matches('/').to_owned(),
-                        upstream: a.upstream.as_str().trim_end_matches('/').to_owned(),
-                        client_id: a
-                            .config
-                            .try_lock()
-                            .ok()
-                            .and_then(|c| aad_client_id(&c.auth)),
-                    },
-                )
-            })
-            .collect(),
-        demo_user: demo.map(|s| DemoUser {
-            username: demo_user_name(),
-            password: s.user_password,
-        }),
+            .find(|e| e.name.eq_ignore_ascii_case(name))
+            .and_then(address_of);
+        let address = match address.or(stored.map(IpAddr::V4)) {
+            Some(IpAddr::V4(a)) => a,
+            Some(IpAddr::V6(a)) => {
+                return Err(fail(
+                    name,
+                    format!("{a}: only IPv4 loopback addresses are supported"),
+                ));
+            }
+            None => pick_address(&taken).map_err(|r| fail(name, r))?,
+        };
+        taken.push(address);
+        let bound = bind_app(name, address, port.unwrap_or(ports.site), ports.scm)
+            .map_err(|r| fail(name, r))?;
+        out.push((name.clone(), bound));
     }
+    for site in others {
+        let address = match address_of(site) {
+            Some(a) => a,
+            None => {
+                let a = pick_address(&taken).map_err(|r| fail(&site.name, r))?;
+                taken.push(a);
+                a
+            }
+        };
+        let bound = bind_app(&site.name, address, ports.site, ports.scm)
+            .map_err(|r| fail(&site.name, r))?;
+        out.push((site.name.clone(), bound));
+    }
+    Ok(out)
 }

@@ -1,5 +1,6 @@
-//! `platform.json` in the data dir: where a running `up` can be reached (the admin API, the
-//! apps' URLs), written once everything listens; and `admin-token`, the admin API's bearer token.
+//! `platform.json` in the data dir: where a running `up` can be reached (its Resource Manager,
+//! identity provider and apps) and the credentials of the platform's own service principal,
+//! which `easyauth webapp` and `easyauth az` sign in with. Owner-only (0600): it holds secrets.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,15 +8,18 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = "platform.json";
-pub const TOKEN_FILE: &str = "admin-token";
 
 /// The running platform, as other processes (the `webapp` commands, tests) find it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlatformState {
     /// The `up` process.
     pub pid: u32,
-    /// `http://127.0.0.1:<port>`: the admin API.
-    pub admin_url: String,
+    /// `https://127.0.0.1:<port>`: the local Azure Resource Manager.
+    pub arm_url: String,
+    pub subscription_id: String,
+    /// The platform's service principal (client credentials for the management resource).
+    pub client_id: String,
+    pub client_secret: String,
     /// The identity provider's base URL (`https://127.0.0.1:<port>`).
     pub idp_url: String,
     pub tenant_id: String,
@@ -30,21 +34,47 @@ pub struct PlatformState {
     pub demo_user: Option<DemoUser>,
 }
 
+impl std::fmt::Debug for PlatformState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformState")
+            .field("pid", &self.pid)
+            .field("arm_url", &self.arm_url)
+            .field("idp_url", &self.idp_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("apps", &self.apps)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AppState {
     /// The app's public origin (behind its authentication module), e.g. `http://127.0.0.2:8080`.
     pub url: String,
     /// Where the app itself listens (`http://127.0.0.1:<PORT>`) or the upstream URL.
     pub upstream: String,
+    /// Its SCM (Kudu) endpoint, `https://127.0.0.N:<port>`.
+    #[serde(default)]
+    pub scm_url: String,
+    #[serde(default)]
+    pub resource_group: String,
     /// The app registration's client id, when the app signs in with Entra.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DemoUser {
     pub username: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for DemoUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

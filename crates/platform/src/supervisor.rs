@@ -49,7 +49,7 @@ pub enum SupervisorError {
 }
 
 /// What to run for an app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppCommand {
     pub program: String,
     pub args: Vec<String>,
@@ -147,6 +147,39 @@ enum Control {
     Stop(oneshot::Sender<()>),
 }
 
+/// The last lines an app printed (stdout and stderr interleaved), for explaining a failed start
+/// and for showing the app's log.
+#[derive(Debug, Clone, Default)]
+pub struct OutputTail {
+    lines: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+}
+
+/// Lines kept per app.
+const TAIL_LINES: usize = 400;
+
+impl OutputTail {
+    pub fn push(&self, line: String) {
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// The kept lines, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
 /// A supervised app. Cheap to clone; all clones control the same app. When the last clone is
 /// dropped the app is stopped gracefully (the supervising task keeps running until the child is
 /// reaped); if the runtime itself shuts down, the process group is SIGKILLed.
@@ -160,6 +193,7 @@ struct Inner {
     control: mpsc::UnboundedSender<Control>,
     status: watch::Receiver<ProcessStatus>,
     restarts: Arc<AtomicU64>,
+    tail: OutputTail,
 }
 
 impl fmt::Debug for AppProcess {
@@ -198,6 +232,7 @@ impl AppProcess {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(ProcessStatus::Starting);
         let restarts = Arc::new(AtomicU64::new(0));
+        let tail = OutputTail::default();
         let supervisor = Supervisor {
             name: name.to_owned(),
             prefix: format!("{name:<name_width$} | "),
@@ -207,6 +242,7 @@ impl AppProcess {
             status: status_tx,
             restarts: Arc::clone(&restarts),
             control: control_rx,
+            tail: tail.clone(),
         };
         tokio::spawn(supervisor.run());
         AppProcess {
@@ -215,6 +251,7 @@ impl AppProcess {
                 control: control_tx,
                 status: status_rx,
                 restarts,
+                tail,
             }),
         }
     }
@@ -271,6 +308,11 @@ impl AppProcess {
     pub fn restarts(&self) -> u64 {
         self.inner.restarts.load(Ordering::Relaxed)
     }
+
+    /// What the app printed last (and the platform's notices about it).
+    pub fn output(&self) -> &OutputTail {
+        &self.inner.tail
+    }
 }
 
 /// Polls a TCP connect to `addr` until it succeeds or `timeout` passes: apps are ready when
@@ -314,6 +356,7 @@ struct Supervisor {
     status: watch::Sender<ProcessStatus>,
     restarts: Arc<AtomicU64>,
     control: mpsc::UnboundedReceiver<Control>,
+    tail: OutputTail,
 }
 
 impl Supervisor {
@@ -470,6 +513,7 @@ impl Supervisor {
                 stdout,
                 tokio::io::stdout(),
                 self.prefix.clone(),
+                self.tail.clone(),
             )));
         }
         if let Some(stderr) = child.stderr.take() {
@@ -477,6 +521,7 @@ impl Supervisor {
                 stderr,
                 tokio::io::stderr(),
                 self.prefix.clone(),
+                self.tail.clone(),
             )));
         }
         pumps
@@ -484,6 +529,7 @@ impl Supervisor {
 
     /// A line from the platform itself about this app, on stderr, in the app's column.
     async fn notice(&self, text: &str) {
+        self.tail.push(format!("[easyauth] {text}"));
         let line = format!("{}[easyauth] {text}\n", self.prefix);
         let mut err = tokio::io::stderr();
         let _ = err.write_all(line.as_bytes()).await;
@@ -648,7 +694,7 @@ fn human(d: Duration) -> String {
 /// Copies `reader` to `out` line by line, each line prefixed; non-UTF-8 is replaced, a line
 /// longer than [`MAX_LINE`] is written in pieces, a missing final newline is added. When `out`
 /// fails the pipe is still drained so the app never blocks on a full pipe.
-async fn pump<R, W>(reader: R, mut out: W, prefix: String)
+async fn pump<R, W>(reader: R, mut out: W, prefix: String, tail: OutputTail)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -672,14 +718,20 @@ where
         }
         reader.consume(take);
         if complete || line.len() >= MAX_LINE {
+            tail.push(
+                String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(&line)).into_owned(),
+            );
             if out_ok {
                 out_ok = emit(&mut out, &prefix, &line).await;
             }
             line.clear();
         }
     }
-    if !line.is_empty() && out_ok {
-        emit(&mut out, &prefix, &line).await;
+    if !line.is_empty() {
+        tail.push(String::from_utf8_lossy(&line).into_owned());
+        if out_ok {
+            emit(&mut out, &prefix, &line).await;
+        }
     }
 }
 
@@ -699,7 +751,7 @@ mod tests {
 
     async fn pumped(input: &[u8]) -> String {
         let mut out = Vec::new();
-        pump(input, &mut out, "web | ".to_owned()).await;
+        pump(input, &mut out, "web | ".to_owned(), OutputTail::default()).await;
         String::from_utf8(out).expect("pump writes UTF-8")
     }
 

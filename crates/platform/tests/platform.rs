@@ -1,13 +1,14 @@
-//! The platform with real processes, a real identity provider and real HTTP: app settings reach
-//! the app as App Service passes them, auth settings swap without a restart, app settings restart
-//! only their app, and bad sites fail with a message that names the place.
+//! The platform with real processes, a real identity provider, a real Resource Manager and real
+//! HTTP: app settings reach the app as App Service passes them, auth settings swap without a
+//! restart, app settings restart only their app, and bad sites fail with a message that names the
+//! place. Changes go through the Resource Manager, signed in as the platform's service principal.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use easyauth_platform::control::{Control, ControlError};
-use easyauth_platform::platform::{Options, Platform};
+use easyauth_platform::client::{ArmClient, ClientError};
+use easyauth_platform::platform::{Kind, Options, Platform};
 use easyauth_platform::site::Site;
 use serde_json::{Value, json};
 
@@ -48,15 +49,35 @@ fn two_app_site(dir: &Path, api_auth: Option<&str>) -> Site {
     Site::load(&dir.join("site.toml")).expect("valid site")
 }
 
-async fn start(site: Site, dir: &Path) -> Platform {
-    let options = Options {
+fn options(dir: &Path) -> Options {
+    Options {
         data_dir: dir.join("data"),
         port: 0,
+        scm_port: 0,
         idp_port: 0,
-    };
-    Platform::start(site, &options, false)
+        arm_port: 0,
+    }
+}
+
+async fn start(site: Site, dir: &Path) -> Platform {
+    Platform::start(site, &options(dir), Kind::SiteFile)
         .await
         .expect("platform starts")
+}
+
+async fn arm(platform: &Platform) -> ArmClient {
+    ArmClient::new(platform.state()).await.expect("signed in")
+}
+
+fn api_error(e: ClientError) -> (u16, String, String) {
+    match e {
+        ClientError::Api {
+            status,
+            code,
+            message,
+        } => (status, code, message),
+        other => panic!("not an ARM error: {other}"),
+    }
 }
 
 fn read_env(path: &Path) -> BTreeMap<String, String> {
@@ -154,23 +175,21 @@ async fn auth_settings_swap_without_restart_and_bad_ones_change_nothing() {
     let pid = platform.process_id("api");
     assert_eq!(get(&format!("{api}/x"), &[]).await.0, 200);
 
+    let backend_id = easyauth_entra::directory::demo::BACKEND_APP_ID;
     let backend = json!({
         "properties": {
             "platform": {"enabled": true},
             "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": "Return401"},
             "identityProviders": {"azureActiveDirectory": {
-                "registration": {"clientId": "${demo.backend.client_id}", "openIdIssuer": "${idp.issuer}"},
-                "validation": {"allowedAudiences": ["api://${demo.backend.client_id}"]}
+                "registration": {"clientId": backend_id, "openIdIssuer": platform.state().issuer},
+                "validation": {"allowedAudiences": [format!("api://{backend_id}")]}
             }}
         }
     });
-    let outcome = platform.auth_set("api", backend).await.expect("auth set");
-    let aad = &outcome.resource["properties"]["identityProviders"]["azureActiveDirectory"];
-    assert_eq!(
-        aad["registration"]["clientId"],
-        easyauth_entra::directory::demo::BACKEND_APP_ID,
-        "placeholders are expanded in auth settings too"
-    );
+    let client = arm(&platform).await;
+    let resource = client.auth_set("api", &backend).await.expect("auth set");
+    let aad = &resource["properties"]["identityProviders"]["azureActiveDirectory"];
+    assert_eq!(aad["registration"]["clientId"], backend_id);
     let (status, _, headers) = get(&format!("{api}/x"), &[]).await;
     assert_eq!(status, 401, "the new module serves the next request");
     assert!(
@@ -183,26 +202,28 @@ async fn auth_settings_swap_without_restart_and_bad_ones_change_nothing() {
         200
     );
 
-    // Wrong shape: refused with the JSON path; the previous settings stay.
+    // Wrong shape: refused with the JSON path (ARM's 400); the previous settings stay.
     let bad = json!({"properties": {"globalValidation": {"requireAuthentication": "often"}}});
-    let err = platform.auth_set("api", bad).await.expect_err("invalid");
+    let (status, code, message) =
+        api_error(client.auth_set("api", &bad).await.expect_err("invalid"));
+    assert_eq!((status, code.as_str()), (400, "BadRequest"), "{message}");
     assert!(
-        matches!(&err, ControlError::Invalid(m) if m.contains("globalValidation.requireAuthentication")),
-        "{err}"
+        message.contains("globalValidation.requireAuthentication"),
+        "{message}"
     );
-    let err = platform
-        .auth_set(
-            "api",
-            json!({"properties": {"platform": {"enabled": "${nope}"}}}),
-        )
-        .await
-        .expect_err("unknown placeholder");
-    assert!(
-        err.to_string().contains("unknown placeholder ${nope}"),
-        "{err}"
+    // A module that cannot be built (no issuer) changes nothing either.
+    let unbuildable = json!({"properties": {"platform": {"enabled": true},
+        "identityProviders": {"azureActiveDirectory": {"enabled": true, "registration": {"clientId": backend_id}}}}});
+    let (status, _, message) = api_error(
+        client
+            .auth_set("api", &unbuildable)
+            .await
+            .expect_err("no issuer"),
     );
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("openIdIssuer"), "{message}");
     assert_eq!(get(&format!("{api}/x"), &[]).await.0, 401);
-    let shown = platform
+    let shown = client
         .auth_show("API")
         .await
         .expect("names are case-insensitive");
@@ -211,11 +232,9 @@ async fn auth_settings_swap_without_restart_and_bad_ones_change_nothing() {
         shown["properties"]["globalValidation"]["unauthenticatedClientAction"],
         "Return401"
     );
-    let err = platform.auth_show("nope").await.expect_err("no such app");
-    assert_eq!(
-        err.to_string(),
-        "no app named \"nope\" in this site (apps: web, api)"
-    );
+    let (status, _, message) = api_error(client.auth_show("nope").await.expect_err("no such app"));
+    assert_eq!(status, 404);
+    assert_eq!(message, "no web app named \"nope\" (web apps: api, web)");
     platform.shutdown().await;
 }
 
@@ -233,7 +252,8 @@ async fn app_settings_restart_only_their_app() {
         ("GREETING".to_owned(), Some("hello world".to_owned())),
         ("OTHER_URL".to_owned(), None),
     ]);
-    let after = platform.appsettings_set("web", changes).await.expect("set");
+    let client = arm(&platform).await;
+    let after = client.appsettings_set("web", &changes).await.expect("set");
     assert_eq!(
         after.get("GREETING").map(String::as_str),
         Some("hello world")
@@ -259,18 +279,21 @@ async fn app_settings_restart_only_their_app() {
         200
     );
     assert_eq!(
-        platform.appsettings_list("web").await.expect("list"),
+        client.appsettings_list("web").await.expect("list"),
         after,
         "list shows what set returned"
     );
-    let err = platform
-        .appsettings_set(
-            "web",
-            BTreeMap::from([("A=B".to_owned(), Some("1".to_owned()))]),
-        )
-        .await
-        .expect_err("bad name");
-    assert!(matches!(err, ControlError::Invalid(_)), "{err}");
+    let (status, _, message) = api_error(
+        client
+            .appsettings_set(
+                "web",
+                &BTreeMap::from([("A=B".to_owned(), Some("1".to_owned()))]),
+            )
+            .await
+            .expect_err("bad name"),
+    );
+    assert_eq!(status, 400);
+    assert!(message.contains("must not contain '='"), "{message}");
     platform.shutdown().await;
 }
 
@@ -283,12 +306,8 @@ async fn start_up_errors_name_the_app_and_the_problem() {
     )
     .expect("write");
     let site = Site::load(&dir.join("site.toml")).expect("parses");
-    let options = Options {
-        data_dir: dir.join("data"),
-        port: 0,
-        idp_port: 0,
-    };
-    let err = Platform::start(site, &options, false)
+    let options = options(&dir);
+    let err = Platform::start(site, &options, Kind::SiteFile)
         .await
         .expect_err("unknown placeholder");
     assert!(
@@ -308,7 +327,7 @@ async fn start_up_errors_name_the_app_and_the_problem() {
     )
     .expect("write");
     let site = Site::load(&dir.join("site.toml")).expect("parses");
-    let err = Platform::start(site, &options, false)
+    let err = Platform::start(site, &options, Kind::SiteFile)
         .await
         .expect_err("bad auth settings");
     let text = err.to_string();
@@ -326,7 +345,7 @@ async fn start_up_errors_name_the_app_and_the_problem() {
     )
     .expect("write");
     let site = Site::load(&dir.join("site.toml")).expect("parses");
-    let err = Platform::start(site, &options, false)
+    let err = Platform::start(site, &options, Kind::SiteFile)
         .await
         .expect_err("port taken");
     let text = err.to_string();
@@ -344,7 +363,10 @@ fn platform_json_is_owner_only() {
     let dir = temp_dir("state");
     let state = easyauth_platform::state::PlatformState {
         pid: 1,
-        admin_url: "http://127.0.0.1:1".into(),
+        arm_url: "https://127.0.0.1:1".into(),
+        subscription_id: "s".into(),
+        client_id: "c".into(),
+        client_secret: "the platform's secret".into(),
         idp_url: "https://127.0.0.1:2".into(),
         tenant_id: "t".into(),
         issuer: "https://127.0.0.1:2/t/v2.0".into(),
@@ -363,7 +385,7 @@ fn platform_json_is_owner_only() {
     assert_eq!(
         mode & 0o077,
         0,
-        "platform.json holds the demo password: {mode:o}"
+        "platform.json holds the demo password and the platform's secret: {mode:o}"
     );
     assert_eq!(
         easyauth_platform::state::PlatformState::read(&dir).expect("read"),
@@ -457,27 +479,33 @@ async fn show_and_restart_like_az_webapp() {
     let platform = start(Site::load(&dir.join("site.toml")).expect("site"), &dir).await;
     wait_until(|| platform.process_id("web").is_some(), "web running").await;
     let before = platform.process_id("web");
-    let shown = platform.show("web").await.expect("show");
-    assert_eq!(shown["state"], "Running", "{shown}");
-    assert_eq!(shown["process"]["pid"], before.expect("pid"));
-    assert_eq!(shown["url"], url_of(&platform, "web"));
-    assert_eq!(shown["authEnabled"], false);
+    let client = arm(&platform).await;
+    let shown = client.show("web").await.expect("show");
+    assert_eq!(shown["properties"]["state"], "Running", "{shown}");
+    let detail = &shown["properties"]["easyauth"];
+    assert_eq!(detail["process"]["pid"], before.expect("pid"));
+    assert_eq!(detail["url"], url_of(&platform, "web"));
+    assert_eq!(
+        shown["properties"]["defaultHostName"]
+            .as_str()
+            .map(|h| format!("http://{h}")),
+        Some(url_of(&platform, "web"))
+    );
 
-    platform.restart("web").await.expect("restart");
+    client.restart("web").await.expect("restart");
     wait_until(|| platform.process_id("web").is_some(), "web running again").await;
     assert_ne!(platform.process_id("web"), before, "a new process");
     assert_eq!(
         get(&format!("{}/", url_of(&platform, "web")), &[]).await.0,
         200
     );
-
-    let err = platform
+    // An upstream app has no process here: a restart changes nothing and is not an error.
+    client
         .restart("ext")
         .await
-        .expect_err("no process to restart");
-    assert!(matches!(err, ControlError::Invalid(_)), "{err}");
+        .expect("restart of an upstream app");
     assert_eq!(
-        platform.show("ext").await.expect("show")["process"],
+        client.show("ext").await.expect("show")["properties"]["easyauth"]["process"],
         Value::Null
     );
     platform.shutdown().await;

@@ -40,6 +40,11 @@ pub enum ObjectKind {
     PermissionGrant,
     /// An `appRoleAssignment` (application permission or user role).
     AppRoleAssignment,
+    /// Azure Resource Manager documents of the local platform, stored under the subscription id:
+    /// a resource group, an App Service plan, a web app (with its configuration).
+    ResourceGroup,
+    ServerFarm,
+    WebSite,
 }
 
 impl ObjectKind {
@@ -50,6 +55,9 @@ impl ObjectKind {
             ObjectKind::Application => "application",
             ObjectKind::PermissionGrant => "permissionGrant",
             ObjectKind::AppRoleAssignment => "appRoleAssignment",
+            ObjectKind::ResourceGroup => "resourceGroup",
+            ObjectKind::ServerFarm => "serverFarm",
+            ObjectKind::WebSite => "webSite",
         }
     }
 }

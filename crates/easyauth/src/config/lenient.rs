@@ -5,7 +5,12 @@
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
-/// A non-negative number of hours, as a JSON number or a numeric string (`72`, `72.0`, `"1.5"`).
+/// The most hours a setting may hold: .NET's `TimeSpan.MaxValue`, as for timespans (a larger
+/// value made turning the setting into a `Duration` panic).
+pub(super) const MAX_HOURS: f64 = super::timespan::MAX_TIMESPAN_SECS as f64 / 3600.0;
+
+/// A non-negative number of hours, as a JSON number or a numeric string (`72`, `72.0`, `"1.5"`),
+/// at most [`MAX_HOURS`].
 pub(super) fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     struct V;
     impl Visitor<'_> for V {
@@ -14,18 +19,19 @@ pub(super) fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
             f.write_str("a non-negative number of hours such as 72 or 1.5")
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-            if v.is_finite() && v >= 0.0 {
+            if v.is_finite() && (0.0..=MAX_HOURS).contains(&v) {
                 Ok(v)
             } else {
                 Err(E::custom(format!(
-                    "expected a non-negative number of hours such as 72 or 1.5, found {v}"
+                    "expected a non-negative number of hours such as 72 or 1.5 (at most {}), found {v}",
+                    MAX_HOURS.floor()
                 )))
             }
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-            // Hours beyond 2^53 are not a meaningful setting; precision loss is irrelevant.
+            // Hours beyond 2^53 are refused anyway; precision loss is irrelevant.
             #[allow(clippy::cast_precision_loss)]
-            Ok(v as f64)
+            self.visit_f64(v as f64)
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
             #[allow(clippy::cast_precision_loss)]

@@ -51,7 +51,7 @@ pub use providers::{
     TwitterRegistration,
 };
 pub use secret::Secret;
-pub use timespan::{format_timespan, parse_timespan};
+pub use timespan::{MAX_TIMESPAN_SECS, format_timespan, parse_timespan};
 
 /// Which of the accepted shapes the input had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

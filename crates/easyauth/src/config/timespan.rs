@@ -8,6 +8,10 @@ use serde::{Deserialize, Deserializer, Serializer};
 const EXPECTED: &str =
     "a timespan [d.]hh:mm[:ss[.fffffff]] such as \"08:00:00\", \"00:05:00\" or \"1.00:00:00\"";
 
+/// .NET's `TimeSpan.MaxValue` (10675199.02:48:05.4775807) in whole seconds: the service cannot
+/// hold a longer span, and the module adds spans to Unix times as `i64`, which this keeps safe.
+pub const MAX_TIMESPAN_SECS: u64 = 922_337_203_685;
+
 /// Parses `[d.]hh:mm[:ss[.fffffff]]` or a bare number of days, as .NET `TimeSpan.Parse` does.
 /// Negative spans are rejected: nothing in the settings can sensibly be negative.
 pub fn parse_timespan(text: &str) -> Result<Duration, String> {
@@ -30,6 +34,7 @@ pub fn parse_timespan(text: &str) -> Result<Duration, String> {
         let days = number(s, u64::MAX)?;
         return days
             .checked_mul(86_400)
+            .filter(|s| *s <= MAX_TIMESPAN_SECS)
             .map(Duration::from_secs)
             .ok_or_else(bad);
     }
@@ -62,6 +67,7 @@ pub fn parse_timespan(text: &str) -> Result<Duration, String> {
     let secs = days
         .checked_mul(86_400)
         .and_then(|d| d.checked_add(hours * 3600 + minutes * 60 + seconds))
+        .filter(|s| *s <= MAX_TIMESPAN_SECS)
         .ok_or_else(bad)?;
     Ok(Duration::new(secs, nanos))
 }
@@ -140,6 +146,11 @@ mod tests {
             "00:00:01.12345678",
             "a.00:00:00",
             "PT8H",
+            // Longer than TimeSpan.MaxValue (found by fuzzing: the module's Unix-time
+            // arithmetic overflowed).
+            "10675200.00:00:00",
+            "10675200",
+            "213503982334601.00:00:00",
         ] {
             let err = parse_timespan(bad).expect_err(bad);
             assert!(err.contains("expected a timespan"), "{err}");
@@ -154,6 +165,7 @@ mod tests {
             "1.00:00:00",
             "00:00:30.5000000",
             "3.04:05:06",
+            "10675199.02:48:05",
         ] {
             let d = parse_timespan(s).expect(s);
             assert_eq!(format_timespan(d), s);

@@ -338,15 +338,93 @@ impl fmt::Debug for TokenValidator {
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
+/// The JOSE header fields the validator reads; the rest are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct JwsHeader {
+    pub alg: String,
     #[serde(default)]
-    kid: Option<String>,
+    pub kid: Option<String>,
     #[serde(default)]
-    x5t: Option<String>,
+    pub x5t: Option<String>,
     #[serde(default)]
-    crit: Option<Value>,
+    pub crit: Option<Value>,
+}
+
+/// A compact JWS split into its three base64url segments, nothing decoded or verified yet.
+///
+/// The validator decodes through these steps in its own order (header, key lookup, signature,
+/// then payload), so the pure steps can be tested and fuzzed without keys or network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactJws<'a> {
+    pub header: &'a str,
+    pub payload: &'a str,
+    pub signature: &'a str,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Splits `token` at its dots; length is checked by the callers (see [`MAX_TOKEN_LEN`]).
+    pub fn split(token: &'a str) -> Result<CompactJws<'a>, Rejection> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [header, payload, signature] = parts.as_slice() else {
+            return Err(Rejection::Malformed(if parts.len() == 5 {
+                "encrypted tokens (JWE) are not supported"
+            } else {
+                "a JWS has three dot-separated parts"
+            }));
+        };
+        Ok(CompactJws {
+            header,
+            payload,
+            signature,
+        })
+    }
+
+    /// `header.payload`: the bytes the signature covers, as a prefix of the token.
+    pub fn signing_input_len(&self) -> usize {
+        self.header.len() + 1 + self.payload.len()
+    }
+
+    /// The decoded header; `alg: none` and `crit` are refused here, before any key lookup.
+    pub fn decode_header(&self) -> Result<JwsHeader, Rejection> {
+        let header_json = URL_SAFE_NO_PAD
+            .decode(self.header)
+            .map_err(|_| Rejection::Malformed("the header is not base64url"))?;
+        let header: JwsHeader = serde_json::from_slice(&header_json)
+            .map_err(|_| Rejection::Malformed("the header is not a JSON object with \"alg\""))?;
+        if header.alg.eq_ignore_ascii_case("none") {
+            return Err(Rejection::AlgNone);
+        }
+        if header.crit.is_some() {
+            return Err(Rejection::CriticalHeader);
+        }
+        Ok(header)
+    }
+
+    /// The decoded claims (only meaningful once the signature verified).
+    pub fn decode_claims(&self) -> Result<Map<String, Value>, Rejection> {
+        let payload = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| Rejection::Malformed("the payload is not base64url"))?;
+        serde_json::from_slice(&payload)
+            .map_err(|_| Rejection::Malformed("the payload is not a JSON object"))
+    }
+}
+
+fn check_len(token: &str) -> Result<(), Rejection> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Rejection::Malformed("the token is longer than 64 KiB"));
+    }
+    Ok(())
+}
+
+/// Header and claims of `token` WITHOUT verifying its signature: the validator's own decoding
+/// steps, for diagnostics and tests. Never base a decision on the result.
+pub fn decode_unverified(token: &str) -> Result<(JwsHeader, Map<String, Value>), Rejection> {
+    check_len(token)?;
+    let jws = CompactJws::split(token)?;
+    let header = jws.decode_header()?;
+    let claims = jws.decode_claims()?;
+    Ok((header, claims))
 }
 
 impl TokenValidator {
@@ -390,9 +468,7 @@ impl TokenValidator {
         policy: &ValidationPolicy,
         now: i64,
     ) -> Result<Arc<ValidatedToken>, Rejection> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(Rejection::Malformed("the token is longer than 64 KiB"));
-        }
+        check_len(token)?;
         let key = CacheKey::new(token, policy);
         if let Some(hit) = self.cache.get(&key, now, policy.clock_skew) {
             return Ok(hit);
@@ -409,25 +485,8 @@ impl TokenValidator {
         policy: &ValidationPolicy,
         now: i64,
     ) -> Result<ValidatedToken, Rejection> {
-        let parts: Vec<&str> = token.split('.').collect();
-        let [header_b64, payload_b64, signature_b64] = parts.as_slice() else {
-            return Err(Rejection::Malformed(if parts.len() == 5 {
-                "encrypted tokens (JWE) are not supported"
-            } else {
-                "a JWS has three dot-separated parts"
-            }));
-        };
-        let header_json = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| Rejection::Malformed("the header is not base64url"))?;
-        let header: Header = serde_json::from_slice(&header_json)
-            .map_err(|_| Rejection::Malformed("the header is not a JSON object with \"alg\""))?;
-        if header.alg.eq_ignore_ascii_case("none") {
-            return Err(Rejection::AlgNone);
-        }
-        if header.crit.is_some() {
-            return Err(Rejection::CriticalHeader);
-        }
+        let jws = CompactJws::split(token)?;
+        let header = jws.decode_header()?;
         let supported = supported_algorithm(&header.alg);
         // A token whose algorithm no key could accept is answered from the cached keys only,
         // so it cannot make the cache fetch.
@@ -466,21 +525,16 @@ impl TokenValidator {
                 key: key.kind,
             });
         };
-        if signature_b64.is_empty() {
+        if jws.signature.is_empty() {
             return Err(Rejection::Malformed("the signature is empty"));
         }
-        let message_len = header_b64.len() + 1 + payload_b64.len();
-        let message = &token.as_bytes()[..message_len];
-        let verified = jsonwebtoken::crypto::verify(signature_b64, message, &key.decoding, alg)
+        let message = &token.as_bytes()[..jws.signing_input_len()];
+        let verified = jsonwebtoken::crypto::verify(jws.signature, message, &key.decoding, alg)
             .unwrap_or(false);
         if !verified {
             return Err(Rejection::BadSignature);
         }
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| Rejection::Malformed("the payload is not base64url"))?;
-        let claims: Map<String, Value> = serde_json::from_slice(&payload)
-            .map_err(|_| Rejection::Malformed("the payload is not a JSON object"))?;
+        let claims = jws.decode_claims()?;
         let exp = check_claims(&claims, policy, now)?;
         Ok(ValidatedToken {
             claims,
@@ -500,8 +554,8 @@ fn supported_algorithm(alg: &str) -> Option<Algorithm> {
     }
 }
 
-/// Lifetime, issuer and audience checks; returns `exp`.
-fn check_claims(
+/// Lifetime, issuer and audience checks on verified claims; returns `exp`.
+pub fn check_claims(
     claims: &Map<String, Value>,
     policy: &ValidationPolicy,
     now: i64,
@@ -764,6 +818,37 @@ mod tests {
             }
             .to_string(),
             "algorithm HS256 is not allowed for an RSA key"
+        );
+    }
+
+    #[test]
+    fn unverified_decoding_takes_the_validators_steps() {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"RS256","kid":"k"}"#),
+            b64(r#"{"aud":"x"}"#)
+        );
+        let (header, claims) = decode_unverified(&token).expect("decodes");
+        assert_eq!(
+            (header.alg.as_str(), header.kid.as_deref()),
+            ("RS256", Some("k"))
+        );
+        assert_eq!(claims["aud"], "x");
+        let none = format!("{}.{}.", b64(r#"{"alg":"None"}"#), b64("{}"));
+        assert_eq!(decode_unverified(&none), Err(Rejection::AlgNone));
+        let crit = format!("{}.{}.s", b64(r#"{"alg":"RS256","crit":[]}"#), b64("{}"));
+        assert_eq!(decode_unverified(&crit), Err(Rejection::CriticalHeader));
+        assert!(
+            matches!(decode_unverified("a.b.c.d.e"), Err(Rejection::Malformed(m)) if m.contains("JWE"))
+        );
+        let long = format!(
+            "{}.{}.s",
+            b64(r#"{"alg":"RS256"}"#),
+            "A".repeat(MAX_TOKEN_LEN)
+        );
+        assert!(
+            matches!(decode_unverified(&long), Err(Rejection::Malformed(m)) if m.contains("64 KiB"))
         );
     }
 

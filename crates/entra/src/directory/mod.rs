@@ -12,7 +12,9 @@ use std::sync::Arc;
 use easyauth_store::{ObjectKind, Store, StoreError};
 
 pub use model::*;
-pub use seed::{DirectoryError, GRAPH_APP_ID, GRAPH_RESOURCE, Seed};
+pub use seed::{
+    ARM_APP_ID, ARM_RESOURCE, AZURE_CLI_APP_ID, DirectoryError, GRAPH_APP_ID, GRAPH_RESOURCE, Seed,
+};
 
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -35,9 +37,9 @@ impl Directory {
         grants: Vec<PermissionGrant>,
         assignments: Vec<AppRoleAssignment>,
     ) -> Directory {
-        if !apps.iter().any(|a| a.app_id == GRAPH_APP_ID) {
-            apps.push(graph_application());
-        }
+        // The built-in applications are never stored, and nothing stored may stand in for them.
+        apps.retain(|a| builtin_name(&a.app_id).is_none());
+        apps.extend(builtin_applications());
         let mut dir = Directory {
             tenant,
             grants,
@@ -191,6 +193,24 @@ impl Directory {
     }
 
     /// Returns a copy with one grant added or replaced (by id).
+    /// The same directory with `app` added or replacing the app of the same `appId`.
+    pub fn with_application(&self, app: Application) -> Directory {
+        let mut apps: Vec<Application> = self
+            .apps
+            .iter()
+            .filter(|a| !a.app_id.eq_ignore_ascii_case(&app.app_id))
+            .map(|a| (**a).clone())
+            .collect();
+        apps.push(app);
+        Directory::new(
+            self.tenant.clone(),
+            self.users.clone(),
+            apps,
+            self.grants.clone(),
+            self.assignments.clone(),
+        )
+    }
+
     pub fn with_grant(&self, grant: PermissionGrant) -> Directory {
         let mut grants = self.grants.clone();
         grants.retain(|g| g.id != grant.id);
@@ -228,6 +248,103 @@ pub enum LoadError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// The applications every Entra tenant has, with Entra's real ids: Microsoft Graph, Azure Resource
+/// Manager and the Azure CLI.
+pub fn builtin_applications() -> Vec<Application> {
+    vec![
+        graph_application(),
+        azure_resource_manager_application(),
+        azure_cli_application(),
+    ]
+}
+
+/// The display name of the built-in application with this appId, if it is one.
+pub fn builtin_name(app_id: &str) -> Option<&'static str> {
+    [
+        (GRAPH_APP_ID, "Microsoft Graph"),
+        (ARM_APP_ID, "Windows Azure Service Management API"),
+        (AZURE_CLI_APP_ID, "Microsoft Azure CLI"),
+    ]
+    .into_iter()
+    .find(|(id, _)| id.eq_ignore_ascii_case(app_id))
+    .map(|(_, name)| name)
+}
+
+fn delegated_scope(id: &str, value: &str, kind: &str, admin: &str, user: &str) -> PermissionScope {
+    PermissionScope {
+        id: id.into(),
+        value: value.into(),
+        consent_type: kind.into(),
+        is_enabled: true,
+        admin_consent_display_name: Some(admin.into()),
+        admin_consent_description: None,
+        user_consent_display_name: Some(user.into()),
+        user_consent_description: None,
+    }
+}
+
+/// ARM's only delegated permission.
+pub const ARM_USER_IMPERSONATION_ID: &str = "41094075-9dad-400e-a0bd-54e686782033";
+
+/// Azure Resource Manager ("Windows Azure Service Management API"): v1 access tokens whose `aud`
+/// is the identifier as requested (`https://management.core.windows.net/` from the CLI,
+/// `https://management.azure.com` from the SDKs). It has no app roles: access is Azure RBAC's
+/// decision, so any confidential client of the tenant gets app-only tokens for it. The Azure CLI
+/// is pre-authorized for `user_impersonation`, which is how Entra's first-party apps need no
+/// consent.
+pub fn azure_resource_manager_application() -> Application {
+    Application {
+        id: "8e1b2c3d-0000-4000-8000-00000000a004".into(),
+        app_id: ARM_APP_ID.into(),
+        display_name: "Windows Azure Service Management API".into(),
+        identifier_uris: vec![ARM_RESOURCE.into(), "https://management.azure.com/".into()],
+        service_principal_id: "8e1b2c3d-0000-4000-8000-00000000b004".into(),
+        api: ApiApplication {
+            requested_access_token_version: Some(1),
+            oauth2_permission_scopes: vec![delegated_scope(
+                ARM_USER_IMPERSONATION_ID,
+                "user_impersonation",
+                "User",
+                "Access Azure Service Management as organization users (preview)",
+                "Access Azure Service Management as you (preview)",
+            )],
+            pre_authorized_applications: vec![PreAuthorizedApplication {
+                app_id: AZURE_CLI_APP_ID.into(),
+                delegated_permission_ids: vec![ARM_USER_IMPERSONATION_ID.into()],
+            }],
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The Microsoft Azure CLI: a public client (no credentials; `http://localhost` for `az login`'s
+/// browser flow, device code otherwise). Its permissions are pre-authorized by the resources
+/// (ARM `user_impersonation`; Graph's user-consentable permissions), so nobody is asked to consent.
+pub fn azure_cli_application() -> Application {
+    Application {
+        id: "8e1b2c3d-0000-4000-8000-00000000a005".into(),
+        app_id: AZURE_CLI_APP_ID.into(),
+        display_name: "Microsoft Azure CLI".into(),
+        service_principal_id: "8e1b2c3d-0000-4000-8000-00000000b005".into(),
+        public_client: RedirectUris {
+            redirect_uris: vec!["http://localhost".into()],
+        },
+        is_fallback_public_client: Some(true),
+        ..Default::default()
+    }
+}
+
+/// Graph's permissions pre-authorized for the Azure CLI: every delegated permission a user could
+/// consent to (not `User.Read.All`, which needs an administrator).
+const GRAPH_CLI_PERMISSIONS: [&str; 5] = [
+    "e1fe6dd8-ba31-4d61-89e7-88639da4683d", // User.Read
+    "b340eb25-3456-403f-be2f-af7a0d370277", // User.ReadBasic.All
+    "37f7f235-527c-4136-accd-4a02d197296e", // openid
+    "14dad69e-099b-42c9-810b-d002981feec1", // profile
+    "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0", // email
+];
 
 /// The Microsoft Graph application, with the delegated scopes the tutorial and MSAL use. The ids
 /// are Graph's real permission ids, so directory files copied from Azure keep working.
@@ -294,6 +411,10 @@ pub fn graph_application() -> Application {
                     "Maintain access to data you have given it access to",
                 ),
             ],
+            pre_authorized_applications: vec![PreAuthorizedApplication {
+                app_id: AZURE_CLI_APP_ID.into(),
+                delegated_permission_ids: GRAPH_CLI_PERMISSIONS.map(String::from).to_vec(),
+            }],
             ..Default::default()
         },
         ..Default::default()

@@ -13,6 +13,12 @@ use crate::credentials;
 /// The Microsoft Graph application every tenant has.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+/// Azure Resource Manager ("Windows Azure Service Management API").
+pub const ARM_APP_ID: &str = "797f4846-ba00-4fd7-ba43-dac1f8f63013";
+/// The identifier the Azure CLI asks for (`https://management.core.windows.net//.default`).
+pub const ARM_RESOURCE: &str = "https://management.core.windows.net/";
+/// The Microsoft Azure CLI, a public client.
+pub const AZURE_CLI_APP_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,19 +189,37 @@ fn validate(file: &str, parsed: DirectoryFile) -> Result<Seed, DirectoryError> {
     }
 
     let mut apps = parsed.applications;
-    apps.push(super::graph_application());
+    let file_apps = apps.len();
+    let builtins = super::builtin_applications();
+    // Identifier URIs of the built-in applications, in both trailing-slash forms (the directory
+    // resolves either), so a file cannot take over `https://management.azure.com` either.
+    let builtin_uris: Vec<(String, &str)> = builtins
+        .iter()
+        .flat_map(|b| {
+            b.identifier_uris.iter().map(|u| {
+                (
+                    u.trim_end_matches('/').to_ascii_lowercase(),
+                    b.display_name.as_str(),
+                )
+            })
+        })
+        .collect();
     let mut app_ids = HashSet::new();
     let mut uris = HashSet::new();
     for (i, app) in apps.iter_mut().enumerate() {
         let p = format!("$.applications[{i}]");
         app.app_id = c.guid(&format!("{p}.appId"), &app.app_id)?;
+        if let Some(name) = super::builtin_name(&app.app_id) {
+            return Err(c.fail(
+                format!("{p}.appId"),
+                format!("{} is the built-in {name} appId", app.app_id),
+            ));
+        }
         if !app_ids.insert(app.app_id.clone()) {
-            let what = if app.app_id == GRAPH_APP_ID {
-                "the built-in Microsoft Graph appId"
-            } else {
-                "a duplicate appId"
-            };
-            return Err(c.fail(format!("{p}.appId"), format!("{} is {what}", app.app_id)));
+            return Err(c.fail(
+                format!("{p}.appId"),
+                format!("{} is a duplicate appId", app.app_id),
+            ));
         }
         app.id = if app.id.is_empty() {
             derived_id(&app.app_id, "application")
@@ -225,6 +249,13 @@ fn validate(file: &str, parsed: DirectoryFile) -> Result<Seed, DirectoryError> {
                         "expected an absolute URI such as api://{}, found {uri:?}",
                         app.app_id
                     ),
+                ));
+            }
+            let bare = uri.trim_end_matches('/').to_ascii_lowercase();
+            if let Some((_, name)) = builtin_uris.iter().find(|(u, _)| *u == bare) {
+                return Err(c.fail(
+                    path,
+                    format!("identifier URI {uri} belongs to the built-in {name}"),
                 ));
             }
             if !uris.insert(uri.to_ascii_lowercase()) {
@@ -363,13 +394,15 @@ fn validate(file: &str, parsed: DirectoryFile) -> Result<Seed, DirectoryError> {
         }
     }
 
-    // Cross-references need every application known first.
+    // Cross-references need every application known first, the built-in ones included (a file
+    // may require ARM's `user_impersonation` or grant a permission to the Azure CLI).
+    apps.extend(builtins);
     let find_app = |id: &str| {
         apps.iter().position(|a| {
             a.app_id.eq_ignore_ascii_case(id) || a.service_principal_id.eq_ignore_ascii_case(id)
         })
     };
-    for (i, app) in apps.iter().enumerate() {
+    for (i, app) in apps.iter().enumerate().take(file_apps) {
         let p = format!("$.applications[{i}]");
         for (j, pre) in app.api.pre_authorized_applications.iter().enumerate() {
             if find_app(&pre.app_id).is_none() {
@@ -517,8 +550,8 @@ fn validate(file: &str, parsed: DirectoryFile) -> Result<Seed, DirectoryError> {
         }
     }
 
-    // Graph is built in and never stored from a file.
-    apps.retain(|a| a.app_id != GRAPH_APP_ID);
+    // The built-in applications are never stored from a file.
+    apps.truncate(file_apps);
     Ok(Seed {
         tenant,
         users,
@@ -578,6 +611,49 @@ mod tests {
             r#"{{{TENANT},"oauth2PermissionGrants":[{{"clientId":"3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c","consentType":"AllPrincipals","resourceId":"00000003-0000-0000-c000-000000000000","scope":"User.Read"}}]}}"#
         ));
         assert!(e.contains("$.oauth2PermissionGrants[0].clientId"), "{e}");
+    }
+
+    #[test]
+    fn built_in_applications_cannot_be_redefined_but_can_be_referenced() {
+        for (app_id, name) in [
+            (GRAPH_APP_ID, "Microsoft Graph"),
+            (ARM_APP_ID, "Windows Azure Service Management API"),
+            (AZURE_CLI_APP_ID, "Microsoft Azure CLI"),
+        ] {
+            let e = err(&format!(
+                r#"{{{TENANT},"applications":[{{"appId":"{app_id}","displayName":"mine"}}]}}"#
+            ));
+            assert!(
+                e.contains("$.applications[0].appId")
+                    && e.contains(&format!("the built-in {name} appId")),
+                "{e}"
+            );
+        }
+        for uri in [
+            "https://management.azure.com",
+            "https://management.core.windows.net/",
+        ] {
+            let e = err(&format!(
+                r#"{{{TENANT},"applications":[{{"appId":"3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c","displayName":"a","identifierUris":["{uri}"]}}]}}"#
+            ));
+            assert!(e.contains("$.applications[0].identifierUris[0]"), "{e}");
+            assert!(
+                e.contains("built-in Windows Azure Service Management API"),
+                "{e}"
+            );
+        }
+        // A file may require ARM's permission and grant permissions to the Azure CLI.
+        let seed = Seed::parse(
+            "dir.json",
+            &format!(
+                r#"{{{TENANT},"applications":[{{"appId":"3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c","displayName":"a",
+                "requiredResourceAccess":[{{"resourceAppId":"{ARM_APP_ID}","resourceAccess":[{{"id":"41094075-9dad-400e-a0bd-54e686782033","type":"Scope"}}]}}]}}],
+                "oauth2PermissionGrants":[{{"clientId":"{AZURE_CLI_APP_ID}","consentType":"AllPrincipals","resourceId":"{GRAPH_APP_ID}","scope":"User.Read.All"}}]}}"#
+            ),
+        )
+        .expect("valid");
+        assert_eq!(seed.applications.len(), 1, "built-ins are never stored");
+        assert_eq!(seed.grants[0].client_id, AZURE_CLI_APP_ID);
     }
 
     #[test]

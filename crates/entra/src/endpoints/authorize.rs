@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use super::form::{Params, read_form};
 use super::tenant;
 use crate::Idp;
-use crate::consent;
+use crate::consent::{self, ConsentPrompt};
 use crate::directory::{Application, Directory, RedirectKind, User};
 use crate::error::{EntraError, Outcome};
 use crate::log::LogFields;
 use crate::pages;
 use crate::scopes::{ResourceScopes, Scopes};
 use crate::session::SignInSession;
-use crate::signin::check_password;
+use crate::signin::{self, SignInRule, SignInStep, check_password};
 use crate::tokens::IdTokenSpec;
 use crate::util::{clip, now, random_token, sha256_hex};
 
@@ -347,96 +347,40 @@ struct Flow {
     just_consented: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum SignInStep {
-    /// Only the session cookie speaks for the user.
-    #[default]
-    Session,
-    /// The consent form, shortly after a sign-in: that sign-in satisfies `prompt=login`, but the
-    /// request's `login_hint` must still name the signed-in account.
-    Recent,
-    /// The sign-in form was just submitted: the user typed the account and password.
-    Typed,
-}
-
 /// How long after signing in the consent form still counts as part of that sign-in (so
 /// `prompt=login` does not ask for the password twice in one flow).
 const SIGN_IN_STEP_LIFETIME: i64 = 600;
 
 /// The signed-in user, if the session satisfies the request (`prompt`, `login_hint`, an enabled
-/// account); `None` means the user must sign in. Every step applies this same rule.
+/// account); `None` means the user must sign in. Every step applies this same rule
+/// ([`crate::signin::signed_in_user`], shared with the device-code page).
 fn signed_in_user<'d>(
     dir: &'d Directory,
     req: &AuthorizeRequest,
     session: Option<&SignInSession>,
     flow: Flow,
 ) -> Option<&'d User> {
-    let user = session
-        .and_then(|s| dir.user(&s.user_id))
-        .filter(|u| u.account_enabled)?;
-    let hint_mismatch = req
-        .login_hint
-        .as_ref()
-        .is_some_and(|hint| !hint.eq_ignore_ascii_case(&user.user_principal_name));
-    let must_sign_in = match flow.sign_in {
-        SignInStep::Typed => false,
-        SignInStep::Recent => hint_mismatch,
-        SignInStep::Session => {
-            matches!(req.prompt, Prompt::Login | Prompt::SelectAccount) || hint_mismatch
-        }
+    let rule = SignInRule {
+        fresh: matches!(req.prompt, Prompt::Login | Prompt::SelectAccount),
+        login_hint: req.login_hint.as_deref(),
     };
-    (!must_sign_in).then_some(user)
+    signin::signed_in_user(dir, session, rule, flow.sign_in)
 }
 
 /// What the user must still consent to for this request, resource by resource, or the error
-/// that ends it (`prompt=none`, or a permission only an administrator can grant). The authorize
-/// request and the consent form both go through here, so a posted form cannot skip a rule.
+/// that ends it. The authorize request, the consent form and the device-code page all go
+/// through [`consent::needed`], so a posted form cannot skip a rule.
 fn consent_needed<'r>(
     dir: &Directory,
     req: &'r AuthorizeRequest,
     user: &User,
     flow: Flow,
 ) -> Result<Vec<(&'r ResourceScopes, Vec<String>)>, EntraError> {
-    let mut to_consent = Vec::new();
-    for resource in &req.scopes.resources {
-        let mut missing = consent::missing(dir, &req.client, resource, Some(&user.id));
-        if req.prompt == Prompt::Consent && !flow.just_consented {
-            missing = resource.values.clone();
-            if resource.default {
-                missing.extend(consent::effective(
-                    dir,
-                    &req.client,
-                    resource,
-                    Some(&user.id),
-                ));
-            }
-        }
-        if !missing.is_empty() {
-            to_consent.push((resource, missing));
-        }
-    }
-    if to_consent.is_empty() {
-        return Ok(to_consent);
-    }
-    if req.prompt == Prompt::None || flow.just_consented {
-        return Err(EntraError::InteractiveConsentRequired {
-            client_id: req.client.app_id.clone(),
-            client_name: req.client.display_name.clone(),
-        });
-    }
-    if to_consent
-        .iter()
-        .any(|(r, values)| consent::needs_admin(&r.app, values))
-    {
-        return Err(EntraError::InvalidRequest {
-            code: 90094,
-            message: format!(
-                "{} needs permission to access resources in your organization that only an admin can grant.",
-                req.client.display_name
-            ),
-        });
-    }
-    Ok(to_consent)
+    let prompt = ConsentPrompt {
+        force: req.prompt == Prompt::Consent && !flow.just_consented,
+        silent: req.prompt == Prompt::None || flow.just_consented,
+    };
+    consent::needed(dir, &req.client, &req.scopes.resources, user, prompt)
 }
 
 async fn proceed(
@@ -463,21 +407,7 @@ async fn proceed(
     if !to_consent.is_empty() {
         let permissions: Vec<pages::Permission> = to_consent
             .iter()
-            .flat_map(|(r, values)| {
-                values.iter().map(|v| pages::Permission {
-                    resource: r.app.display_name.clone(),
-                    value: v.clone(),
-                    description: r
-                        .app
-                        .scope_by_value(v)
-                        .and_then(|s| {
-                            s.user_consent_display_name
-                                .clone()
-                                .or_else(|| s.admin_consent_display_name.clone())
-                        })
-                        .unwrap_or_else(|| v.clone()),
-                })
-            })
+            .flat_map(|(r, values)| values.iter().map(|v| pages::Permission::of(&r.app, v)))
             .collect();
         let (csrf, set_cookie) = idp.csrf_token(headers);
         let action = format!("{}/{}/consent", idp.config.public_url, dir.tenant.id);
@@ -622,7 +552,7 @@ fn reject(rejection: Rejection) -> Response {
     }
 }
 
-fn error_page(error: &EntraError) -> Response {
+pub(crate) fn error_page(error: &EntraError) -> Response {
     let body = error.body(None);
     let status = match error.status() {
         StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
@@ -640,7 +570,7 @@ fn error_page(error: &EntraError) -> Response {
     response
 }
 
-fn html_response(
+pub(crate) fn html_response(
     status: StatusCode,
     html: String,
     set_cookie: Option<String>,
@@ -808,7 +738,7 @@ pub(crate) async fn consent(
         Ok(c) => c,
         Err(e) => return reject((e, &req).into()),
     };
-    let dir = match record_consent(&idp, &req, &user, &to_consent).await {
+    let dir = match consent::record(&idp, &req.client, &user, &to_consent).await {
         Ok(d) => d,
         Err(e) => return reject((e, &req).into()),
     };
@@ -824,37 +754,6 @@ pub(crate) async fn consent(
         },
     )
     .await
-}
-
-/// Stores the user's consent to exactly what [`consent_needed`] allowed.
-async fn record_consent(
-    idp: &Idp,
-    req: &AuthorizeRequest,
-    user: &User,
-    to_consent: &[(&ResourceScopes, Vec<String>)],
-) -> Result<Arc<Directory>, EntraError> {
-    let _guard = idp.consent_lock.lock().await;
-    let mut dir = idp.directory();
-    for (resource, values) in to_consent {
-        if values.is_empty() {
-            continue;
-        }
-        let grant = consent::user_grant(&dir, &req.client, &resource.app, &user.id, values);
-        let json =
-            serde_json::to_string(&grant).map_err(|e| EntraError::Internal(e.to_string()))?;
-        idp.store
-            .put_object(
-                easyauth_store::ObjectKind::PermissionGrant,
-                &dir.tenant.id,
-                &grant.id,
-                &json,
-            )
-            .await?;
-        let updated = dir.with_grant(grant);
-        idp.replace_directory(updated);
-        dir = idp.directory();
-    }
-    Ok(dir)
 }
 
 impl LogFields {

@@ -1,6 +1,7 @@
 //! The HTTP surface, one module per protocol area.
 
 pub mod authorize;
+pub mod devicecode;
 pub mod discovery;
 pub mod form;
 pub mod graph;
@@ -40,29 +41,52 @@ pub(crate) fn router(idp: Arc<Idp>) -> Router {
         .route("/{tenant}/consent", post(authorize::consent))
         .route("/{tenant}/oauth2/v2.0/token", any(token::token))
         .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            any(devicecode::device_authorization),
+        )
+        // The page the device authorization endpoint's `verification_uri` names, and the v1
+        // spelling of it.
+        .route(
+            "/devicelogin",
+            get(devicecode::page::show).post(devicecode::page::submit),
+        )
+        .route(
+            "/{tenant}/oauth2/deviceauth",
+            get(devicecode::page::show_for_tenant),
+        )
+        .route(
             "/{tenant}/oauth2/v2.0/logout",
             get(logout::logout).post(logout::logout_post),
         )
         .route("/v1.0/me", get(graph::me))
         .route("/oidc/userinfo", get(graph::userinfo).post(graph::userinfo))
-        // The v1 document advertises these, as Entra's does: logout means the same; the v1
-        // authorize and token protocols (`resource=`) are refused with an explanation.
+        // The v1 document advertises these, as Entra's does: logout and the device authorization
+        // endpoint mean the same (scopes, not `resource=`), the token endpoint serves the
+        // device-code grant; the v1 authorize and token protocols (`resource=`) are refused
+        // with an explanation.
         .route(
             "/{tenant}/oauth2/logout",
             get(logout::logout).post(logout::logout_post),
         )
-        .route("/{tenant}/oauth2/token", any(v1_unsupported))
+        .route(
+            "/{tenant}/oauth2/devicecode",
+            any(devicecode::device_authorization),
+        )
+        .route("/{tenant}/oauth2/token", any(token::token_v1))
         .route("/{tenant}/oauth2/authorize", any(v1_unsupported))
         .fallback(not_found)
         .with_state(idp)
 }
 
 async fn v1_unsupported() -> Response {
-    let err = EntraError::InvalidRequest {
+    JsonError::from(v1_refusal()).into_response()
+}
+
+pub(crate) fn v1_refusal() -> EntraError {
+    EntraError::InvalidRequest {
         code: 901002,
         message: "The v1.0 authorize and token endpoints (with 'resource=') are not served by easyauth's identity provider; use /oauth2/v2.0/ with scopes such as '<resource>/.default'.".into(),
-    };
-    JsonError::from(err).into_response()
+    }
 }
 
 async fn not_found() -> Response {

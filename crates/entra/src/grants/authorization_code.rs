@@ -3,15 +3,10 @@
 use axum::response::Response;
 use easyauth_store::Consumed;
 
-use super::GrantContext;
-use crate::consent;
-use crate::directory::{GRAPH_APP_ID, RedirectKind};
+use super::{GrantContext, UserGrant};
+use crate::directory::RedirectKind;
 use crate::endpoints::authorize::{CODE_KIND, CodeRecord};
 use crate::error::EntraError;
-use crate::scopes::Scopes;
-use crate::tokens::{
-    AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope,
-};
 use crate::util::{b64url, clip, ct_eq, now, sha256, sha256_hex};
 
 pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraError> {
@@ -77,76 +72,15 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         .user(&record.user_id)
         .filter(|u| u.account_enabled)
         .ok_or_else(|| EntraError::UserNotFound(record.user_id.clone()))?;
-    let granted = Scopes::parse(dir, &record.scope)?;
-    let token_scope_raw = ctx.params.get("scope").unwrap_or(&record.scope);
-    let token_scopes = Scopes::parse(dir, token_scope_raw)?;
-    let oidc = granted.oidc;
-    let mut response = match token_scopes.single_resource(token_scope_raw)? {
-        Some(resource) => {
-            let missing = consent::missing(dir, &client, resource, Some(&user.id));
-            if !missing.is_empty() {
-                return Err(EntraError::ConsentRequired {
-                    client_id: client.app_id.clone(),
-                    client_name: client.display_name.clone(),
-                });
-            }
-            let spec = AccessTokenSpec {
-                client: &client,
-                acr,
-                resource: &resource.app,
-                identifier: &resource.identifier,
-                user: Some(user),
-                scp: Some(consent::effective(dir, &client, resource, Some(&user.id)).join(" ")),
-                roles: dir.assigned_roles(&resource.app, &user.id, "User"),
-            };
-            let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
-            let mut r = TokenResponse::bearer(at, lifetime);
-            r.scope = Some(response_scope(&resource.requested, &oidc));
-            r
-        }
-        None => {
-            // Only OpenID Connect scopes: a token for Graph's userinfo, as Entra issues.
-            let graph = dir
-                .app(GRAPH_APP_ID)
-                .ok_or_else(|| EntraError::Internal("Graph is missing".into()))?;
-            let scp: Vec<&str> = oidc.names().filter(|n| *n != "offline_access").collect();
-            let spec = AccessTokenSpec {
-                client: &client,
-                acr,
-                resource: graph,
-                identifier: crate::directory::GRAPH_RESOURCE,
-                user: Some(user),
-                scp: Some(scp.join(" ")),
-                roles: Vec::new(),
-            };
-            let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
-            let mut r = TokenResponse::bearer(at, lifetime);
-            r.scope = Some(response_scope(&[], &oidc));
-            r
-        }
+    let grant = UserGrant {
+        client: &client,
+        acr,
+        user,
+        granted_scope: &record.scope,
+        token_scope: ctx.params.get("scope").unwrap_or(&record.scope),
+        nonce: record.nonce.as_deref(),
+        auth_time: record.auth_time,
+        grant: "authorization_code",
     };
-    if oidc.openid {
-        let spec = IdTokenSpec {
-            nonce: record.nonce.as_deref(),
-            profile: oidc.profile,
-            email: oidc.email,
-            code: None,
-            auth_time: Some(record.auth_time),
-        };
-        response.id_token = Some(ctx.idp.id_token(dir, &client, user, &spec)?);
-    }
-    if oidc.offline_access {
-        let data = RefreshData {
-            scope: record.scope.clone(),
-            auth_time: record.auth_time,
-            confidential: acr != ClientAcr::Public,
-        };
-        let (value, rt) = ctx.idp.new_refresh_token(dir, &client, user, &data, None);
-        store.insert_refresh_token(&rt).await?;
-        response.refresh_token = Some(value);
-    }
-    if ctx.wants_client_info() {
-        response.client_info = Some(ctx.idp.client_info(dir, user));
-    }
-    Ok(response.into_response_with(ctx.log(&client, "authorization_code")))
+    super::user_tokens(ctx, &grant).await
 }

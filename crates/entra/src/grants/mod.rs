@@ -1,7 +1,10 @@
 //! One module per `grant_type`, behind a dispatcher (the shape of dex's `server/grants`).
+//! Parameters no grant reads (`claims` with MSAL's `CP1` capability, `client_info` where no user
+//! is involved, telemetry) are accepted and ignored, as Entra does.
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod on_behalf_of;
 mod refresh_token;
 
@@ -11,13 +14,18 @@ use axum::response::Response;
 
 use crate::Idp;
 use crate::client_auth::ClientRequest;
-use crate::directory::{Application, Directory};
+use crate::consent;
+use crate::directory::{Application, Directory, GRAPH_APP_ID, GRAPH_RESOURCE, User};
 use crate::endpoints::form::Params;
 use crate::error::EntraError;
 use crate::log::LogFields;
-use crate::tokens::ClientAcr;
+use crate::scopes::Scopes;
+use crate::tokens::{
+    AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope,
+};
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(crate) const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Everything a grant handler needs about the request.
 pub(crate) struct GrantContext<'a> {
@@ -72,6 +80,7 @@ pub(crate) fn grant_name(grant_type: &str) -> Option<&'static str> {
         "refresh_token" => Some("refresh_token"),
         "client_credentials" => Some("client_credentials"),
         JWT_BEARER => Some("on_behalf_of"),
+        DEVICE_CODE => Some("device_code"),
         _ => None,
     }
 }
@@ -85,6 +94,121 @@ pub(crate) async fn dispatch(ctx: &GrantContext<'_>) -> Result<Response, EntraEr
         "refresh_token" => refresh_token::handle(ctx).await,
         "client_credentials" => client_credentials::handle(ctx).await,
         JWT_BEARER => on_behalf_of::handle(ctx).await,
+        DEVICE_CODE => device_code::handle(ctx).await,
         other => Err(EntraError::UnsupportedGrantType(clip(other, 100))),
     }
+}
+
+/// A user's sign-in that a grant (an authorization code, a device code) turns into tokens.
+#[derive(Debug)]
+pub(crate) struct UserGrant<'a> {
+    pub(crate) client: &'a Application,
+    pub(crate) acr: ClientAcr,
+    pub(crate) user: &'a User,
+    /// What the user signed in and consented for (every resource, OpenID Connect scopes): the
+    /// refresh token remembers it.
+    pub(crate) granted_scope: &'a str,
+    /// The scopes of this token: the request's `scope`, else the granted ones.
+    pub(crate) token_scope: &'a str,
+    pub(crate) nonce: Option<&'a str>,
+    pub(crate) auth_time: i64,
+    pub(crate) grant: &'static str,
+}
+
+/// Everything [`user_tokens`] refuses, checked without issuing anything, so a grant can verify
+/// the request before it uses up a single-use code.
+pub(crate) fn check_user_grant(dir: &Directory, g: &UserGrant<'_>) -> Result<(), EntraError> {
+    Scopes::parse(dir, g.granted_scope)?;
+    let token_scopes = Scopes::parse(dir, g.token_scope)?;
+    if let Some(resource) = token_scopes.single_resource(g.token_scope)?
+        && !consent::missing(dir, g.client, resource, Some(&g.user.id)).is_empty()
+    {
+        return Err(EntraError::ConsentRequired {
+            client_id: g.client.app_id.clone(),
+            client_name: g.client.display_name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The token response for a user's grant: the access token for the one resource named (Graph's
+/// userinfo when only OpenID Connect scopes are), the ID token with `openid`, a refresh token
+/// with `offline_access`, and `client_info` when asked.
+pub(crate) async fn user_tokens(
+    ctx: &GrantContext<'_>,
+    g: &UserGrant<'_>,
+) -> Result<Response, EntraError> {
+    let dir = ctx.dir;
+    let (client, user) = (g.client, g.user);
+    let granted = Scopes::parse(dir, g.granted_scope)?;
+    let token_scopes = Scopes::parse(dir, g.token_scope)?;
+    let oidc = granted.oidc;
+    let mut response = match token_scopes.single_resource(g.token_scope)? {
+        Some(resource) => {
+            let missing = consent::missing(dir, client, resource, Some(&user.id));
+            if !missing.is_empty() {
+                return Err(EntraError::ConsentRequired {
+                    client_id: client.app_id.clone(),
+                    client_name: client.display_name.clone(),
+                });
+            }
+            let spec = AccessTokenSpec {
+                client,
+                acr: g.acr,
+                resource: &resource.app,
+                identifier: &resource.identifier,
+                user: Some(user),
+                scp: Some(consent::effective(dir, client, resource, Some(&user.id)).join(" ")),
+                roles: dir.assigned_roles(&resource.app, &user.id, "User"),
+            };
+            let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
+            let mut r = TokenResponse::bearer(at, lifetime);
+            r.scope = Some(response_scope(&resource.requested, &oidc));
+            r
+        }
+        None => {
+            // Only OpenID Connect scopes: a token for Graph's userinfo, as Entra issues.
+            let graph = dir
+                .app(GRAPH_APP_ID)
+                .ok_or_else(|| EntraError::Internal("Graph is missing".into()))?;
+            let scp: Vec<&str> = oidc.names().filter(|n| *n != "offline_access").collect();
+            let spec = AccessTokenSpec {
+                client,
+                acr: g.acr,
+                resource: graph,
+                identifier: GRAPH_RESOURCE,
+                user: Some(user),
+                scp: Some(scp.join(" ")),
+                roles: Vec::new(),
+            };
+            let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
+            let mut r = TokenResponse::bearer(at, lifetime);
+            r.scope = Some(response_scope(&[], &oidc));
+            r
+        }
+    };
+    if oidc.openid {
+        let spec = IdTokenSpec {
+            nonce: g.nonce,
+            profile: oidc.profile,
+            email: oidc.email,
+            code: None,
+            auth_time: Some(g.auth_time),
+        };
+        response.id_token = Some(ctx.idp.id_token(dir, client, user, &spec)?);
+    }
+    if oidc.offline_access {
+        let data = RefreshData {
+            scope: g.granted_scope.to_owned(),
+            auth_time: g.auth_time,
+            confidential: g.acr != ClientAcr::Public,
+        };
+        let (value, rt) = ctx.idp.new_refresh_token(dir, client, user, &data, None);
+        ctx.idp.store.insert_refresh_token(&rt).await?;
+        response.refresh_token = Some(value);
+    }
+    if ctx.wants_client_info() {
+        response.client_info = Some(ctx.idp.client_info(dir, user));
+    }
+    Ok(response.into_response_with(ctx.log(client, g.grant)))
 }

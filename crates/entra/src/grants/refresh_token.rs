@@ -1,6 +1,8 @@
 //! `grant_type=refresh_token`: rotation with reuse detection. Each refresh token works once; its
 //! successor belongs to the same family, and presenting a token that was already exchanged
-//! revokes the whole family (a stolen copy and the legitimate one cannot both live on).
+//! revokes the whole family (a stolen copy and the legitimate one cannot both live on). The
+//! `scope` may name another resource than the sign-in did (Entra's multi-resource refresh
+//! tokens), when the client may use that resource for the user.
 
 use axum::response::Response;
 
@@ -66,7 +68,18 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
                 reason: "Name the resource the token is for.".into(),
             })?,
     };
-    if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty() {
+    // Refresh tokens are multi-resource, as Entra's are: one from a sign-in for ARM buys a Graph
+    // token too. A resource the sign-in did not name needs a grant of its own (consent,
+    // pre-authorization), not merely nothing missing: `/.default` of a resource the client was
+    // never granted anything on would otherwise yield a token with an empty `scp`.
+    let scp = consent::effective(dir, &client, resource, Some(&user.id));
+    let signed_in_for = original
+        .resources
+        .iter()
+        .any(|r| r.app.app_id == resource.app.app_id);
+    if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty()
+        || (!signed_in_for && scp.is_empty())
+    {
         return Err(EntraError::ConsentRequired {
             client_id: client.app_id.clone(),
             client_name: client.display_name.clone(),
@@ -89,7 +102,7 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
         resource: &resource.app,
         identifier: &resource.identifier,
         user: Some(user),
-        scp: Some(consent::effective(dir, &client, resource, Some(&user.id)).join(" ")),
+        scp: Some(scp.join(" ")),
         roles: dir.assigned_roles(&resource.app, &user.id, "User"),
     };
     let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;

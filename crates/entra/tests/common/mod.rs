@@ -27,6 +27,12 @@ pub const PREAUTH_SCOPE: &str = "3c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 pub const SCOPE_ID: &str = "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 pub const REDIRECT: &str = "https://app.test/cb";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXkdBjftJeZ4CVP";
+/// The Azure CLI's well-known public client id, built into every tenant.
+pub const AZURE_CLI: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+/// What `az login --use-device-code` asks for.
+pub const CLI_SCOPE: &str =
+    "https://management.core.windows.net//.default offline_access openid profile";
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 pub fn directory() -> String {
     serde_json::json!({
@@ -127,9 +133,15 @@ impl Harness {
     }
 
     pub async fn with_directory(json: &str) -> Harness {
+        Harness::with_config(json, |_| {}).await
+    }
+
+    /// A harness whose configuration `adjust` changes (short device-code lifetimes, ...).
+    pub async fn with_config(json: &str, adjust: impl FnOnce(&mut IdpConfig)) -> Harness {
         let seed = Seed::parse("test.json", json).expect("directory");
         let mut config = IdpConfig::new(BASE);
         config.access_token_lifetime = 600;
+        adjust(&mut config);
         let idp = Idp::start(Arc::new(MemoryStore::new()), config, &seed)
             .await
             .expect("start");
@@ -305,4 +317,122 @@ pub async fn user_tokens(h: &Harness) -> (Value, Browser) {
 
 pub fn urlenc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl Harness {
+    /// POST the device authorization endpoint as MSAL does (with the `claims` capability).
+    pub async fn device_code(&self, tenant: &str, client_id: &str, scope: &str) -> Reply {
+        self.post(
+            &format!("/{tenant}/oauth2/v2.0/devicecode"),
+            &[
+                ("client_id", client_id),
+                ("scope", scope),
+                (
+                    "claims",
+                    r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#,
+                ),
+            ],
+            &Browser::default(),
+        )
+        .await
+    }
+
+    /// One poll of the token endpoint, as MSAL sends it (`code` too, `client_info`, `claims`).
+    pub async fn poll(&self, client_id: &str, device_code: &str) -> Reply {
+        self.token(&[
+            ("grant_type", DEVICE_CODE_GRANT),
+            ("client_id", client_id),
+            ("device_code", device_code),
+            ("code", device_code),
+            ("client_info", "1"),
+            (
+                "claims",
+                r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#,
+            ),
+        ])
+        .await
+    }
+
+    /// Walks the device-code page as a person would: enter `user_code`, Continue, sign in as
+    /// alice with `password` if asked, answer a consent page with `consent` if one is shown.
+    /// Returns the last page.
+    pub async fn device_login(
+        &self,
+        browser: &mut Browser,
+        user_code: &str,
+        password: &str,
+        consent: &str,
+    ) -> Reply {
+        let page = self.get("/devicelogin", browser).await;
+        browser.take(&page);
+        let csrf = page.hidden("csrf").expect("code-entry page");
+        let confirm = self
+            .post(
+                "/devicelogin",
+                &[("csrf", &csrf), ("user_code", user_code)],
+                browser,
+            )
+            .await;
+        browser.take(&confirm);
+        if !confirm.body.contains("name=\"confirm\"") {
+            return confirm;
+        }
+        let ctx = confirm.hidden("ctx").unwrap();
+        let mut reply = self
+            .post(
+                "/devicelogin",
+                &[("ctx", &ctx), ("csrf", &csrf), ("confirm", "continue")],
+                browser,
+            )
+            .await;
+        browser.take(&reply);
+        if reply.body.contains("name=\"passwd\"") {
+            reply = self
+                .post(
+                    "/devicelogin",
+                    &[
+                        ("ctx", &ctx),
+                        ("csrf", &csrf),
+                        ("login", "alice@contoso.onmicrosoft.com"),
+                        ("passwd", password),
+                    ],
+                    browser,
+                )
+                .await;
+            browser.take(&reply);
+        }
+        if reply.body.contains("name=\"consent\"") {
+            reply = self
+                .post(
+                    "/devicelogin",
+                    &[("ctx", &ctx), ("csrf", &csrf), ("consent", consent)],
+                    browser,
+                )
+                .await;
+            browser.take(&reply);
+        }
+        reply
+    }
+
+    /// A complete device flow for `client_id` and `scope` as alice: the successful token response.
+    pub async fn device_tokens(&self, client_id: &str, scope: &str) -> Value {
+        let start = self.device_code("organizations", client_id, scope).await;
+        assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+        let start = start.json();
+        let mut browser = Browser::default();
+        let done = self
+            .device_login(
+                &mut browser,
+                start["user_code"].as_str().unwrap(),
+                "alice-pw",
+                "accept",
+            )
+            .await;
+        assert!(done.body.contains("You have signed in"), "{}", done.body);
+        let tokens = self
+            .poll(client_id, start["device_code"].as_str().unwrap())
+            .await;
+        assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+        tokens.json()
+    }
 }
