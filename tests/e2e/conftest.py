@@ -176,3 +176,4 @@ from proxy_e2e import (  # noqa: E402,F401  (fixtures, found by name)
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "proxy: `easyauth proxy` tests (skipped until the proxy exists)")
+    config.addinivalue_line("markers", "az: the real Azure CLI against `easyauth up`")

@@ -46,8 +46,11 @@ class Az:
         self.log = ARTIFACTS / "az.log"
 
     def _record(self, args: list[str], proc_out: str, proc_err: str, code: int) -> None:
+        # The transcript goes to the artifacts: never the secret after -p, nor tokens.
+        shown = ["***" if i > 0 and args[i - 1] in ("-p", "--password") else a for i, a in enumerate(args)]
+        proc_out = re.sub(r'("accessToken": ")[^"]+', r"\1***", proc_out)
         with open(self.log, "a") as f:
-            f.write(f"$ az {' '.join(args)}\n(exit {code})\n{proc_out}\n{proc_err}\n")
+            f.write(f"$ az {' '.join(shown)}\n(exit {code})\n{proc_out}\n{proc_err}\n")
 
     def run(self, *args: str, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess:
         p = subprocess.run([str(AZ), *args], env=self.env, capture_output=True, text=True,

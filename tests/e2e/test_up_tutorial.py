@@ -119,8 +119,9 @@ def wait_for_log(platform: PlatformProcess, text: str, timeout: float = 10.0) ->
 def test_platform_json_describes_the_tutorial(platform: PlatformProcess) -> None:
     info = platform.info
     assert info["pid"] == platform.proc.pid  # type: ignore[union-attr]
-    assert urlsplit(info["admin_url"]).scheme == "http"
-    assert urlsplit(info["admin_url"]).hostname == "127.0.0.1"
+    arm = urlsplit(info["arm_url"])
+    assert (arm.scheme, arm.hostname) == ("https", "127.0.0.1") and arm.port, info["arm_url"]
+    assert GUID.match(info["subscription_id"]) and GUID.match(info["client_id"]), info
     idp = urlsplit(info["idp_url"])
     assert (idp.scheme, idp.hostname) == ("https", "127.0.0.1") and idp.port, info["idp_url"]
     assert Path(info["ca_file"]).is_absolute() and Path(info["ca_file"]).is_file(), info["ca_file"]

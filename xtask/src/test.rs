@@ -57,6 +57,13 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         steps.step("ensure tools (python3, node, npm, chromium)", ensure_tools)?;
         steps.step("python venv (target/e2e/venv)", || python_venv(&e2e, &venv))?;
         steps.step("npm packages (tests/e2e)", || npm_packages(&e2e))?;
+        steps.step(
+            &format!(
+                "azure-cli {AZURE_CLI_VERSION} (cached in {})",
+                azure_cli_dir().display()
+            ),
+            ensure_azure_cli,
+        )?;
     }
 
     if opts.skip_lint || opts.only_e2e {
@@ -125,6 +132,10 @@ fn ensure_tools() -> Result<()> {
     if !Path::new(CHROMIUM).is_file() {
         packages.push("chromium");
     }
+    // The tutorial pipes `az webapp auth show` through jq (tests/e2e/test_az_tutorial.py).
+    if util::which("jq").is_none() {
+        packages.push("jq");
+    }
     ensure_debian_packages(&packages)?;
     for (tool, program) in [
         ("python3", "python3"),
@@ -183,6 +194,59 @@ fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
         ])
         .arg(&requirements))?;
     std::fs::write(&stamp, want).context("writing venv stamp")?;
+    Ok(())
+}
+
+/// The Azure CLI the tests drive: pinned, from PyPI, installed once into a cache outside the
+/// checkout (about 700 MB, 1.5 min), reused by every later run and checkout on the machine.
+const AZURE_CLI_VERSION: &str = "2.91.0";
+
+fn azure_cli_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| repo_root().join("target/tools"));
+    cache
+        .join("easyauth")
+        .join(format!("azure-cli-{AZURE_CLI_VERSION}"))
+}
+
+pub(crate) fn azure_cli_binary() -> PathBuf {
+    azure_cli_dir().join("bin/az")
+}
+
+fn ensure_azure_cli() -> Result<()> {
+    let dir = azure_cli_dir();
+    let az = azure_cli_binary();
+    let stamp = dir.join(".xtask-installed");
+    if az.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(AZURE_CLI_VERSION) {
+        println!("    up to date ({})", az.display());
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing an incomplete install at {}", dir.display()))?;
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).context("creating the tools cache")?;
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    run(Command::new(dir.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+        ])
+        .arg(format!("azure-cli=={AZURE_CLI_VERSION}")))?;
+    let (ok, version) = util::probe(&az.to_string_lossy(), &["version", "--output", "tsv"])
+        .context("the installed az does not run")?;
+    if !ok {
+        bail!("the installed az does not run: {version}");
+    }
+    std::fs::write(&stamp, AZURE_CLI_VERSION).context("writing the azure-cli stamp")?;
     Ok(())
 }
 
@@ -255,6 +319,7 @@ fn e2e_suite(root: &Path, venv: &Path, artifacts: &Path, extra: &[String]) -> Re
         ))
         .args(extra)
         .env("EASYAUTH_BIN", &bin)
+        .env("EASYAUTH_AZ", azure_cli_binary())
         .env("EASYAUTH_ARTIFACTS", artifacts)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1");

@@ -133,6 +133,9 @@ pub struct WebApp {
     /// The `config/logs` properties.
     #[serde(default)]
     pub logs: Option<Value>,
+    /// The `config/metadata` properties (`CURRENT_STACK` on Windows apps).
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
     pub publishing_password: String,
     #[serde(default = "yes")]
     pub basic_auth_scm: bool,

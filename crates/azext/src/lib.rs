@@ -24,7 +24,7 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 pub const EXTENSION_NAME: &str = "authV2";
 /// The wheel's version. Bump it whenever a Python file changes, so that `az extension update`
 /// sees a newer one.
-pub const VERSION: &str = "0.1.0";
+pub const VERSION: &str = "0.2.0";
 /// The Python package az imports (it loads the one `azext_*` folder of the installed extension).
 pub const MODULE: &str = "azext_authv2";
 /// One line for `az extension list-available`.
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn the_wheel_is_a_zip_with_the_sources_and_a_dist_info() {
         let wheel = wheel();
-        assert_eq!(wheel.filename, "authV2-0.1.0-py3-none-any.whl");
+        assert_eq!(wheel.filename, "authV2-0.2.0-py3-none-any.whl");
         let files = unzip(&wheel.bytes);
         for (path, source) in SOURCES {
             assert_eq!(files.get(*path).map(Vec::as_slice), Some(source.as_bytes()));

@@ -83,6 +83,7 @@ pub(crate) fn document(
         app_settings: settings,
         auth_v2,
         logs: None,
+        metadata: Map::new(),
         publishing_password: String::new(),
         basic_auth_scm: true,
         basic_auth_ftp: true,

@@ -137,7 +137,17 @@ pub(crate) async fn handle(
             "properties": {"connectionStringNames": null, "appSettingNames": null, "azureStorageConfigNames": null},
         })),
         ["metadata", "list"] if matches!(*m, Method::POST | Method::GET) => {
-            ok(app.config_resource(&sub, "metadata", json!({})))
+            ok(app.config_resource(&sub, "metadata", Value::Object(app.metadata.clone())))
+        }
+        ["metadata"] if *m == Method::PUT => {
+            let Value::Object(props) = properties(call)?.clone() else {
+                return Err(ArmError::invalid_body("$.properties: expected an object"));
+            };
+            let _guard = arm.state.write.lock().await;
+            let mut app = app;
+            app.metadata = props;
+            arm.state.put_site(&app).await?;
+            ok(app.config_resource(&sub, "metadata", Value::Object(app.metadata.clone())))
         }
         ["azurestorageaccounts", "list"] if matches!(*m, Method::POST | Method::GET) => {
             ok(app.config_resource(&sub, "azurestorageaccounts", json!({})))

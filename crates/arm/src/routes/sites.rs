@@ -228,6 +228,7 @@ async fn put(arm: &Arm, call: &Call, scope: &Scope, name: &str) -> ArmResult<Res
             app_settings: Default::default(),
             auth_v2: None,
             logs: None,
+            metadata: Map::new(),
             publishing_password: random_password(),
             basic_auth_scm: true,
             basic_auth_ftp: true,

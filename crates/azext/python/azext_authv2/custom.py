@@ -71,7 +71,11 @@ def update_auth_settings(cmd, resource_group_name, name, set_string=None, enable
     if config_file_path is not None:
         _section(properties, 'platform')['configFilePath'] = config_file_path
     if unauthenticated_client_action is not None:
-        _section(properties, 'globalValidation')['unauthenticatedClientAction'] = unauthenticated_client_action
+        validation = _section(properties, 'globalValidation')
+        validation['unauthenticatedClientAction'] = unauthenticated_client_action
+        # Choosing what happens to unauthenticated requests is choosing whether they are
+        # allowed: only AllowAnonymous lets them through.
+        validation['requireAuthentication'] = unauthenticated_client_action != 'AllowAnonymous'
     if redirect_provider is not None:
         _section(properties, 'globalValidation')['redirectToProvider'] = redirect_provider
     if excluded_paths is not None:
