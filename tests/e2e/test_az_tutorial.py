@@ -307,6 +307,20 @@ def test_failed_build_and_crashing_start_keep_the_previous_deployment(platform: 
     assert get(url + "/get-profile").status_code == 200, "the previous deployment keeps serving"
 
 
+def test_webapp_delete(platform: AzPlatform):
+    url = site_url(platform, "tutorial-breakme")
+    folder = platform.data_dir / "sites" / "tutorial-breakme"
+    assert folder.is_dir()
+    platform.az("webapp", "delete", "--resource-group", GROUP, "--name", "tutorial-breakme")
+    r = platform.az("webapp", "show", "-g", GROUP, "-n", "tutorial-breakme", check=False)
+    assert r.returncode != 0 and "ResourceNotFound" in r.stderr + r.stdout, r.stderr
+    assert "tutorial-breakme" not in platform.reread()["apps"]
+    assert not folder.exists(), "the deployed code is deleted with the app"
+    with pytest.raises(requests.ConnectionError):
+        get(url + "/get-profile")
+    assert "tutorial-breakme" not in [s["name"] for s in platform.az_json("webapp", "list")]
+
+
 def zip_of(entries: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

@@ -413,7 +413,9 @@ BYPASSES = ["/public/../private", "/public/%2e%2e/private", "/public/%2E%2E/priv
             "//private", "/PRIVATE", "/Public/../private", "/public/./../private", "/public/%2e/../private",
             "/public/..;/private", "/public;x/../private",  # `;` path parameters (Tomcat/Spring upstreams)
             "/publicity", "/private?/public/x",
-            "/private#/public/x", "/./private", "/%2e/private"]
+            "/private#/public/x", "/./private", "/%2e/private",
+            # an encoded separator is part of one segment to the app's router (`/private/...`)
+            "/private/..%5cpublic/x", "/private/..%2Fpublic/x"]
 
 
 @pytest.mark.parametrize("action", ["RedirectToLoginPage", "Return401"])
@@ -431,7 +433,7 @@ def test_excluded_paths_cannot_be_bypassed(excluded_proxies: dict[str, ProxyServ
 
 @pytest.mark.parametrize("action", ["RedirectToLoginPage", "Return401"])
 @pytest.mark.parametrize("path", ["/public/x", "/public/a/b?q=1", "/public/", "/Public/x", "/public//x",
-                                  "/public/%78", "/public%2fx"])
+                                  "/public/%78"])
 def test_excluded_paths_pass_anonymously(excluded_proxies: dict[str, ProxyServer], action: str, path: str):
     p = excluded_proxies[action]
     r = raw_request(p.port, "GET", path, {"User-Agent": BROWSER_UA})

@@ -6,6 +6,7 @@
 //! non-zero exit status.
 
 mod bench;
+mod bench_deploy;
 mod bench_proxy;
 mod fuzz;
 mod test;

@@ -157,7 +157,7 @@ fn ensure_tools() -> Result<()> {
     Ok(())
 }
 
-fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
+pub(crate) fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
     let requirements = e2e.join("requirements.txt");
     let python_version = util::probe("python3", &["--version"])
         .map(|(_, v)| v)
@@ -215,7 +215,7 @@ pub(crate) fn azure_cli_binary() -> PathBuf {
     azure_cli_dir().join("bin/az")
 }
 
-fn ensure_azure_cli() -> Result<()> {
+pub(crate) fn ensure_azure_cli() -> Result<()> {
     let dir = azure_cli_dir();
     let az = azure_cli_binary();
     let stamp = dir.join(".xtask-installed");

@@ -4,11 +4,17 @@
 //! `/`, repeated slashes collapsed, `.`/`..` segments resolved, ASCII case folded. The app may
 //! resolve a path with any of those rules, so an exclusion must never match a path that the app
 //! would route elsewhere (`/public/../private`, `/public/%2e%2e/private`, `//public`, `/PUBLIC`).
-//! Paths that cannot be normalised safely (encoded NUL, invalid UTF-8, `..` above the root) are
-//! never excluded: they stay protected.
+//! Paths that cannot be normalised safely (encoded NUL, invalid UTF-8, `..` above the root, an
+//! encoded `/` or `\`) are never excluded: they stay protected.
 
 /// The normalised path, or `None` when the path is not safe to match at all.
 pub fn normalize(raw_path: &str) -> Option<String> {
+    // An encoded separator is one segment to a URL parser (browsers, Node, Express route
+    // `/private/..%5cpublic/x` under `/private`) and two after decoding (`/public/x` here):
+    // either reading could be used to reach a protected path, so neither is matched.
+    if has_encoded_separator(raw_path) {
+        return None;
+    }
     let decoded = percent_encoding::percent_decode_str(raw_path)
         .decode_utf8()
         .ok()?;
@@ -48,6 +54,16 @@ pub fn normalize(raw_path: &str) -> Option<String> {
         out.push('/');
     }
     Some(out.to_ascii_lowercase())
+}
+
+fn has_encoded_separator(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f') | (b'5', b'c')
+            )
+    })
 }
 
 fn has_encoded_escape(s: &str) -> bool {
@@ -162,6 +178,20 @@ mod tests {
             // Found by fuzzing: `/private/public` to a URL parser, `/public` to nginx.
             "/private//../public",
             "/private/%2f../health",
+        ] {
+            assert!(
+                !is_excluded(&ex, protected),
+                "{protected} must stay protected"
+            );
+        }
+        // Found by fuzzing: an encoded separator is part of a segment to a URL parser, so these
+        // are `/private/...` to the app (Express routes them there), `/public/...` once decoded.
+        for protected in [
+            "/private/..%5cpublic/x",
+            "/private/..%5Cpublic/x",
+            "/private/..%2fpublic/x",
+            "/private%2F..%2Fpublic/x",
+            "/private/..%2fhealth",
         ] {
             assert!(
                 !is_excluded(&ex, protected),
