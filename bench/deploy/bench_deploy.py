@@ -104,7 +104,7 @@ def main() -> None:
         front = copy_app("frontend", apps)
         back = copy_app("backend", apps)
         env = env_of(platform)
-        startup = [timed(env, [platform.az_path, "version", "--output", "none"], work) for _ in range(3)]
+        startup = [timed(env, [platform.az_path, "account", "show", "--output", "none"], work) for _ in range(3)]
         commands: list[tuple[str, float]] = []
 
         def run(label: str, argv: list[str], cwd: Path = work) -> None:
@@ -114,8 +114,8 @@ def main() -> None:
               "--location", "West Europe", "--output", "none"]
         run("az webapp up (front end, Linux, NODE:20-lts; first app: creates group and plan)",
             up + ["--name", FRONT, "--os-type", "Linux", "--runtime", "NODE:20-lts"], front)
-        run("az webapp up (back end, Windows form, NODE:20LTS)",
-            up + ["--name", BACK, "--os-type", "Windows", "--runtime", "NODE:20LTS"], back)
+        run("az webapp up (back end, same plan)",
+            up + ["--name", BACK, "--os-type", "Linux", "--runtime", "NODE:20-lts"], back)
         info = platform.reread()
         run("az webapp config appsettings set --settings BACKEND_URL=...",
             ["webapp", "config", "appsettings", "set", "-g", GROUP, "-n", FRONT, "--settings",

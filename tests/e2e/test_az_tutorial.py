@@ -367,6 +367,17 @@ def test_resource_manager_errors_read_well_in_az(platform: AzPlatform):
     assert r.returncode != 0 and "already exists" in r.stderr, r.stderr
 
 
+def test_without_az_the_wrapper_says_how_to_install_it(platform: AzPlatform, tmp_path: Path):
+    import subprocess
+    env = platform.az_env()
+    env["EASYAUTH_AZ"] = str(tmp_path / "no-az-here")
+    env["PATH"] = "/usr/bin:/bin"  # Debian's PATH without any az
+    for cmd in (["az", "--data-dir", str(platform.data_dir), "version"], ["env", "--data-dir", str(platform.data_dir)]):
+        r = subprocess.run([platform.binary, *cmd], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode != 0, r.stdout
+        assert "pip install azure-cli" in r.stderr and "not found" in r.stderr, r.stderr
+
+
 def test_service_principal_sign_in_with_a_wrong_secret_shows_the_aadsts_error(platform: AzPlatform,
                                                                              directory: Directory):
     r = platform.shell(

@@ -160,7 +160,7 @@ a warm package cache (target ≤ 3 s)?\n\n",
     }
     let _ = writeln!(
         md,
-        "\naz's own start-up: `az version --output none`, median of {} runs ({}).\n",
+        "\naz's own start-up: `az account show --output none` (loads az and the signed-in profile, no network call), median of {} runs ({}).\n",
         r.az_startup.len(),
         r.az_startup
             .iter()
