@@ -109,7 +109,7 @@ class AzPlatform(PlatformProcess):
         # Fixed ports, as a person has them (the defaults): a restart keeps every URL, and the
         # issuer stored in the apps' auth settings stays right.
         self.ports = {"--port": free_port(), "--scm-port": free_port(), "--idp-port": free_port(),
-                      "--arm-port": free_port()}
+                      "--arm-port": free_port(), "--portal-port": free_port()}
 
     def command(self) -> list[str]:
         cmd = [self.binary, "up", "--data-dir", str(self.data_dir)]

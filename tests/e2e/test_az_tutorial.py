@@ -447,3 +447,49 @@ def test_az_login_use_device_code_as_a_user(platform: AzPlatform, directory: Dir
     # As alice, az works against the Resource Manager.
     names = {s["name"] for s in platform.az_json("webapp", "list")}
     assert FRONT in names, names
+
+
+# --------------------------------------------------------------------------------------------
+# The portal
+
+
+def test_the_portal_steps_in_chromium(platform: AzPlatform, directory: Directory):
+    """Step 6 and 7 again, clicked in the local portal instead of jq: undone with az first, then
+    Chromium sets the back end's allowed client application and the front end's login
+    parameters, and the front end's profile call works again."""
+    import subprocess
+
+    from up_e2e import E2E, ca_env
+    reason = chromium_unavailable_reason()
+    if reason:
+        pytest.fail(reason)
+    back_id, front_id = directory.backend.app_id, directory.frontend.app_id
+    platform.shell(f"""
+authSettings=$(az webapp auth show -g {GROUP} -n {FRONT} | jq '.properties' | jq '.identityProviders.azureActiveDirectory.login.loginParameters = []')
+az webapp auth set --resource-group {GROUP} --name {FRONT} --body "$authSettings"
+authSettings=$(az webapp auth show -g {GROUP} -n {BACK} | jq '.properties' | jq '.identityProviders.azureActiveDirectory.validation.defaultAuthorizationPolicy.allowedApplications = []')
+az webapp auth set --resource-group {GROUP} --name {BACK} --body "$authSettings"
+""")
+    state = platform.reread()
+    shots = ARTIFACTS / "az-portal"
+    cmd = ["node", str(E2E / "node" / "portal_steps.mjs"), "--portal", state["portal_url"] + "/",
+           "--user", directory.user, "--password", directory.password, "--front", FRONT, "--back", BACK,
+           "--front-client", front_id, "--back-client", back_id, "--screenshot-dir", str(shots),
+           "--ca-file", state["ca_file"]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(E2E), env=ca_env(state["ca_file"]))
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"portal_steps.mjs printed no JSON (exit {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    result = json.loads(lines[-1])
+    assert result["ok"], json.dumps(result, indent=1)[-4000:] + "\n" + platform.log_tail(40)
+    names = [b["name"] for b in result["blades"]]
+    assert "front-end-environment-variables" in names, names
+    assert "BACKEND_URL" in result["blades"][-1]["text"], result["blades"][-1]["text"]
+    front = platform.az_json("webapp", "auth", "show", "-g", GROUP, "-n", FRONT)
+    login = front["properties"]["identityProviders"]["azureActiveDirectory"]["login"]
+    assert login["loginParameters"] == [f"scope=openid offline_access api://{back_id}/user_impersonation"], login
+    back = platform.az_json("webapp", "auth", "show", "-g", GROUP, "-n", BACK)
+    policy = back["properties"]["identityProviders"]["azureActiveDirectory"]["validation"]["defaultAuthorizationPolicy"]
+    assert policy["allowedApplications"] == [front_id], policy
+    platform.info = state
+    result = run_browser(platform, "profile-status", ARTIFACTS / "az-portal-profile", frontend=FRONT)
+    assert result["ok"] and result["status"] == 200, explain(result) + "\n" + platform.log_tail(60)

@@ -149,7 +149,7 @@ class PlatformProcess:
 
     def command(self) -> list[str]:
         cmd = [self.binary, "up", "--data-dir", str(self.data_dir), "--port", "0", "--idp-port", "0",
-               "--arm-port", "0", "--scm-port", "0"]
+               "--arm-port", "0", "--scm-port", "0", "--portal-port", "0"]
         if self.site is not None:
             cmd += ["--site", str(self.site)]
         return cmd + self.extra_args

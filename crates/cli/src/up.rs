@@ -37,6 +37,9 @@ pub(crate) struct UpArgs {
     /// Port of the local Azure Resource Manager on 127.0.0.1; 0 = a free port.
     #[arg(long, env = "EASYAUTH_ARM_PORT", default_value_t = 5444)]
     arm_port: u16,
+    /// Port of the local portal on 127.0.0.1; 0 = a free port.
+    #[arg(long, env = "EASYAUTH_PORTAL_PORT", default_value_t = 5445)]
+    portal_port: u16,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -62,6 +65,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         scm_port: args.scm_port,
         idp_port: args.idp_port,
         arm_port: args.arm_port,
+        portal_port: args.portal_port,
     };
     let platform = Platform::start(site, &options, kind).await?;
     print_banner(&platform, &args);
@@ -98,6 +102,10 @@ fn print_banner(platform: &Platform, args: &UpArgs) {
     );
     println!("  {:<width$}  {}", "issuer", state.issuer);
     println!("  {:<width$}  {}/", "resource manager", state.arm_url);
+    println!(
+        "  {:<width$}  {}/  (sign in as the demo user or a user of your directory)",
+        "portal", state.portal_url
+    );
     if let Some(user) = &state.demo_user {
         println!(
             "  {:<width$}  {}  /  {}",

@@ -42,6 +42,8 @@ pub struct Options {
     pub idp_port: u16,
     /// The Resource Manager's port on 127.0.0.1; 0 = any free port.
     pub arm_port: u16,
+    /// The local portal's port on 127.0.0.1; 0 = any free port.
+    pub portal_port: u16,
 }
 
 /// Start-up failures; `Display` is what the user sees.
@@ -107,14 +109,27 @@ impl Platform {
             "the Resource Manager",
             "is another `easyauth up` running? `--arm-port 0` picks a free port",
         )?;
-        // 2. The directory, and the platform's own service principal in it.
+        let (portal_listener, portal_url) = startup::bind_local(
+            options.portal_port,
+            "the portal",
+            "is another `easyauth up` running? `--portal-port 0` picks a free port",
+        )?;
+        // 2. The directory, and the platform's own service principal and the portal in it.
         let (mut seed, demo) = startup::directory(&site, store.as_ref()).await?;
         let (client, client_secret) =
             startup::platform_client(store.as_ref(), &seed.tenant.id).await?;
         let client_id = client.app_id.clone();
-        seed.applications
-            .retain(|a| !a.app_id.eq_ignore_ascii_case(&client_id));
+        let (portal_app, portal_grant, portal_secret) =
+            startup::portal_client(store.as_ref(), &seed.tenant.id, &portal_url).await?;
+        let portal_client_id = portal_app.app_id.clone();
+        seed.applications.retain(|a| {
+            !a.app_id.eq_ignore_ascii_case(&client_id)
+                && !a.app_id.eq_ignore_ascii_case(&portal_client_id)
+        });
         seed.applications.push(client);
+        seed.applications.push(portal_app);
+        seed.grants.retain(|g| g.id != portal_grant.id);
+        seed.grants.push(portal_grant);
         let issuer = format!("{idp_url}/{}/v2.0", seed.tenant.id);
         let subscription_id = store
             .get_or_create_setting(
@@ -236,7 +251,7 @@ impl Platform {
         });
         // 6. The Resource Manager.
         let arm = Arc::new(Arm::new(
-            startup::arm_config(&arm_url, &idp, subscription_id.clone()),
+            startup::arm_config(&arm_url, &idp, subscription_id.clone(), &portal_url),
             store.clone(),
             http.clone(),
             Arc::new(crate::runtime::RuntimeHandle(runtime.clone())),
@@ -249,7 +264,26 @@ impl Platform {
             arm.router(),
             "the Resource Manager",
         )?);
-        // 7. Each app: origin, SCM endpoint, module, process; then wait for their ports.
+        // 7. The portal (a client of the identity provider and the Resource Manager).
+        let portal = easyauth_portal::Portal::new(easyauth_portal::PortalConfig {
+            public_url: portal_url.clone(),
+            idp_url: idp_url.clone(),
+            tenant_id: seed.tenant.id.clone(),
+            issuer: issuer.clone(),
+            client_id: portal_client_id,
+            client_secret: portal_secret,
+            arm_url: arm_url.clone(),
+            subscription_id: subscription_id.clone(),
+            ca_pem: ca.cert_pem().as_bytes().to_vec(),
+        })
+        .map_err(|e| StartError::Io(e.to_string()))?;
+        handles.push(startup::serve_https(
+            portal_listener,
+            &ca,
+            portal.router(),
+            "the portal",
+        )?);
+        // 8. Each app: origin, SCM endpoint, module, process; then wait for their ports.
         let name_width = all_docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
         let mut bound = bound;
         let mut apps = Vec::new();
@@ -283,6 +317,7 @@ impl Platform {
         let state = Arc::new(std::sync::Mutex::new(PlatformState {
             pid: std::process::id(),
             arm_url: arm_url.clone(),
+            portal_url,
             subscription_id,
             client_id,
             client_secret,

@@ -16,6 +16,9 @@ pub struct PlatformState {
     pub pid: u32,
     /// `https://127.0.0.1:<port>`: the local Azure Resource Manager.
     pub arm_url: String,
+    /// The local portal's URL.
+    #[serde(default)]
+    pub portal_url: String,
     pub subscription_id: String,
     /// The platform's service principal (client credentials for the management resource).
     pub client_id: String,

@@ -56,6 +56,7 @@ fn options(dir: &Path) -> Options {
         scm_port: 0,
         idp_port: 0,
         arm_port: 0,
+        portal_port: 0,
     }
 }
 

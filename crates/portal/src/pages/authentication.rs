@@ -1,0 +1,330 @@
+//! Settings → Authentication: add the Microsoft identity provider (with an existing app
+//! registration), edit it (allowed token audiences, allowed client applications, login
+//! parameters, what unauthenticated requests get), or remove it. Everything is the web app's
+//! `authsettingsV2`, read and written through the Resource Manager as `az webapp auth` does.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::Portal;
+use crate::arm::{ArmCallError, site_path};
+use crate::form::Form;
+use crate::html::{csrf_field, enc, esc, page};
+use crate::pages::{back, blades, outcome, signed_form, signed_in};
+
+const SECRET_SETTING: &str = "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET";
+
+/// The unauthenticated actions, with the portal's words for them.
+const ACTIONS: [(&str, &str); 4] = [
+    (
+        "RedirectToLoginPage",
+        "HTTP 302 Found redirect: recommended for websites",
+    ),
+    ("Return401", "HTTP 401 Unauthorized: recommended for APIs"),
+    ("Return403", "HTTP 403 Forbidden"),
+    ("Return404", "HTTP 404 Not found"),
+];
+
+async fn current(
+    portal: &Portal,
+    token: &str,
+    group: &str,
+    site: &str,
+) -> Result<Value, ArmCallError> {
+    let v = portal
+        .arm(
+            token,
+            Method::GET,
+            &format!("{}/config/authsettingsV2", site_path(group, site)),
+            None,
+        )
+        .await?;
+    Ok(v.get("properties").cloned().unwrap_or_else(|| json!({})))
+}
+
+fn list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A comma- or line-separated field as a list.
+fn parse_list(form: &Form, name: &str) -> Vec<String> {
+    form.get(name)
+        .unwrap_or("")
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn action_select(selected: &str) -> String {
+    let mut html = String::from(
+        "<label for=\"action\">Unauthenticated requests</label><select id=\"action\" name=\"action\">",
+    );
+    for (value, label) in ACTIONS {
+        let sel = if value == selected { " selected" } else { "" };
+        let _ = write!(html, "<option value=\"{value}\"{sel}>{label}</option>");
+    }
+    html.push_str("</select>");
+    html
+}
+
+pub(crate) async fn show(
+    State(portal): State<Arc<Portal>>,
+    Path((group, site)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let signed = match signed_in(&portal, &headers, &uri).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut body = blades(&group, &site, "Authentication");
+    body.push_str(&outcome(uri.query()));
+    let action = format!("/resource/{}/{}/authentication", enc(&group), enc(&site));
+    let csrf = csrf_field(&signed.session.csrf);
+    match current(&portal, &signed.token, &group, &site).await {
+        Err(e) => {
+            let _ = write!(body, "<div class=\"error\">{}</div>", esc(&e.to_string()));
+        }
+        Ok(p) => {
+            let aad = &p["identityProviders"]["azureActiveDirectory"];
+            let enabled = p["platform"]["enabled"].as_bool().unwrap_or(false)
+                && aad["enabled"].as_bool().unwrap_or(true)
+                && aad["registration"]["clientId"].is_string();
+            if enabled {
+                provider_view(&mut body, &portal, &p, &action, &csrf);
+            } else {
+                add_view(&mut body, &portal, &action, &csrf);
+            }
+        }
+    }
+    Html(page(
+        &format!("{site} | Authentication"),
+        signed.user(),
+        &[
+            ("Home", "/".to_owned()),
+            (
+                site.as_str(),
+                format!("/resource/{}/{}", enc(&group), enc(&site)),
+            ),
+        ],
+        &body,
+    ))
+    .into_response()
+}
+
+fn add_view(body: &mut String, portal: &Portal, action: &str, csrf: &str) {
+    let _ = write!(
+        body,
+        "<p>Authentication is not configured. Add an identity provider to require sign-in.</p>\
+<h2>Add an identity provider</h2><form method=\"post\" action=\"{}\">{csrf}\
+<input type=\"hidden\" name=\"op\" value=\"add\">\
+<label for=\"provider\">Identity provider</label><select id=\"provider\" name=\"provider\"><option value=\"microsoft\">Microsoft</option></select>\
+<p class=\"hint\">App registration type: <strong>Provide the details of an existing app registration</strong>. \
+(Creating a new app registration from here needs the local Microsoft Graph, which is not served yet: create it in the directory file.)</p>\
+<label for=\"clientId\">Application (client) ID</label><input type=\"text\" id=\"clientId\" name=\"clientId\" required>\
+<label for=\"clientSecret\">Client secret (recommended)</label><input type=\"text\" id=\"clientSecret\" name=\"clientSecret\" autocomplete=\"off\">\
+<p class=\"hint\">Stored in the app setting {SECRET_SETTING}.</p>\
+<label for=\"issuer\">Issuer URL</label><input type=\"text\" id=\"issuer\" name=\"issuer\" value=\"{}\">\
+<label for=\"audiences\">Allowed token audiences (one per line or comma-separated)</label><textarea id=\"audiences\" name=\"audiences\" rows=\"2\"></textarea>\
+<label><input type=\"radio\" name=\"restrict\" value=\"require\" checked> Require authentication</label>\
+<label><input type=\"radio\" name=\"restrict\" value=\"allow\"> Allow unauthenticated access</label>\
+{}<label><input type=\"checkbox\" name=\"tokenStore\" value=\"on\" checked> Token store</label>\
+<button type=\"submit\">Add</button></form>",
+        esc(action),
+        esc(&portal.config.issuer),
+        action_select("RedirectToLoginPage")
+    );
+}
+
+fn provider_view(body: &mut String, portal: &Portal, p: &Value, action: &str, csrf: &str) {
+    let aad = &p["identityProviders"]["azureActiveDirectory"];
+    let client_id = aad["registration"]["clientId"].as_str().unwrap_or("");
+    let issuer = aad["registration"]["openIdIssuer"].as_str().unwrap_or("");
+    let audiences = list(&aad["validation"]["allowedAudiences"]);
+    let clients = list(&aad["validation"]["defaultAuthorizationPolicy"]["allowedApplications"]);
+    let login = list(&aad["login"]["loginParameters"]);
+    let unauth = p["globalValidation"]["unauthenticatedClientAction"]
+        .as_str()
+        .unwrap_or("RedirectToLoginPage");
+    let require = p["globalValidation"]["requireAuthentication"]
+        .as_bool()
+        .unwrap_or(false);
+    let _ = write!(
+        body,
+        "<h2>Identity provider: Microsoft</h2><table>\
+<tr><th>App (client) ID</th><td id=\"clientId\">{}</td></tr>\
+<tr><th>Issuer URL</th><td>{}</td></tr>\
+<tr><th>Client secret setting name</th><td>{}</td></tr>\
+<tr><th>Allowed token audiences</th><td id=\"audiences\">{}</td></tr>\
+<tr><th>Allowed client applications</th><td id=\"clients\">{}</td></tr>\
+<tr><th>Login parameters</th><td id=\"loginParameters\">{}</td></tr>\
+<tr><th>App Service authentication</th><td>{}</td></tr></table>\
+<p class=\"hint\">The app registration is {} in the directory of <a href=\"{}/{}/v2.0/.well-known/openid-configuration\">the local identity provider</a>.</p>",
+        esc(client_id),
+        esc(issuer),
+        esc(aad["registration"]["clientSecretSettingName"]
+            .as_str()
+            .unwrap_or("(none)")),
+        esc(&audiences.join(", ")),
+        esc(&clients.join(", ")),
+        esc(&login.join(" ")),
+        if require {
+            "Require authentication"
+        } else {
+            "Allow unauthenticated access"
+        },
+        esc(client_id),
+        esc(&portal.config.idp_url),
+        esc(&portal.config.tenant_id),
+    );
+    let _ = write!(
+        body,
+        "<h2>Edit identity provider</h2><form method=\"post\" action=\"{}\">{csrf}\
+<input type=\"hidden\" name=\"op\" value=\"edit\">\
+<label for=\"e-audiences\">Allowed token audiences</label><textarea id=\"e-audiences\" name=\"audiences\" rows=\"2\">{}</textarea>\
+<label for=\"e-clients\">Allowed client applications (client IDs)</label><textarea id=\"e-clients\" name=\"clients\" rows=\"2\">{}</textarea>\
+<p class=\"hint\">Only these applications' tokens are accepted (the tutorial adds the front end's client ID to the back end). Empty: any application of the tenant.</p>\
+<label for=\"e-login\">Login parameters (one per line)</label><textarea id=\"e-login\" name=\"loginParameters\" rows=\"2\">{}</textarea>\
+<p class=\"hint\">For the app to call another app's API with the signed-in user's token (<code>X-MS-TOKEN-AAD-ACCESS-TOKEN</code>), ask for that API's scope here, e.g. <code>scope=openid offline_access api://&lt;back end's client ID&gt;/user_impersonation</code>. Without it the access token is for Microsoft Graph, and the other app answers 401 (wrong audience). Users sign in again to get a token with the new scope.</p>\
+<label><input type=\"radio\" name=\"restrict\" value=\"require\"{}> Require authentication</label>\
+<label><input type=\"radio\" name=\"restrict\" value=\"allow\"{}> Allow unauthenticated access</label>\
+{}<button type=\"submit\">Save</button></form>\
+<h2>Remove</h2><form method=\"post\" action=\"{}\">{csrf}<input type=\"hidden\" name=\"op\" value=\"remove\"><button type=\"submit\">Remove identity provider</button></form>",
+        esc(action),
+        esc(&audiences.join("\n")),
+        esc(&clients.join("\n")),
+        esc(&login.join("\n")),
+        if require { " checked" } else { "" },
+        if require { "" } else { " checked" },
+        action_select(unauth),
+        esc(action),
+    );
+}
+
+/// `POST`: `op` = add | edit | remove.
+pub(crate) async fn change(
+    State(portal): State<Arc<Portal>>,
+    Path((group, site)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: axum::body::Body,
+) -> Response {
+    let (signed, form) = match signed_form(&portal, &headers, &uri, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let blade = format!("/resource/{}/{}/authentication", enc(&group), enc(&site));
+    let mut p = match current(&portal, &signed.token, &group, &site).await {
+        Ok(p) => p,
+        Err(e) => return back(&blade, Err(e.to_string())),
+    };
+    let (message, secret) = match form.get("op") {
+        Some("add") => {
+            let Some(client_id) = form.text("clientId") else {
+                return back(
+                    &blade,
+                    Err("The Application (client) ID is required.".into()),
+                );
+            };
+            let issuer = form.text("issuer").unwrap_or(portal.config.issuer.as_str());
+            let secret = form.text("clientSecret").map(str::to_owned);
+            p["platform"] = json!({"enabled": true, "runtimeVersion": "~1"});
+            let mut aad = json!({
+                "enabled": true,
+                "registration": {"clientId": client_id, "openIdIssuer": issuer},
+                "validation": {"allowedAudiences": parse_list(&form, "audiences")},
+                "login": {"disableWWWAuthenticate": false},
+            });
+            if secret.is_some() {
+                aad["registration"]["clientSecretSettingName"] = json!(SECRET_SETTING);
+            }
+            p["identityProviders"]["azureActiveDirectory"] = aad;
+            set_restrictions(&mut p, &form);
+            p["login"]["tokenStore"]["enabled"] = json!(form.get("tokenStore") == Some("on"));
+            ("Added the Microsoft identity provider.".to_owned(), secret)
+        }
+        Some("edit") => {
+            let aad = &mut p["identityProviders"]["azureActiveDirectory"];
+            aad["validation"]["allowedAudiences"] = json!(parse_list(&form, "audiences"));
+            aad["validation"]["defaultAuthorizationPolicy"]["allowedApplications"] =
+                json!(parse_list(&form, "clients"));
+            aad["login"]["loginParameters"] = json!(
+                form.get("loginParameters")
+                    .unwrap_or("")
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+            );
+            set_restrictions(&mut p, &form);
+            ("Saved the identity provider.".to_owned(), None)
+        }
+        Some("remove") => {
+            if let Some(providers) = p["identityProviders"].as_object_mut() {
+                providers.remove("azureActiveDirectory");
+            }
+            p["platform"]["enabled"] = json!(false);
+            ("Removed the identity provider.".to_owned(), None)
+        }
+        _ => return back(&blade, Err("Unknown change.".into())),
+    };
+    // The secret first, as the portal does: the settings then name an existing setting.
+    if let Some(secret) = secret {
+        let path = format!("{}/config/appsettings", site_path(&group, &site));
+        let mut settings = match portal
+            .arm(&signed.token, Method::POST, &format!("{path}/list"), None)
+            .await
+        {
+            Ok(v) => v["properties"].as_object().cloned().unwrap_or_default(),
+            Err(e) => return back(&blade, Err(e.to_string())),
+        };
+        settings.insert(SECRET_SETTING.into(), Value::String(secret));
+        if let Err(e) = portal
+            .arm(
+                &signed.token,
+                Method::PUT,
+                &path,
+                Some(&json!({"properties": settings})),
+            )
+            .await
+        {
+            return back(&blade, Err(e.to_string()));
+        }
+    }
+    let result = portal
+        .arm(
+            &signed.token,
+            Method::PUT,
+            &format!("{}/config/authsettingsV2", site_path(&group, &site)),
+            Some(&json!({"properties": p})),
+        )
+        .await;
+    back(&blade, result.map(|_| message).map_err(|e| e.to_string()))
+}
+
+fn set_restrictions(p: &mut Value, form: &Form) {
+    let require = form.get("restrict") != Some("allow");
+    let action = form
+        .get("action")
+        .filter(|a| ACTIONS.iter().any(|(v, _)| v == a))
+        .unwrap_or("RedirectToLoginPage");
+    p["globalValidation"]["requireAuthentication"] = json!(require);
+    p["globalValidation"]["unauthenticatedClientAction"] =
+        json!(if require { action } else { "AllowAnonymous" });
+    if require && action == "RedirectToLoginPage" {
+        p["globalValidation"]["redirectToProvider"] = json!("azureactivedirectory");
+    }
+}
