@@ -449,6 +449,43 @@ def test_az_login_use_device_code_as_a_user(platform: AzPlatform, directory: Dir
     assert FRONT in names, names
 
 
+def test_az_webapp_log_tail_shows_the_apps_output_and_refusals(platform: AzPlatform):
+    """`az webapp log tail` follows the back end's log stream: its output, then a refused
+    request with the module's reason as it happens."""
+    import subprocess
+    import threading
+
+    script = (f'eval "$({platform.binary} env --data-dir {platform.data_dir})"\n'
+              f"exec az webapp log tail --resource-group {GROUP} --name {BACK}")
+    proc = subprocess.Popen(["bash", "-c", script], env=platform.az_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    connected, refused = threading.Event(), threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "connected to log-streaming service" in line:
+                connected.set()
+            if "easyauth: 401 GET /get-profile" in line:
+                refused.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert connected.wait(90), "".join(lines)
+        assert get(site_url(platform, BACK) + "/get-profile").status_code == 401
+        assert refused.wait(30), "".join(lines)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = "".join(lines)
+    line = next(l for l in lines if "easyauth: 401 GET /get-profile" in l)
+    assert len(line.split("easyauth: 401 GET /get-profile", 1)[1].strip()) > 10, line
+    assert "server.js" in text or "listening" in text.lower(), "the app's own output: " + text[-3000:]
+
+
 # --------------------------------------------------------------------------------------------
 # The portal
 

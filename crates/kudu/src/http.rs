@@ -10,6 +10,7 @@
 //! | `GET /api/deployments/{id}/log` | Kudu's log entries |
 //! | `GET /api/deployments/{id}/log/{entry}` | the command output under an entry |
 //! | `GET /api/deployments/{id}/log.txt` | the whole log as text |
+//! | `GET /logstream[/...]`, `/api/logstream[/...]` | the app's log: the recent lines, then new ones as they come (`az webapp log tail`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,10 @@ pub fn router(kudu: Arc<Kudu>) -> Router {
         .route("/api/deployments/{id}/log", get(log_entries))
         .route("/api/deployments/{id}/log/{entry}", get(log_details))
         .route("/api/deployments/{id}/log.txt", get(log_text))
+        .route("/api/logstream", get(logstream))
+        .route("/api/logstream/{*provider}", get(logstream))
+        .route("/logstream", get(logstream))
+        .route("/logstream/{*provider}", get(logstream))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&kudu),
             authenticate,
@@ -95,6 +100,52 @@ async fn authenticate(State(kudu): State<Arc<Kudu>>, request: Request, next: Nex
             response
         }
     }
+}
+
+/// How long the log stream stays quiet before it says so (Kudu's wording), which also keeps
+/// idle connections alive through proxies.
+const LOGSTREAM_IDLE: Duration = Duration::from_secs(60);
+
+/// `GET /api/logstream`: what `az webapp log tail` and the portal's Log stream read. Plain text,
+/// never ending while the site exists.
+async fn logstream(State(kudu): State<Arc<Kudu>>) -> Response {
+    let feed = kudu.site().log();
+    let mut first = format!(
+        "{}  Welcome, you are now connected to log-streaming service.\n",
+        format_ms(now_ms())
+    );
+    for line in &feed.recent {
+        first.push_str(line);
+        first.push('\n');
+    }
+    let state = (Some(first), feed.live);
+    let stream = futures_util::stream::unfold(state, |(first, live)| async move {
+        if let Some(text) = first {
+            return Some((Ok::<_, std::io::Error>(text), (None, live)));
+        }
+        let mut live = live?;
+        let text = match tokio::time::timeout(LOGSTREAM_IDLE, live.recv()).await {
+            Ok(Ok(line)) => format!("{line}\n"),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => {
+                format!("({n} lines were written faster than this stream could send them)\n")
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+            Err(_) => format!(
+                "{}  No new trace in the past 1 min(s).\n",
+                format_ms(now_ms())
+            ),
+        };
+        Some((Ok(text), (None, Some(live))))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 fn decode_basic(value: &str) -> Option<(String, String)> {

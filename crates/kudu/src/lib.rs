@@ -87,6 +87,21 @@ pub trait SiteHost: Send + Sync + 'static {
     /// it listens; `Err(message with the process's output)` if it crashes or does not listen in
     /// time, in which case the previous deployment must keep serving.
     async fn activate(&self, deployment: &BuiltDeployment) -> Result<(), String>;
+
+    /// The site's log for `/api/logstream` (the app's output and the platform's explanations):
+    /// the recent lines and a receiver of new ones. The default has neither.
+    fn log(&self) -> LogFeed {
+        LogFeed::default()
+    }
+}
+
+/// A site's log as the log stream serves it.
+#[derive(Debug, Default)]
+pub struct LogFeed {
+    /// The lines kept, oldest first.
+    pub recent: Vec<String>,
+    /// New lines as they are written; `None`: the stream ends after `recent`.
+    pub live: Option<tokio::sync::broadcast::Receiver<String>>,
 }
 
 /// Bounds on what a deployment may take, and its timing.

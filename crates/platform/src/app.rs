@@ -70,6 +70,8 @@ pub(crate) struct App {
     /// Read without waiting for a change in progress: the SCM endpoint's Basic credentials
     /// (`None`: basic authentication is off) and whether the site is stopped.
     pub(crate) facts: std::sync::Mutex<Facts>,
+    /// What the log stream shows: every process's output, and the platform's explanations.
+    pub(crate) log: crate::applog::AppLog,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -18,6 +18,10 @@ pub(crate) struct KuduHost {
 
 #[async_trait::async_trait]
 impl SiteHost for KuduHost {
+    fn log(&self) -> easyauth_kudu::LogFeed {
+        self.app.upgrade().map(|a| a.log.feed()).unwrap_or_default()
+    }
+
     fn site_name(&self) -> String {
         self.app
             .upgrade()

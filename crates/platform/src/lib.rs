@@ -5,6 +5,7 @@
 //! runs. State (web apps, settings, deployed code) lives in the data dir.
 
 mod app;
+pub mod applog;
 mod auth;
 pub mod azcli;
 pub mod client;

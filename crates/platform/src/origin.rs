@@ -53,6 +53,7 @@ pub async fn serve(
     service: SwappableService,
     callers: SharedCallers,
     upstream: Arc<std::sync::Mutex<url::Url>>,
+    log: crate::applog::AppLog,
     handle: axum_server::Handle<SocketAddr>,
 ) -> std::io::Result<()> {
     let app: Arc<str> = app.into();
@@ -67,8 +68,11 @@ pub async fn serve(
         // Kept (a reference-counted clone) and read only if the call is refused: naming the
         // caller costs a base64 and JSON decode that most requests need not pay.
         let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+        // Only for the log stream's line when the request is refused (a cheap clone).
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
         let callers = callers.clone();
         let app = app.clone();
+        let log = log.clone();
         async move {
             let response = stack.oneshot(request).await?;
             let callers = callers.load();
@@ -76,10 +80,12 @@ pub async fn serve(
                 response.status(),
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
             );
-            if refused
-                && let Some((caller, client)) = authorization.and_then(|a| callers.caller(&a))
-            {
-                explain_refusal(&response, &caller, &client, &app);
+            if refused {
+                let caller = authorization.and_then(|a| callers.caller(&a));
+                log_refusal(&log, &response, &method, &path, caller.as_ref(), &app);
+                if let Some((caller, client)) = caller {
+                    explain_refusal(&response, &caller, &client, &app);
+                }
             }
             if response.status() == StatusCode::BAD_GATEWAY {
                 unreachable.explain(&app);
@@ -93,6 +99,36 @@ pub async fn serve(
         .handle(handle)
         .serve(router.into_make_service_with_connect_info::<SocketAddr>())
         .await
+}
+
+/// The app's log stream says why each refused request was refused (and, for a call from another
+/// app of the site, what to change), as App Service's log stream shows the module's decisions.
+fn log_refusal(
+    log: &crate::applog::AppLog,
+    response: &axum::response::Response,
+    method: &axum::http::Method,
+    path: &str,
+    caller: Option<&(String, String)>,
+    app: &str,
+) {
+    let status = response.status();
+    let reason = response
+        .headers()
+        .get("x-easyauth-reason")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_else(|| "no reason given".into());
+    let path: String = path.chars().take(200).collect();
+    match caller {
+        Some((caller, client)) => log.push(&format!(
+            "easyauth: {} {method} {path} from app {caller}: {reason}. Fix: {}",
+            status.as_u16(),
+            advice(status, &reason, caller, client, app)
+        )),
+        None => log.push(&format!(
+            "easyauth: {} {method} {path}: {reason}",
+            status.as_u16()
+        )),
+    }
 }
 
 /// One log line when a call from another app of the site is refused: who called whom, why, and

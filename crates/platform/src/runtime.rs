@@ -176,6 +176,7 @@ impl Runtime {
             handles: vec![origin_handle.clone(), scm_handle.clone()],
             name_width,
             facts: std::sync::Mutex::new(crate::app::Facts::of(site)),
+            log: crate::applog::AppLog::default(),
         });
         let host = Arc::new(KuduHost {
             app: Arc::downgrade(&app),
@@ -196,6 +197,7 @@ impl Runtime {
             let service = app.service.clone();
             let name = app.name.clone();
             let upstream = app.upstream.clone();
+            let log = app.log.clone();
             async move {
                 if let Err(e) = origin::serve(
                     bound.origin,
@@ -203,6 +205,7 @@ impl Runtime {
                     service,
                     callers,
                     upstream,
+                    log,
                     origin_handle,
                 )
                 .await
@@ -273,7 +276,8 @@ impl Runtime {
         let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
         let mut env = app.environment(config, port);
         env.extend(command.1);
-        let process = AppProcess::spawn(&app.name, app.name_width, command.0, env);
+        let process =
+            AppProcess::spawn_logged(&app.name, app.name_width, command.0, env, app.log.clone());
         Ok((local(port), Some(Running { process, port })))
     }
 

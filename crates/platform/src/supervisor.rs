@@ -152,13 +152,26 @@ enum Control {
 #[derive(Debug, Clone, Default)]
 pub struct OutputTail {
     lines: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    /// The app's log, which outlives this process.
+    mirror: Option<crate::applog::AppLog>,
 }
 
 /// Lines kept per app.
 const TAIL_LINES: usize = 400;
 
 impl OutputTail {
+    /// A tail whose lines also go to the app's log.
+    pub fn mirrored(log: crate::applog::AppLog) -> OutputTail {
+        OutputTail {
+            lines: Arc::default(),
+            mirror: Some(log),
+        }
+    }
+
     pub fn push(&self, line: String) {
+        if let Some(log) = &self.mirror {
+            log.push(&line);
+        }
         let mut lines = self
             .lines
             .lock()
@@ -218,6 +231,24 @@ impl AppProcess {
         AppProcess::spawn_with_timing(name, name_width, command, env, SupervisorTiming::default())
     }
 
+    /// [`AppProcess::spawn`] whose output also goes to the app's log.
+    pub fn spawn_logged(
+        name: &str,
+        name_width: usize,
+        command: AppCommand,
+        env: BTreeMap<String, String>,
+        log: crate::applog::AppLog,
+    ) -> AppProcess {
+        AppProcess::spawn_inner(
+            name,
+            name_width,
+            command,
+            env,
+            SupervisorTiming::default(),
+            OutputTail::mirrored(log),
+        )
+    }
+
     /// Starts supervising: spawns the command with the current process environment overlaid
     /// with `env`, stdin null, and its stdout/stderr re-printed line by line as
     /// `<name> | <line>` to our stdout/stderr (the name padded to `name_width`). Exits and
@@ -229,10 +260,27 @@ impl AppProcess {
         env: BTreeMap<String, String>,
         timing: SupervisorTiming,
     ) -> AppProcess {
+        AppProcess::spawn_inner(
+            name,
+            name_width,
+            command,
+            env,
+            timing,
+            OutputTail::default(),
+        )
+    }
+
+    fn spawn_inner(
+        name: &str,
+        name_width: usize,
+        command: AppCommand,
+        env: BTreeMap<String, String>,
+        timing: SupervisorTiming,
+        tail: OutputTail,
+    ) -> AppProcess {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(ProcessStatus::Starting);
         let restarts = Arc::new(AtomicU64::new(0));
-        let tail = OutputTail::default();
         let supervisor = Supervisor {
             name: name.to_owned(),
             prefix: format!("{name:<name_width$} | "),

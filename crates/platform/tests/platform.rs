@@ -365,6 +365,7 @@ fn platform_json_is_owner_only() {
     let state = easyauth_platform::state::PlatformState {
         pid: 1,
         arm_url: "https://127.0.0.1:1".into(),
+        portal_url: "https://127.0.0.1:3".into(),
         subscription_id: "s".into(),
         client_id: "c".into(),
         client_secret: "the platform's secret".into(),

@@ -224,6 +224,42 @@ async fn the_tutorials_portal_steps_without_javascript() {
     }
     assert_ne!(platform.process_id("web"), before, "a new process");
 
+    // Log stream: the page frames the raw stream, which is the app's log read over its SCM
+    // endpoint with the signed-in person's token.
+    let r = b
+        .get(format!("{blade}/logstream"))
+        .send()
+        .await
+        .expect("log stream");
+    assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN");
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<iframe src=\"logstream/raw\""), "{html}");
+    let mut raw = b
+        .get(format!("{blade}/logstream/raw"))
+        .send()
+        .await
+        .expect("raw stream");
+    assert_eq!(raw.status(), 200);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("echo app listening") {
+        match tokio::time::timeout_at(deadline, raw.chunk()).await {
+            Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
+            _ => break,
+        }
+    }
+    assert!(
+        text.contains("connected to log-streaming service") && text.contains("echo app listening"),
+        "{text}"
+    );
+    drop(raw);
+    let r = browser(&state)
+        .get(format!("{blade}/logstream/raw"))
+        .send()
+        .await
+        .expect("raw");
+    assert_eq!(r.status(), 303, "no session: to the sign-in");
+
     // Forms without the session's CSRF token, or without a session, change nothing.
     let r = b
         .post(format!("{blade}/environment"))

@@ -64,12 +64,23 @@ pub struct Portal {
     pub(crate) config: PortalConfig,
     pub(crate) sessions: session::Sessions,
     pub(crate) http: reqwest::Client,
+    /// For the log stream, which never ends: no overall timeout (Kudu writes a line at least
+    /// every minute, so a silent connection is dead after 90 s).
+    pub(crate) stream_http: reqwest::Client,
 }
 
 impl Portal {
     pub fn new(config: PortalConfig) -> Result<Arc<Portal>, PortalError> {
         let ca = reqwest::Certificate::from_pem(&config.ca_pem)
             .map_err(|e| PortalError(format!("the local CA is not a certificate: {e}")))?;
+        let stream_http = reqwest::Client::builder()
+            .add_root_certificate(ca.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .read_timeout(std::time::Duration::from_secs(90))
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .map_err(|e| PortalError(e.to_string()))?;
         let http = reqwest::Client::builder()
             .add_root_certificate(ca)
             .redirect(reqwest::redirect::Policy::none())
@@ -82,6 +93,7 @@ impl Portal {
             config,
             sessions: session::Sessions::default(),
             http,
+            stream_http,
         }))
     }
 
@@ -109,7 +121,16 @@ impl Portal {
                 "/resource/{group}/{site}/authentication",
                 get(pages::authentication::show).post(pages::authentication::change),
             )
+            .route(
+                "/resource/{group}/{site}/logstream",
+                get(pages::logstream::show),
+            )
+            .route(
+                "/resource/{group}/{site}/logstream/raw",
+                get(pages::logstream::raw),
+            )
             .fallback(pages::not_found)
+            .layer(axum::middleware::map_response(pages::security_headers))
             .with_state(self.clone())
     }
 }

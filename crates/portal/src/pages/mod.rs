@@ -5,6 +5,7 @@
 pub(crate) mod authentication;
 pub(crate) mod environment;
 pub(crate) mod home;
+pub(crate) mod logstream;
 pub(crate) mod webapp;
 
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -68,6 +69,21 @@ pub(crate) async fn signed_form(
         return Err(csrf_refused());
     }
     Ok((signed, form))
+}
+
+/// On every answer: no framing by other sites (clickjacking), no sniffing, no caching of pages
+/// that show settings, no Referer with a portal path to the apps it links to.
+pub(crate) async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "SAMEORIGIN"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 pub(crate) fn csrf_refused() -> Response {
@@ -134,6 +150,7 @@ pub(crate) fn blades(group: &str, site: &str, current: &str) -> String {
         ("Overview", ""),
         ("Environment variables", "/environment"),
         ("Authentication", "/authentication"),
+        ("Log stream", "/logstream"),
     ] {
         let class = if label == current {
             " class=\"current\""
