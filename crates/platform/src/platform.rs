@@ -115,6 +115,11 @@ impl Platform {
         seed.applications
             .retain(|a| !a.app_id.eq_ignore_ascii_case(&client_id));
         seed.applications.push(client);
+        // It manages the directory through Microsoft Graph as an administrator's app would.
+        let roles = startup::platform_graph_roles(&client_id);
+        seed.assignments
+            .retain(|a| !roles.iter().any(|r| r.id == a.id));
+        seed.assignments.extend(roles);
         let issuer = format!("{idp_url}/{}/v2.0", seed.tenant.id);
         let subscription_id = store
             .get_or_create_setting(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use easyauth_arm::{ArmConfig, Mirror, WebApp};
 use easyauth_entra::directory::demo::{self, DemoSecrets};
-use easyauth_entra::directory::{Application, PasswordCredential};
+use easyauth_entra::directory::{AppRoleAssignment, Application, PasswordCredential};
 use easyauth_entra::{Idp, IdpConfig, Seed};
 use easyauth_pki::LocalCa;
 use easyauth_store::{SqliteStore, Store};
@@ -61,6 +61,27 @@ pub(crate) async fn directory(
     }
 }
 
+/// The platform's app role assignments on Microsoft Graph: `Application.ReadWrite.All` and
+/// `Directory.ReadWrite.All`, so its app-only Graph tokens may manage the directory.
+pub(crate) fn platform_graph_roles(client_id: &str) -> Vec<AppRoleAssignment> {
+    [
+        easyauth_entra::directory::GRAPH_APPLICATION_READWRITE_ALL,
+        easyauth_entra::directory::GRAPH_DIRECTORY_READWRITE_ALL,
+    ]
+    .iter()
+    .map(|role| AppRoleAssignment {
+        id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{client_id}/graph-role/{role}").as_bytes(),
+        )
+        .to_string(),
+        principal_id: client_id.to_owned(),
+        resource_id: easyauth_entra::directory::GRAPH_APP_ID.to_owned(),
+        app_role_id: (*role).to_owned(),
+    })
+    .collect()
+}
+
 /// The platform's own service principal: the identity `easyauth webapp` and `easyauth az` sign
 /// in with (client credentials for the management resource). Its secret is generated once per
 /// data dir and kept in the store.
@@ -101,6 +122,7 @@ pub(crate) async fn platform_client(
             secret_hash: Some(easyauth_entra::credentials::hash_client_secret(&secret)),
             hint: Some(secret.chars().take(3).collect()),
             end_date_time: None,
+            start_date_time: None,
         }],
         ..Default::default()
     };

@@ -50,6 +50,7 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         secret_hash: Some(hash_client_secret(text)),
         hint: Some(text.chars().take(3).collect()),
         end_date_time: None,
+        start_date_time: None,
     };
     let graph_user_read = RequiredResourceAccess {
         resource_app_id: GRAPH_APP_ID.into(),
