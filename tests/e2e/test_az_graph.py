@@ -1,0 +1,88 @@
+"""`az ad` with the real Azure CLI against a bare `easyauth up`: the identity provider answers
+Microsoft Graph for the directory. The `easyauth az` wrapper signs az in as the platform's
+service principal, whose Graph app roles let it manage the directory. An app is created,
+given an identifier URI, a service principal, a secret, a Graph permission and its admin grant,
+and a scope through `az rest`; the secret then works at the token endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import pytest
+import requests
+
+from az_e2e import AzPlatform, Directory
+from up_e2e import up_unavailable_reason
+
+pytestmark = pytest.mark.az
+
+GRAPH = "00000003-0000-0000-c000-000000000000"
+USER_READ = "e1fe6dd8-ba31-4d61-89e7-88639da4683d"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzPlatform]:
+    from conftest import binary
+    b = binary()
+    reason = up_unavailable_reason(b)
+    if reason:
+        pytest.fail(reason)
+    p = AzPlatform(b, tmp_path_factory.mktemp("az-graph"), "az-graph", Directory.generate())
+    p.start()
+    yield p
+    p.stop(check=False)
+
+
+def test_az_ad_manages_app_registrations(platform: AzPlatform) -> None:
+    app = platform.az_json("ad", "app", "create", "--display-name", "graph-e2e-app")
+    app_id, object_id = app["appId"], app["id"]
+    assert app["displayName"] == "graph-e2e-app"
+
+    platform.az("ad", "app", "update", "--id", app_id, "--identifier-uris", f"api://{app_id}")
+    shown = platform.az_json("ad", "app", "show", "--id", app_id)
+    assert shown["identifierUris"] == [f"api://{app_id}"]
+
+    sp = platform.az_json("ad", "sp", "create", "--id", app_id)
+    assert sp["appId"] == app_id
+    assert f"api://{app_id}" in sp["servicePrincipalNames"]
+
+    cred = platform.az_json("ad", "app", "credential", "reset", "--id", app_id, "--append")
+    secret = cred["password"]
+    assert cred["appId"] == app_id and secret
+
+    platform.az("ad", "app", "permission", "add", "--id", app_id, "--api", GRAPH,
+                "--api-permissions", f"{USER_READ}=Scope")
+    platform.az("ad", "app", "permission", "grant", "--id", app_id, "--api", GRAPH, "--scope", "User.Read")
+    grants = platform.az_json("ad", "app", "permission", "list-grants", "--id", app_id)
+    assert any("User.Read" in g["scope"] for g in grants), grants
+
+    scope_id = "5b7c2a1f-3e4d-4f6a-8b1c-2d3e4f5a6b7c"
+    body = {"api": {"requestedAccessTokenVersion": 2, "oauth2PermissionScopes": [
+        {"id": scope_id, "value": "access_as_user", "type": "User", "isEnabled": True,
+         "adminConsentDisplayName": "Access graph-e2e-app", "adminConsentDescription": "Access it",
+         "userConsentDisplayName": "Access graph-e2e-app", "userConsentDescription": "Access it"}]}}
+    graph_url = f"{platform.idp_url}/v1.0/applications/{object_id}"
+    platform.az("rest", "--method", "PATCH", "--uri", graph_url,
+                "--headers", "Content-Type=application/json", "--body", json.dumps(body))
+    shown = platform.az_json("ad", "app", "show", "--id", app_id)
+    assert [s["value"] for s in shown["api"]["oauth2PermissionScopes"]] == ["access_as_user"]
+
+    # Removing an enabled scope is refused, as Entra refuses it.
+    refused = platform.az("rest", "--method", "PATCH", "--uri", graph_url,
+                          "--headers", "Content-Type=application/json",
+                          "--body", json.dumps({"api": {"oauth2PermissionScopes": []}}), check=False)
+    assert refused.returncode != 0
+    assert "disabled first" in refused.stderr, refused.stderr
+
+    # The secret az printed works at the token endpoint.
+    token = requests.post(
+        f"{platform.idp_url}/{platform.directory.tenant_id}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": app_id, "client_secret": secret,
+              "scope": f"api://{app_id}/.default"},
+        verify=platform.ca_file, timeout=30)
+    assert token.status_code == 200, token.text
+
+    platform.az("ad", "app", "delete", "--id", app_id)
+    gone = platform.az("ad", "app", "show", "--id", app_id, check=False)
+    assert gone.returncode != 0
