@@ -39,7 +39,11 @@ fn graph_directory() -> String {
 }
 
 async fn start(store: Arc<dyn Store>) -> Harness {
-    let seed = Seed::parse("test.json", &graph_directory()).expect("directory");
+    start_with(store, &graph_directory()).await
+}
+
+async fn start_with(store: Arc<dyn Store>, directory: &str) -> Harness {
+    let seed = Seed::parse("test.json", directory).expect("directory");
     let idp = Idp::start(store, IdpConfig::new(BASE), &seed)
         .await
         .expect("start");
@@ -1151,4 +1155,64 @@ async fn the_identity_providers_own_url_names_graph() {
         let list = call(&h, "GET", "/v1.0/servicePrincipals", &at, None).await;
         assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     }
+}
+
+#[tokio::test]
+async fn graph_changes_to_file_objects_survive_a_restart_until_the_file_changes_them() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let h = start(store.clone()).await;
+    let t = writer(&h).await;
+    let id = object_id(&h, &t, API).await;
+    let r = call(
+        &h,
+        "PATCH",
+        &format!("/v1.0/applications/{id}"),
+        &t,
+        Some(json!({"web": {"redirectUris": ["https://api.example/cb"]}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let api2 = sp_id(&h, &t, API2).await;
+    let web = sp_id(&h, &t, WEB).await;
+    let grant = call(&h, "POST", "/v1.0/oauth2PermissionGrants", &t,
+        Some(json!({"clientId": web, "consentType": "AllPrincipals", "resourceId": api2, "scope": "read"}))).await;
+    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
+
+    // The same file: the run-time changes stay.
+    let same = start(store.clone()).await;
+    let t = writer(&same).await;
+    let kept = call(&same, "GET", &format!("/v1.0/applications/{id}"), &t, None)
+        .await
+        .json();
+    assert_eq!(
+        kept["web"]["redirectUris"],
+        json!(["https://api.example/cb"])
+    );
+    let grants = call(
+        &same,
+        "GET",
+        &format!("/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'{web}'"),
+        &t,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(grants["value"].as_array().unwrap().len(), 1);
+
+    // The file changes the app: its version wins.
+    let mut changed: Value = serde_json::from_str(&graph_directory()).unwrap();
+    changed["applications"][1]["displayName"] = json!("api (renamed in the file)");
+    let renamed = start_with(store, &changed.to_string()).await;
+    let t = writer(&renamed).await;
+    let now = call(
+        &renamed,
+        "GET",
+        &format!("/v1.0/applications/{id}"),
+        &t,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(now["displayName"], "api (renamed in the file)");
+    assert_eq!(now["web"]["redirectUris"], json!([]));
 }

@@ -140,6 +140,7 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         principal_id: None,
         resource_id: GRAPH_APP_ID.into(),
         scope: "User.Read".into(),
+        seed_fingerprint: None,
     }];
     Seed {
         tenant: Tenant {

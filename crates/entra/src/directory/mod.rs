@@ -99,7 +99,10 @@ impl Directory {
         ))
     }
 
-    /// Writes a seed into the store (objects with the same ids are replaced).
+    /// Writes a seed into the store (objects with the same ids are replaced). An application or
+    /// grant the file defines exactly as it did at the last start is left as stored, so changes
+    /// made at run time (Microsoft Graph, consent, the platform's redirect URIs) survive a
+    /// restart; the file's version is written again when the file changes that object.
     pub async fn save_seed(store: &dyn Store, seed: &Seed) -> Result<(), StoreError> {
         let t = &seed.tenant.id;
         let json = |v: &dyn erased::Json| v.to_json();
@@ -112,13 +115,33 @@ impl Directory {
                 .await?;
         }
         for a in &seed.applications {
+            let mut a = a.clone();
+            a.seed_fingerprint = None;
+            let fingerprint = crate::util::sha256_hex(json(&a).as_bytes());
+            let stored = store
+                .get_object(ObjectKind::Application, t, &a.app_id)
+                .await?;
+            if unchanged::<Application>(stored, &fingerprint, |s| &s.seed_fingerprint) {
+                continue;
+            }
+            a.seed_fingerprint = Some(fingerprint);
             store
-                .put_object(ObjectKind::Application, t, &a.app_id, &json(a))
+                .put_object(ObjectKind::Application, t, &a.app_id, &json(&a))
                 .await?;
         }
         for g in &seed.grants {
+            let mut g = g.clone();
+            g.seed_fingerprint = None;
+            let fingerprint = crate::util::sha256_hex(json(&g).as_bytes());
+            let stored = store
+                .get_object(ObjectKind::PermissionGrant, t, &g.id)
+                .await?;
+            if unchanged::<PermissionGrant>(stored, &fingerprint, |s| &s.seed_fingerprint) {
+                continue;
+            }
+            g.seed_fingerprint = Some(fingerprint);
             store
-                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(g))
+                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(&g))
                 .await?;
         }
         for a in &seed.assignments {
@@ -340,6 +363,17 @@ mod erased {
             serde_json::to_string(self).unwrap_or_default()
         }
     }
+}
+
+/// Whether the stored object was written from a file version with this fingerprint.
+fn unchanged<T: serde::de::DeserializeOwned>(
+    stored: Option<String>,
+    fingerprint: &str,
+    field: impl Fn(&T) -> &Option<String>,
+) -> bool {
+    stored
+        .and_then(|json| serde_json::from_str::<T>(&json).ok())
+        .is_some_and(|s| field(&s).as_deref() == Some(fingerprint))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, LoadError> {

@@ -131,6 +131,10 @@ pub struct Application {
     /// When the registration was created through Microsoft Graph (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_date_time: Option<String>,
+    /// The fingerprint of the directory file's version of this app when it was last written
+    /// to the store; see [`crate::Directory::save_seed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_fingerprint: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -306,6 +310,9 @@ pub struct PermissionGrant {
     pub resource_id: String,
     /// Space-separated scope values.
     pub scope: String,
+    /// As [`Application::seed_fingerprint`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_fingerprint: Option<String>,
 }
 
 /// Graph `appRoleAssignment`: an app role granted to a user or to a client application.

@@ -153,6 +153,7 @@ async fn create(call: &Call) -> Result<Response, GraphError> {
         principal_id,
         resource_id: resource.app_id.clone(),
         scope,
+        seed_fingerprint: None,
     };
     store(call, &dir, &grant).await?;
     let updated = dir.with_grant(grant.clone());
