@@ -1216,3 +1216,66 @@ async fn graph_changes_to_file_objects_survive_a_restart_until_the_file_changes_
     assert_eq!(now["displayName"], "api (renamed in the file)");
     assert_eq!(now["web"]["redirectUris"], json!([]));
 }
+
+#[tokio::test]
+async fn app_role_assignments_grant_application_permissions() {
+    let h = harness().await;
+    let t = writer(&h).await;
+    let graph = sp_id(&h, &t, GRAPH).await;
+    let norole = sp_id(&h, &t, NOROLE).await;
+    let before = app_token(&h, NOROLE, NOROLE_SECRET).await;
+    let denied = call(&h, "GET", "/v1.0/applications", &before, None).await;
+    assert_error(
+        &denied,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+
+    let path = format!("/v1.0/servicePrincipals/{graph}/appRoleAssignedTo");
+    let body =
+        json!({"principalId": norole, "resourceId": graph, "appRoleId": APPLICATION_READ_ALL});
+    let created = call(&h, "POST", &path, &t, Some(body.clone())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let assignment = created.json();
+    assert_eq!(assignment["principalId"], norole.as_str());
+    assert_eq!(assignment["principalType"], "ServicePrincipal");
+    assert_eq!(assignment["resourceDisplayName"], "Microsoft Graph");
+    let again = call(&h, "POST", &path, &t, Some(body)).await;
+    assert_error(
+        &again,
+        StatusCode::CONFLICT,
+        "Request_MultipleObjectsWithSameKeyValue",
+    );
+    for bad in [
+        json!({"principalId": norole, "resourceId": norole, "appRoleId": APPLICATION_READ_ALL}),
+        json!({"principalId": norole, "resourceId": graph, "appRoleId": "5e0c7d1a-0000-4000-8000-000000000000"}),
+        json!({"principalId": ALICE, "resourceId": graph, "appRoleId": APPLICATION_READ_ALL}),
+        json!({"principalId": "5e0c7d1a-0000-4000-8000-000000000000", "resourceId": graph, "appRoleId": APPLICATION_READ_ALL}),
+    ] {
+        let r = call(&h, "POST", &path, &t, Some(bad.clone())).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    }
+
+    let after = app_token(&h, NOROLE, NOROLE_SECRET).await;
+    assert_eq!(claims(&after)["roles"], json!(["Application.Read.All"]));
+    let allowed = call(&h, "GET", "/v1.0/applications", &after, None).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    let mine = call(
+        &h,
+        "GET",
+        &format!("/v1.0/servicePrincipals/{norole}/appRoleAssignments"),
+        &t,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(mine["value"].as_array().unwrap().len(), 1);
+
+    let id = assignment["id"].as_str().unwrap();
+    let deleted = call(&h, "DELETE", &format!("{path}/{id}"), &t, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let revoked = app_token(&h, NOROLE, NOROLE_SECRET).await;
+    assert!(claims(&revoked).get("roles").is_none());
+    let gone = call(&h, "DELETE", &format!("{path}/{id}"), &t, None).await;
+    assert_error(&gone, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
+}

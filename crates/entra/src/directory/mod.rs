@@ -339,6 +339,31 @@ impl Directory {
         )
     }
 
+    /// Returns a copy with one app role assignment added or replaced (by id).
+    pub fn with_assignment(&self, assignment: AppRoleAssignment) -> Directory {
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| a.id != assignment.id);
+        assignments.push(assignment);
+        self.rebuild(
+            self.users.clone(),
+            self.app_list(),
+            self.grants.clone(),
+            assignments,
+        )
+    }
+
+    /// Returns a copy without the app role assignment with this id.
+    pub fn without_assignment(&self, id: &str) -> Directory {
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| a.id != id);
+        self.rebuild(
+            self.users.clone(),
+            self.app_list(),
+            self.grants.clone(),
+            assignments,
+        )
+    }
+
     /// Returns a copy with one user added or replaced (by id).
     pub fn with_user(&self, user: User) -> Directory {
         let mut users = self.users.clone();

@@ -10,6 +10,7 @@ mod error;
 mod grants;
 pub(crate) mod me;
 mod odata;
+mod role_assignments;
 mod service_principals;
 mod users;
 mod validate;
@@ -311,6 +312,11 @@ async fn handle(
         Route::Me => Err(method_not_allowed(m)),
         Route::Applications(r) => applications::serve(&call, m, r).await,
         Route::ServicePrincipals(id) => service_principals::serve(&call, m, id).await,
+        Route::RoleAssignments {
+            service_principal,
+            relation,
+            id,
+        } => role_assignments::serve(&call, m, &service_principal, relation, id).await,
         Route::Grants(id) => grants::serve(&call, m, id).await,
         Route::Users(id) => users::serve(&call, m, id).await,
     }
@@ -329,6 +335,15 @@ async fn read_body(method: &Method, body: Body) -> Result<Option<Value>, GraphEr
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| GraphError::invalid_body("", format!("not valid JSON ({e})")))
+}
+
+/// Which side of an app role assignment a service principal route looks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relation {
+    /// The service principal is the resource whose role is assigned.
+    AssignedTo,
+    /// The service principal is the one the role is assigned to.
+    Assignments,
 }
 
 /// How a request addresses an application.
@@ -353,6 +368,13 @@ enum Route {
     Me,
     Applications(AppRoute),
     ServicePrincipals(Option<String>),
+    /// `/servicePrincipals/{id}/appRoleAssignedTo[/{assignmentId}]` (roles of this resource
+    /// given to others) or `.../appRoleAssignments[/{assignmentId}]` (roles it was given).
+    RoleAssignments {
+        service_principal: String,
+        relation: Relation,
+        id: Option<String>,
+    },
     Grants(Option<String>),
     Users(Option<String>),
 }
@@ -363,7 +385,25 @@ impl Route {
         let first = it.next().unwrap_or_default();
         let second = it.next();
         let third = it.next();
+        let fourth = it.next();
         if let Some(extra) = it.next() {
+            return Err(GraphError::NoSegment(crate::util::clip(extra, 100)));
+        }
+        if first == "servicePrincipals"
+            && let (Some(sp), Some(relation)) = (second, third)
+        {
+            let relation = match relation {
+                "appRoleAssignedTo" => Relation::AssignedTo,
+                "appRoleAssignments" => Relation::Assignments,
+                other => return Err(GraphError::NoSegment(crate::util::clip(other, 100))),
+            };
+            return Ok(Route::RoleAssignments {
+                service_principal: sp.to_owned(),
+                relation,
+                id: fourth.map(str::to_owned),
+            });
+        }
+        if let Some(extra) = fourth {
             return Err(GraphError::NoSegment(crate::util::clip(extra, 100)));
         }
         let only = |r: Route| match third {
