@@ -1279,3 +1279,111 @@ async fn app_role_assignments_grant_application_permissions() {
     let gone = call(&h, "DELETE", &format!("{path}/{id}"), &t, None).await;
     assert_error(&gone, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
 }
+
+#[tokio::test]
+async fn bad_input_never_answers_a_server_error() {
+    let h = harness().await;
+    let t = writer(&h).await;
+    let long = "x".repeat(70 * 1024);
+    let paths = [
+        "/v1.0/".to_owned(),
+        "/v1.0//".to_owned(),
+        "/v1.0/applications/%FF%FE".to_owned(),
+        "/v1.0/applications(appId='')".to_owned(),
+        "/v1.0/applications(appId='x'/addPassword".to_owned(),
+        "/v1.0/applications/a/b/c/d".to_owned(),
+        "/v1.0/servicePrincipals/x/appRoleAssignedTo/y/z".to_owned(),
+        "/v1.0/servicePrincipals/x/owners".to_owned(),
+        "/v1.0/users/%00".to_owned(),
+        format!(
+            "/v1.0/applications?$filter={}",
+            urlenc("startswith(displayName,")
+        ),
+        format!("/v1.0/applications?$filter={}", urlenc("'''")),
+        format!("/v1.0/applications?$filter={}", urlenc("x/any(:)")),
+        format!("/v1.0/applications?$filter={}", urlenc("/any( eq ")),
+        format!("/v1.0/applications?$filter={}", urlenc("startswith(,'')")),
+        format!(
+            "/v1.0/applications?$top={}",
+            urlenc("99999999999999999999999")
+        ),
+        format!("/v1.0/applications?$select={}", urlenc(",,,")),
+        format!("/v1.0/applications?$filter={long}"),
+        "/v1.0/applications?$filter=a&$filter=b".to_owned(),
+    ];
+    for path in &paths {
+        if path.parse::<axum::http::Uri>().is_err() {
+            continue;
+        }
+        for method in ["GET", "POST", "PATCH", "DELETE", "PUT"] {
+            let r = call(&h, method, path, &t, Some(json!({}))).await;
+            assert!(
+                !r.status.is_server_error(),
+                "{method} {path:.80}: {}",
+                r.status
+            );
+            assert!(
+                r.json()["error"]["code"].is_string(),
+                "{method} {path:.80}: {}",
+                r.body
+            );
+        }
+    }
+    let app = create_app(&h, &t, json!({"displayName": "target"})).await;
+    let id = app["id"].as_str().unwrap();
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies = [
+        "null".to_owned(),
+        "[]".to_owned(),
+        "\"text\"".to_owned(),
+        "{\"displayName\": null}".to_owned(),
+        "{\"web\": null, \"api\": 5}".to_owned(),
+        "{\"api\": {\"oauth2PermissionScopes\": [{}]}}".to_owned(),
+        "{\"api\": {\"requestedAccessTokenVersion\": 300}}".to_owned(),
+        "{\"keyCredentials\": [{\"key\": \"not a certificate\"}]}".to_owned(),
+        "{\"appRoles\": [{\"id\": \"x\", \"value\": \"\"}]}".to_owned(),
+        "{\"passwordCredential\": {\"endDateTime\": 5}}".to_owned(),
+        "{\"keyId\": []}".to_owned(),
+        deep,
+        "\u{0}".to_owned(),
+    ];
+    let targets = [
+        ("POST", "/v1.0/applications".to_owned()),
+        ("PATCH", format!("/v1.0/applications/{id}")),
+        ("POST", format!("/v1.0/applications/{id}/addPassword")),
+        ("POST", format!("/v1.0/applications/{id}/removePassword")),
+        ("POST", "/v1.0/servicePrincipals".to_owned()),
+        ("POST", "/v1.0/oauth2PermissionGrants".to_owned()),
+        ("POST", "/v1.0/users".to_owned()),
+    ];
+    for (method, path) in &targets {
+        for body in &bodies {
+            let r = h
+                .send(
+                    Request::builder()
+                        .method(*method)
+                        .uri(path.as_str())
+                        .header(header::AUTHORIZATION, format!("Bearer {t}"))
+                        .body(Body::from(body.clone()))
+                        .unwrap(),
+                )
+                .await;
+            assert!(
+                !r.status.is_server_error(),
+                "{method} {path} {body:.40}: {}",
+                r.status
+            );
+            assert!(
+                r.json()["error"]["code"].is_string(),
+                "{method} {path} {body:.40}: {}",
+                r.body
+            );
+        }
+    }
+    // None of that changed the app.
+    let after = call(&h, "GET", &format!("/v1.0/applications/{id}"), &t, None)
+        .await
+        .json();
+    assert_eq!(after["displayName"], "target");
+    assert_eq!(after["passwordCredentials"], json!([]));
+}

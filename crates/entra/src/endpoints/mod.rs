@@ -58,6 +58,8 @@ pub(crate) fn router(idp: Arc<Idp>) -> Router {
             "/{tenant}/oauth2/v2.0/logout",
             get(logout::logout).post(logout::logout_post),
         )
+        .route("/v1.0", any(graph::serve))
+        .route("/v1.0/", any(graph::serve))
         .route("/v1.0/{*rest}", any(graph::serve))
         .route(
             "/oidc/userinfo",

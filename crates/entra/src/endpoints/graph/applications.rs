@@ -262,11 +262,10 @@ async fn delete(call: &Call, found: &Application) -> Result<Response, GraphError
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AddPassword {
-    #[serde(default)]
     password_credential: NewPassword,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NewPassword {
     #[serde(default)]
@@ -285,13 +284,7 @@ const MAX_SECRETS: usize = 100;
 
 async fn add_password(call: &Call, found: &Application) -> Result<Response, GraphError> {
     call.require(Area::Applications, Access::Write)?;
-    let input: AddPassword = if call.body().is_err() {
-        AddPassword {
-            password_credential: NewPassword::default(),
-        }
-    } else {
-        call.body_as()?
-    };
+    let input: AddPassword = call.body_as()?;
     let p = input.password_credential;
     let start = p.start_date_time.unwrap_or_else(|| super::timestamp(0));
     let end = p
