@@ -1387,3 +1387,95 @@ async fn bad_input_never_answers_a_server_error() {
     assert_eq!(after["displayName"], "target");
     assert_eq!(after["passwordCredentials"], json!([]));
 }
+
+#[tokio::test]
+async fn users_update_and_delete() {
+    let h = harness().await;
+    let t = writer(&h).await;
+    let (tokens, _) = user_tokens(&h).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1.0/users/{ALICE}");
+    let r = call(
+        &h,
+        "PATCH",
+        &path,
+        &t,
+        Some(json!({"jobTitle": "Engineer", "displayName": "Alice S."})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let alice = call(&h, "GET", &path, &t, None).await.json();
+    assert_eq!(alice["jobTitle"], "Engineer");
+    assert_eq!(alice["displayName"], "Alice S.");
+    for bad in [
+        json!({"shoeSize": 9}),
+        json!({"displayName": ""}),
+        json!({"accountEnabled": "yes"}),
+        json!({"passwordProfile": {"password": "weak"}}),
+        json!({"userPrincipalName": "alice@elsewhere.example"}),
+    ] {
+        let r = call(&h, "PATCH", &path, &t, Some(bad.clone())).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    }
+    assert_eq!(
+        call(&h, "GET", &path, &t, None).await.json(),
+        alice,
+        "refused PATCHes change nothing"
+    );
+
+    // A new password: the old one no longer signs in, and refresh tokens end.
+    let r = call(
+        &h,
+        "PATCH",
+        &path,
+        &t,
+        Some(json!({"passwordProfile": {"password": "N3w-Passw0rd!"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let refreshed = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("refresh_token", &refresh_token),
+        ])
+        .await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refreshed.body
+    );
+    let login = |password: &'static str| {
+        let h = &h;
+        async move {
+            let mut browser = Browser::default();
+            let page = h.authorize(&code_query("openid", ""), &browser).await;
+            browser.take(&page);
+            h.post(
+                &format!("/{TID}/login"),
+                &[
+                    ("ctx", &page.hidden("ctx").unwrap()),
+                    ("csrf", &page.hidden("csrf").unwrap()),
+                    ("login", "alice@contoso.onmicrosoft.com"),
+                    ("passwd", password),
+                ],
+                &browser,
+            )
+            .await
+        }
+    };
+    let old = login("alice-pw").await;
+    assert!(
+        old.body.contains("name=\"passwd\""),
+        "the old password is refused"
+    );
+    let new = login("N3w-Passw0rd!").await;
+    assert!(!new.body.contains("name=\"passwd\""), "{}", new.body);
+
+    let deleted = call(&h, "DELETE", &path, &t, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let gone = call(&h, "GET", &path, &t, None).await;
+    assert_error(&gone, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
+}

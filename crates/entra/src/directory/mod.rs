@@ -364,6 +364,22 @@ impl Directory {
         )
     }
 
+    /// Returns a copy without the user with this id, and without the grants and app role
+    /// assignments that name them.
+    pub fn without_user(&self, id: &str) -> Directory {
+        let mut users = self.users.clone();
+        users.retain(|u| !u.id.eq_ignore_ascii_case(id));
+        let mut grants = self.grants.clone();
+        grants.retain(|g| {
+            !g.principal_id
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(id))
+        });
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| !a.principal_id.eq_ignore_ascii_case(id));
+        self.rebuild(users, self.app_list(), grants, assignments)
+    }
+
     /// Returns a copy with one user added or replaced (by id).
     pub fn with_user(&self, user: User) -> Directory {
         let mut users = self.users.clone();

@@ -1,10 +1,11 @@
-//! `/users`: list, get (by object id or userPrincipalName) and create. A password set here is
-//! hashed as a directory file's is, and must pass Entra's complexity rule.
+//! `/users`: list, get (by object id or userPrincipalName), create, update and delete. A password
+//! set here is hashed as a directory file's is, and must pass Entra's complexity rule.
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use easyauth_store::ObjectKind;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::error::GraphError;
 use super::me::profile;
@@ -32,8 +33,185 @@ pub(super) async fn serve(
                 .ok_or_else(|| GraphError::NotFound(crate::util::clip(&id, 100)))?;
             Ok(call.entity(StatusCode::OK, "users", profile(user)))
         }
+        (Some(id), "PATCH") => update(call, &id).await,
+        (Some(id), "DELETE") => delete(call, &id).await,
         (_, m) => Err(super::method_not_allowed(m)),
     }
+}
+
+fn find(dir: &crate::Directory, id: &str) -> Result<User, GraphError> {
+    dir.user(id)
+        .or_else(|| dir.user_by_upn(id))
+        .cloned()
+        .ok_or_else(|| GraphError::NotFound(crate::util::clip(id, 100)))
+}
+
+/// A user principal name of this tenant: `name@<tenant domain>`.
+fn check_upn(call: &Call, upn: &str) -> Result<(), GraphError> {
+    let ok = upn.split_once('@').is_some_and(|(name, domain)| {
+        !name.is_empty()
+            && !name.contains(char::is_whitespace)
+            && domain.eq_ignore_ascii_case(&call.dir.tenant.domain)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(GraphError::BadRequest(format!(
+            "Property userPrincipalName is invalid: expected name@{}.",
+            call.dir.tenant.domain
+        )))
+    }
+}
+
+fn text(key: &str, value: &Value) -> Result<Option<String>, GraphError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(GraphError::invalid_body(key, "expected a string or null")),
+    }
+}
+
+/// Applies a PATCH body to `user`; returns the new password, if the body sets one.
+fn apply(
+    call: &Call,
+    user: &mut User,
+    body: &Map<String, Value>,
+) -> Result<Option<String>, GraphError> {
+    let mut new_password = None;
+    for (key, value) in body {
+        match key.as_str() {
+            "displayName" => match text(key, value)? {
+                Some(name) if !name.trim().is_empty() => user.display_name = name,
+                _ => {
+                    return Err(GraphError::BadRequest(
+                        "Property 'displayName' cannot be empty.".into(),
+                    ));
+                }
+            },
+            "givenName" => user.given_name = text(key, value)?,
+            "surname" => user.surname = text(key, value)?,
+            "mail" => user.mail = text(key, value)?,
+            "jobTitle" => user.job_title = text(key, value)?,
+            "mobilePhone" => user.mobile_phone = text(key, value)?,
+            "officeLocation" => user.office_location = text(key, value)?,
+            "preferredLanguage" => user.preferred_language = text(key, value)?,
+            "accountEnabled" => {
+                user.account_enabled = value
+                    .as_bool()
+                    .ok_or_else(|| GraphError::invalid_body(key, "expected true or false"))?;
+            }
+            "userPrincipalName" => {
+                let upn = text(key, value)?.unwrap_or_default().trim().to_owned();
+                check_upn(call, &upn)?;
+                user.user_principal_name = upn;
+            }
+            "passwordProfile" => {
+                let password = value
+                    .get("password")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        GraphError::invalid_body("passwordProfile.password", "expected a string")
+                    })?;
+                if !password_complies(password) {
+                    return Err(GraphError::BadRequest(COMPLEXITY.into()));
+                }
+                new_password = Some(password.to_owned());
+            }
+            other if other.starts_with("@odata.") => {}
+            other => {
+                return Err(GraphError::BadRequest(format!(
+                    "Property '{}' cannot be set on resource 'User' by easyauth's Microsoft Graph.",
+                    crate::util::clip(other, 64)
+                )));
+            }
+        }
+    }
+    Ok(new_password)
+}
+
+/// `PATCH /users/{id}`: the profile, `accountEnabled`, `userPrincipalName` and
+/// `passwordProfile.password`. A new password or a disabled account ends the user's refresh
+/// tokens, as in Entra.
+async fn update(call: &Call, id: &str) -> Result<Response, GraphError> {
+    call.require(Area::Users, Access::Write)?;
+    let body = call.body()?;
+    // Checked (and the password stretched) before the lock; applied to the current version
+    // under it.
+    let mut probe = find(&call.dir, id)?;
+    let password_hash = match apply(call, &mut probe, body)? {
+        Some(password) => Some(hash(password).await?),
+        None => None,
+    };
+    let _guard = super::write_lock(&call.idp).await;
+    let dir = call.idp.directory();
+    let mut user = find(&dir, &probe.id)?;
+    apply(call, &mut user, body)?;
+    if let Some(other) = dir.user_by_upn(&user.user_principal_name)
+        && !other.id.eq_ignore_ascii_case(&user.id)
+    {
+        return Err(GraphError::BadRequest(DUPLICATE_UPN.into()));
+    }
+    let ends_sessions = password_hash.is_some() || !user.account_enabled;
+    if password_hash.is_some() {
+        user.password_hash = password_hash;
+    }
+    call.idp
+        .store
+        .put_object(ObjectKind::User, &dir.tenant.id, &user.id, &to_json(&user)?)
+        .await?;
+    if ends_sessions {
+        call.idp
+            .store
+            .revoke_refresh_tokens_for(&dir.tenant.id, &user.id)
+            .await?;
+    }
+    call.idp.replace_directory(dir.with_user(user));
+    Ok(super::no_content())
+}
+
+/// `DELETE /users/{id}`: the user, their consent and role assignments, their refresh tokens.
+async fn delete(call: &Call, id: &str) -> Result<Response, GraphError> {
+    call.require(Area::Users, Access::Write)?;
+    let _guard = super::write_lock(&call.idp).await;
+    let dir = call.idp.directory();
+    let user = find(&dir, id)?;
+    let tenant = &dir.tenant.id;
+    let store = &call.idp.store;
+    for g in dir.grants.iter().filter(|g| {
+        g.principal_id
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(&user.id))
+    }) {
+        store
+            .delete_object(ObjectKind::PermissionGrant, tenant, &g.id)
+            .await?;
+    }
+    for a in dir
+        .assignments
+        .iter()
+        .filter(|a| a.principal_id.eq_ignore_ascii_case(&user.id))
+    {
+        store
+            .delete_object(ObjectKind::AppRoleAssignment, tenant, &a.id)
+            .await?;
+    }
+    store
+        .delete_object(ObjectKind::User, tenant, &user.id)
+        .await?;
+    store.revoke_refresh_tokens_for(tenant, &user.id).await?;
+    call.idp.replace_directory(dir.without_user(&user.id));
+    Ok(super::no_content())
+}
+
+const COMPLEXITY: &str = "The specified password does not comply with password complexity requirements. Please provide a different password.";
+const DUPLICATE_UPN: &str =
+    "Another object with the same value for property userPrincipalName already exists.";
+
+/// PBKDF2 takes a while; it stays off the async workers.
+async fn hash(password: String) -> Result<String, GraphError> {
+    tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(|e| GraphError::Internal(e.to_string()))
 }
 
 fn list(call: &Call) -> Result<Response, GraphError> {
@@ -112,27 +290,11 @@ async fn create(call: &Call) -> Result<Response, GraphError> {
         ));
     }
     let upn = input.user_principal_name.trim().to_owned();
-    let domain_ok = upn.split_once('@').is_some_and(|(name, domain)| {
-        !name.is_empty()
-            && !name.contains(char::is_whitespace)
-            && domain.eq_ignore_ascii_case(&call.dir.tenant.domain)
-    });
-    if !domain_ok {
-        return Err(GraphError::BadRequest(format!(
-            "Property userPrincipalName is invalid: expected name@{}.",
-            call.dir.tenant.domain
-        )));
-    }
+    check_upn(call, &upn)?;
     if !password_complies(&input.password_profile.password) {
-        return Err(GraphError::BadRequest(
-            "The specified password does not comply with password complexity requirements. Please provide a different password.".into(),
-        ));
+        return Err(GraphError::BadRequest(COMPLEXITY.into()));
     }
-    // Stretching takes a while; it stays off the async workers.
-    let password = input.password_profile.password;
-    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(|e| GraphError::Internal(e.to_string()))?;
+    let hash = hash(input.password_profile.password).await?;
     let user = User {
         id: new_guid(),
         user_principal_name: upn,
@@ -152,10 +314,7 @@ async fn create(call: &Call) -> Result<Response, GraphError> {
     let _guard = super::write_lock(&call.idp).await;
     let dir = call.idp.directory();
     if dir.user_by_upn(&user.user_principal_name).is_some() {
-        return Err(GraphError::BadRequest(
-            "Another object with the same value for property userPrincipalName already exists."
-                .into(),
-        ));
+        return Err(GraphError::BadRequest(DUPLICATE_UPN.into()));
     }
     call.idp
         .store
