@@ -86,3 +86,43 @@ def test_az_ad_manages_app_registrations(platform: AzPlatform) -> None:
     platform.az("ad", "app", "delete", "--id", app_id)
     gone = platform.az("ad", "app", "show", "--id", app_id, check=False)
     assert gone.returncode != 0
+
+
+def test_az_ad_manages_users_and_credentials(platform: AzPlatform) -> None:
+    upn = "carol@contoso.onmicrosoft.com"
+    weak = platform.az("ad", "user", "create", "--display-name", "Carol", "--user-principal-name", upn,
+                       "--password", "short", check=False)
+    assert weak.returncode != 0 and "complexity" in weak.stderr, weak.stderr
+    user = platform.az_json("ad", "user", "create", "--display-name", "Carol", "--user-principal-name", upn,
+                            "--password", "Carol-Passw0rd!")
+    assert user["userPrincipalName"] == upn
+    shown = platform.az_json("ad", "user", "show", "--id", upn)
+    assert shown["id"] == user["id"]
+    platform.az("ad", "user", "update", "--id", upn, "--display-name", "Carol C.")
+    assert platform.az_json("ad", "user", "show", "--id", user["id"])["displayName"] == "Carol C."
+    listed = platform.az_json("ad", "user", "list", "--upn", upn)
+    assert [u["id"] for u in listed] == [user["id"]]
+    platform.az("ad", "user", "delete", "--id", upn)
+    assert platform.az("ad", "user", "show", "--id", upn, check=False).returncode != 0
+
+    app = platform.az_json("ad", "app", "create", "--display-name", "graph-e2e-creds")
+    app_id = app["appId"]
+    first = platform.az_json("ad", "app", "credential", "reset", "--id", app_id, "--append",
+                             "--display-name", "first")
+    platform.az_json("ad", "app", "credential", "reset", "--id", app_id, "--append", "--display-name", "second")
+    creds = platform.az_json("ad", "app", "credential", "list", "--id", app_id)
+    assert sorted(c["displayName"] for c in creds) == ["first", "second"]
+    first_key = next(c["keyId"] for c in creds if c["displayName"] == "first")
+    platform.az("ad", "app", "credential", "delete", "--id", app_id, "--key-id", first_key)
+    creds = platform.az_json("ad", "app", "credential", "list", "--id", app_id)
+    assert [c["displayName"] for c in creds] == ["second"]
+    # The deleted secret no longer works.
+    token = requests.post(
+        f"{platform.idp_url}/{platform.directory.tenant_id}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": app_id, "client_secret": first["password"],
+              "scope": "https://management.core.windows.net//.default"},
+        verify=platform.ca_file, timeout=30)
+    assert token.status_code == 401, token.text
+
+    sps = platform.az_json("ad", "sp", "list", "--display-name", "Microsoft Graph")
+    assert any(sp["appId"] == GRAPH for sp in sps)
