@@ -4,7 +4,7 @@ pub mod authorize;
 pub mod devicecode;
 pub mod discovery;
 pub mod form;
-pub(crate) mod graph;
+pub mod graph;
 pub mod logout;
 pub mod token;
 

@@ -9,7 +9,7 @@ mod applications;
 mod error;
 mod grants;
 pub(crate) mod me;
-mod odata;
+pub mod odata;
 mod role_assignments;
 mod service_principals;
 mod users;

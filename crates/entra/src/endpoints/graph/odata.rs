@@ -11,7 +11,7 @@ const MAX_TOP: usize = 999;
 
 /// One `$filter` condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Filter {
+pub enum Filter {
     /// `prop eq 'value'`
     Eq { property: String, value: String },
     /// `startswith(prop,'value')`
@@ -23,7 +23,7 @@ pub(crate) enum Filter {
 impl Filter {
     /// The filtered property and the condition's kind, for "which filters does this resource
     /// support" checks.
-    pub(crate) fn property(&self) -> &str {
+    pub fn property(&self) -> &str {
         match self {
             Filter::Eq { property, .. }
             | Filter::StartsWith { property, .. }
@@ -33,7 +33,7 @@ impl Filter {
 
     /// Whether `text` (the object's value of the filtered property) satisfies the condition.
     /// OData string comparison in Graph's directory is case-insensitive.
-    pub(crate) fn matches_text(&self, text: &str) -> bool {
+    pub fn matches_text(&self, text: &str) -> bool {
         match self {
             Filter::Eq { value, .. } | Filter::AnyEq { value, .. } => {
                 text.eq_ignore_ascii_case(value)
@@ -140,6 +140,27 @@ impl Query {
             .take(self.top.unwrap_or(MAX_TOP))
             .map(|o| self.project(o))
             .collect()
+    }
+}
+
+/// Parses one `$filter` condition; `None` for anything outside the three supported forms.
+pub fn parse(text: &str) -> Option<Filter> {
+    parse_filter(text).ok()
+}
+
+impl std::fmt::Display for Filter {
+    /// The condition in the form the Azure CLI writes it (a quote doubled inside a literal).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quote = |v: &str| v.replace('\'', "''");
+        match self {
+            Filter::Eq { property, value } => write!(f, "{property} eq '{}'", quote(value)),
+            Filter::StartsWith { property, value } => {
+                write!(f, "startswith({property},'{}')", quote(value))
+            }
+            Filter::AnyEq { property, value } => {
+                write!(f, "{property}/any(c:c eq '{}')", quote(value))
+            }
+        }
     }
 }
 
