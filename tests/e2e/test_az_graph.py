@@ -2,11 +2,18 @@
 Microsoft Graph for the directory. The `easyauth az` wrapper signs az in as the platform's
 service principal, whose Graph app roles let it manage the directory. An app is created,
 given an identifier URI, a service principal, a secret, a Graph permission and its admin grant,
-and a scope through `az rest`; the secret then works at the token endpoint."""
+and a scope through `az rest`; the secret then works at the token endpoint. Users and
+credentials are managed too; last, a user signed in with the device code does the same with her
+delegated token."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import threading
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
@@ -126,3 +133,54 @@ def test_az_ad_manages_users_and_credentials(platform: AzPlatform) -> None:
 
     sps = platform.az_json("ad", "sp", "list", "--display-name", "Microsoft Graph")
     assert any(sp["appId"] == GRAPH for sp in sps)
+
+
+def test_a_signed_in_user_manages_the_directory(platform: AzPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`az login --use-device-code` as alice (the page completed as she would), then `az ad` with
+    her delegated Graph token: any user of the local tenant acts as its administrator. Last in
+    the file: az stays signed in as alice."""
+    from easyauth_e2e import Browser, User, device_login
+
+    directory = platform.directory
+    script = (f'eval "$({platform.binary} env --data-dir {platform.data_dir})"\n'
+              f"exec az login --use-device-code --tenant {directory.tenant_id} --output json")
+    proc = subprocess.Popen(["bash", "-c", script], env=platform.az_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    found = threading.Event()
+    message: dict[str, str] = {}
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            m = re.search(r"open the page (\S+) and enter the code (\S+) to authenticate", line)
+            if m:
+                message.update(uri=m.group(1), code=m.group(2))
+                found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert found.wait(60), "az printed no device code:\n" + "".join(lines)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", platform.ca_file)
+        monkeypatch.setenv("CURL_CA_BUNDLE", platform.ca_file)
+        idp = SimpleNamespace(ca_path=Path(platform.ca_file), base=platform.idp_url,
+                              host=platform.idp_url.split("//", 1)[1])
+        alice = User(id="", upn=directory.user, password=directory.password, display_name="Alice Smith",
+                     given_name="Alice", surname="Smith")
+        pages = device_login(Browser(idp), message["uri"], message["code"], alice)  # type: ignore[arg-type]
+        assert pages[-1] == "done", pages
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    assert proc.returncode == 0, "".join(lines)
+
+    me = json.loads(platform.shell("az ad signed-in-user show --output json").stdout)
+    assert me["userPrincipalName"] == directory.user
+    app = json.loads(platform.shell("az ad app create --display-name alices-app --output json").stdout)
+    assert app["displayName"] == "alices-app"
+    platform.shell(f"az ad app delete --id {app['appId']}")
