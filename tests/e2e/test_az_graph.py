@@ -135,6 +135,21 @@ def test_az_ad_manages_users_and_credentials(platform: AzPlatform) -> None:
     assert any(sp["appId"] == GRAPH for sp in sps)
 
 
+def test_az_ad_sp_create_for_rbac(platform: AzPlatform) -> None:
+    """The tutorials' one-liner for a CI identity: an app, its service principal and a secret."""
+    sp = platform.az_json("ad", "sp", "create-for-rbac", "--name", "graph-e2e-ci")
+    assert sp["displayName"] == "graph-e2e-ci" and sp["tenant"] == platform.directory.tenant_id
+    token = requests.post(
+        f"{platform.idp_url}/{platform.directory.tenant_id}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": sp["appId"], "client_secret": sp["password"],
+              "scope": "https://management.core.windows.net//.default"},
+        verify=platform.ca_file, timeout=30)
+    assert token.status_code == 200, token.text
+    # Run again, it resets the secret of the same app.
+    again = platform.az_json("ad", "sp", "create-for-rbac", "--name", "graph-e2e-ci")
+    assert again["appId"] == sp["appId"] and again["password"] != sp["password"]
+
+
 def test_a_signed_in_user_manages_the_directory(platform: AzPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     """`az login --use-device-code` as alice (the page completed as she would), then `az ad` with
     her delegated Graph token: any user of the local tenant acts as its administrator. Last in
