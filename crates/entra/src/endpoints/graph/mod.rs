@@ -309,6 +309,7 @@ async fn handle(
     };
     let m = method.as_str();
     match route {
+        // Answered above, before the directory's caller checks.
         Route::Me => Err(method_not_allowed(m)),
         Route::Applications(r) => applications::serve(&call, m, r).await,
         Route::ServicePrincipals(id) => service_principals::serve(&call, m, id).await,
@@ -414,11 +415,8 @@ impl Route {
             .strip_prefix("applications(appId='")
             .and_then(|r| r.strip_suffix("')"))
         {
-            if third.is_some() {
-                return Err(GraphError::NoSegment(crate::util::clip(
-                    third.unwrap_or_default(),
-                    100,
-                )));
+            if let Some(extra) = third {
+                return Err(GraphError::NoSegment(crate::util::clip(extra, 100)));
             }
             return Ok(Route::Applications(AppRoute::One {
                 key: AppKey::AppId(app_id.to_owned()),
