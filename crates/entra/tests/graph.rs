@@ -946,6 +946,19 @@ async fn add_password_secret_works_until_removed() {
             .await
         }
     };
+    // Without a service principal there is no app-only token (AADSTS7000229), as in Entra.
+    let no_sp = cc(secret.clone()).await;
+    assert_eq!(no_sp.status, StatusCode::BAD_REQUEST, "{}", no_sp.body);
+    assert_eq!(no_sp.code(), 7000229);
+    let sp = call(
+        &h,
+        "POST",
+        "/v1.0/servicePrincipals",
+        &t,
+        Some(json!({"appId": app_id})),
+    )
+    .await;
+    assert_eq!(sp.status, StatusCode::CREATED, "{}", sp.body);
     let ok = cc(secret.clone()).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     let bad_date = call(
