@@ -119,10 +119,8 @@ pub fn user_grant(
     values: &[String],
 ) -> PermissionGrant {
     let id = grant_id(&client.app_id, &resource.app_id, Some(user));
-    let mut scopes: Vec<String> = dir
-        .grants
-        .iter()
-        .find(|g| g.id == id)
+    let existing = dir.grants.iter().find(|g| g.id == id);
+    let mut scopes: Vec<String> = existing
         .map(|g| g.scope.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
     for v in values {
@@ -137,6 +135,8 @@ pub fn user_grant(
         principal_id: Some(user.into()),
         resource_id: resource.app_id.clone(),
         scope: scopes.join(" "),
+        // Still the file's grant, with more consented: kept at the next start.
+        seed_fingerprint: existing.and_then(|g| g.seed_fingerprint.clone()),
     }
 }
 

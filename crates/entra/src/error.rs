@@ -398,4 +398,6 @@ impl IntoResponse for JsonError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Error(u32),
+    /// A Microsoft Graph error code (`Request_ResourceNotFound`, ...).
+    Graph(&'static str),
 }

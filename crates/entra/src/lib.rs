@@ -4,7 +4,8 @@
 //! Python and Node, azure-identity) and token validators accept it: per-tenant discovery and
 //! JWKS, the authorize endpoint with sign-in and consent pages, the device authorization endpoint
 //! with its code-entry page, the token endpoint (one module per grant under [`grants`]), logout,
-//! and a Microsoft Graph `/v1.0/me` stand-in. Every tenant has Entra's built-in applications:
+//! and Microsoft Graph v1.0 for the directory (applications, service principals, grants, users,
+//! `/me`). Every tenant has Entra's built-in applications:
 //! Microsoft Graph, Azure Resource Manager and the Azure CLI.
 //!
 //! The directory lives in an [`easyauth_store::Store`]; [`Idp`] keeps an indexed snapshot of it.
@@ -111,7 +112,9 @@ impl Idp {
         seed: &Seed,
     ) -> Result<Arc<Idp>, StartError> {
         Directory::save_seed(store.as_ref(), seed).await?;
-        let directory = Directory::load(store.as_ref(), &seed.tenant.id).await?;
+        let directory = Directory::load(store.as_ref(), &seed.tenant.id)
+            .await?
+            .with_graph_alias(&config.public_url);
         let keys = SigningKeys::load_or_create(store.as_ref()).await?;
         // Created once per store, so every instance sharing the store agrees.
         let cookie_secret = store

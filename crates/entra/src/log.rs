@@ -30,6 +30,7 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
         .unwrap_or_default();
     let outcome = match response.extensions().get::<Outcome>() {
         Some(Outcome::Error(code)) => format!("AADSTS{code}"),
+        Some(Outcome::Graph(code)) => (*code).to_owned(),
         None if response.status().is_server_error() => "error".to_owned(),
         None => "ok".to_owned(),
     };

@@ -77,6 +77,10 @@ async fn one_log_line_per_request_and_no_secret_in_it() {
     assert!(done.body.contains("You have signed in"), "{}", done.body);
     let device_tokens = h.poll(AZURE_CLI, &device_code).await.json();
 
+    // A Graph refusal is logged with Graph's error code.
+    let graph = h.get("/v1.0/applications", &Browser::default()).await;
+    assert_eq!(graph.status, StatusCode::UNAUTHORIZED);
+
     // Smart lockout says so in the log (the password itself never appears).
     let mut dir: serde_json::Value = serde_json::from_str(&directory()).unwrap();
     dir["tenant"]["passwordRuleSettings"] = serde_json::json!({"lockoutThreshold": 2});
@@ -151,6 +155,14 @@ async fn one_log_line_per_request_and_no_secret_in_it() {
             .iter()
             .any(|l| l.contains("path=/devicelogin")
                 && l.contains(&format!("client=\"{AZURE_CLI}\""))),
+        "{log}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("path=/v1.0/applications")
+                && l.contains("status=401")
+                && l.contains("outcome=InvalidAuthenticationToken")),
         "{log}"
     );
     let secrets = [

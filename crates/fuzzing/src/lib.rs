@@ -10,6 +10,7 @@ mod config;
 mod cookie;
 mod form;
 mod jws;
+mod odata;
 mod paths;
 mod redirect;
 mod runtime;
@@ -19,6 +20,7 @@ pub use config::authsettings;
 pub use cookie::sealed_cookie;
 pub use form::form_params;
 pub use jws::jws;
+pub use odata::odata_filter;
 pub use paths::paths;
 pub use redirect::redirect;
 pub use site::site_toml;
@@ -35,4 +37,5 @@ pub const TARGETS: &[Target] = &[
     ("paths", paths),
     ("redirect", redirect),
     ("site_toml", site_toml),
+    ("odata_filter", odata_filter),
 ];

@@ -124,6 +124,8 @@ pub fn prepare(data_dir: &Path) -> Result<AzEnvironment, AzError> {
         run(&env, &["cloud", "set", "--name", CLOUD])?;
     }
     if !signed_in(&config.join("azureProfile.json"), &state) {
+        // One argument: a secret starting with '-' would otherwise be read as an option.
+        let password = format!("--password={}", state.client_secret);
         run(
             &env,
             &[
@@ -131,8 +133,7 @@ pub fn prepare(data_dir: &Path) -> Result<AzEnvironment, AzError> {
                 "--service-principal",
                 "--username",
                 &state.client_id,
-                "--password",
-                &state.client_secret,
+                &password,
                 "--tenant",
                 &state.tenant_id,
                 "--output",

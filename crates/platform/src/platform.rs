@@ -130,6 +130,11 @@ impl Platform {
         seed.applications.push(portal_app);
         seed.grants.retain(|g| g.id != portal_grant.id);
         seed.grants.push(portal_grant);
+        // It manages the directory through Microsoft Graph as an administrator's app would.
+        let roles = startup::platform_graph_roles(&client_id);
+        seed.assignments
+            .retain(|a| !roles.iter().any(|r| r.id == a.id));
+        seed.assignments.extend(roles);
         let issuer = format!("{idp_url}/{}/v2.0", seed.tenant.id);
         let subscription_id = store
             .get_or_create_setting(

@@ -11,8 +11,8 @@ use axum::response::IntoResponse;
 use easyauth_arm::{ArmConfig, Mirror, WebApp};
 use easyauth_entra::directory::demo::{self, DemoSecrets};
 use easyauth_entra::directory::{
-    ARM_APP_ID, ARM_USER_IMPERSONATION_ID, Application, PasswordCredential, PermissionGrant,
-    RequiredResourceAccess, ResourceAccess, WebApplication,
+    ARM_APP_ID, ARM_USER_IMPERSONATION_ID, AppRoleAssignment, Application, PasswordCredential,
+    PermissionGrant, RequiredResourceAccess, ResourceAccess, WebApplication,
 };
 use easyauth_entra::{Idp, IdpConfig, Seed};
 use easyauth_pki::LocalCa;
@@ -64,6 +64,27 @@ pub(crate) async fn directory(
     }
 }
 
+/// The platform's app role assignments on Microsoft Graph: `Application.ReadWrite.All` and
+/// `Directory.ReadWrite.All`, so its app-only Graph tokens may manage the directory.
+pub(crate) fn platform_graph_roles(client_id: &str) -> Vec<AppRoleAssignment> {
+    [
+        easyauth_entra::directory::GRAPH_APPLICATION_READWRITE_ALL,
+        easyauth_entra::directory::GRAPH_DIRECTORY_READWRITE_ALL,
+    ]
+    .iter()
+    .map(|role| AppRoleAssignment {
+        id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{client_id}/graph-role/{role}").as_bytes(),
+        )
+        .to_string(),
+        principal_id: client_id.to_owned(),
+        resource_id: easyauth_entra::directory::GRAPH_APP_ID.to_owned(),
+        app_role_id: (*role).to_owned(),
+    })
+    .collect()
+}
+
 /// The platform's own service principal: the identity `easyauth webapp` and `easyauth az` sign
 /// in with (client credentials for the management resource). Its secret is generated once per
 /// data dir and kept in the store.
@@ -104,6 +125,7 @@ pub(crate) async fn platform_client(
             secret_hash: Some(easyauth_entra::credentials::hash_client_secret(&secret)),
             hint: Some(secret.chars().take(3).collect()),
             end_date_time: None,
+            start_date_time: None,
         }],
         ..Default::default()
     };
@@ -150,11 +172,13 @@ pub(crate) async fn portal_client(
             secret_text: None,
             secret_hash: Some(easyauth_entra::credentials::hash_client_secret(&secret)),
             hint: Some(secret.chars().take(3).collect()),
+            start_date_time: None,
             end_date_time: None,
         }],
         ..Default::default()
     };
     let grant = PermissionGrant {
+        seed_fingerprint: None,
         id: v5(format!("{app_id}/grant/arm")),
         client_id: app_id,
         consent_type: "AllPrincipals".into(),

@@ -50,6 +50,7 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         secret_hash: Some(hash_client_secret(text)),
         hint: Some(text.chars().take(3).collect()),
         end_date_time: None,
+        start_date_time: None,
     };
     let graph_user_read = RequiredResourceAccess {
         resource_app_id: GRAPH_APP_ID.into(),
@@ -139,6 +140,7 @@ pub fn seed(secrets: &DemoSecrets) -> Seed {
         principal_id: None,
         resource_id: GRAPH_APP_ID.into(),
         scope: "User.Read".into(),
+        seed_fingerprint: None,
     }];
     Seed {
         tenant: Tenant {

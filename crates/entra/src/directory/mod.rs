@@ -27,6 +27,9 @@ pub struct Directory {
     app_by_uri: HashMap<String, usize>,
     pub grants: Vec<PermissionGrant>,
     pub assignments: Vec<AppRoleAssignment>,
+    /// More identifiers of Microsoft Graph: the identity provider's own URL, which the local
+    /// cloud names as Graph (`microsoftGraphResourceId`), so `az ad` asks for `<idp>//.default`.
+    graph_aliases: Vec<String>,
 }
 
 impl Directory {
@@ -96,7 +99,10 @@ impl Directory {
         ))
     }
 
-    /// Writes a seed into the store (objects with the same ids are replaced).
+    /// Writes a seed into the store (objects with the same ids are replaced). An application or
+    /// grant the file defines exactly as it did at the last start is left as stored, so changes
+    /// made at run time (Microsoft Graph, consent, the platform's redirect URIs) survive a
+    /// restart; the file's version is written again when the file changes that object.
     pub async fn save_seed(store: &dyn Store, seed: &Seed) -> Result<(), StoreError> {
         let t = &seed.tenant.id;
         let json = |v: &dyn erased::Json| v.to_json();
@@ -109,13 +115,33 @@ impl Directory {
                 .await?;
         }
         for a in &seed.applications {
+            let mut a = a.clone();
+            a.seed_fingerprint = None;
+            let fingerprint = crate::util::sha256_hex(json(&a).as_bytes());
+            let stored = store
+                .get_object(ObjectKind::Application, t, &a.app_id)
+                .await?;
+            if unchanged::<Application>(stored, &fingerprint, |s| &s.seed_fingerprint) {
+                continue;
+            }
+            a.seed_fingerprint = Some(fingerprint);
             store
-                .put_object(ObjectKind::Application, t, &a.app_id, &json(a))
+                .put_object(ObjectKind::Application, t, &a.app_id, &json(&a))
                 .await?;
         }
         for g in &seed.grants {
+            let mut g = g.clone();
+            g.seed_fingerprint = None;
+            let fingerprint = crate::util::sha256_hex(json(&g).as_bytes());
+            let stored = store
+                .get_object(ObjectKind::PermissionGrant, t, &g.id)
+                .await?;
+            if unchanged::<PermissionGrant>(stored, &fingerprint, |s| &s.seed_fingerprint) {
+                continue;
+            }
+            g.seed_fingerprint = Some(fingerprint);
             store
-                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(g))
+                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(&g))
                 .await?;
         }
         for a in &seed.assignments {
@@ -162,6 +188,22 @@ impl Directory {
             .or_else(|| self.app_by_uri.get(key.trim_end_matches('/')))
             .map(|&i| &self.apps[i])
             .or_else(|| self.app(identifier))
+            .or_else(|| {
+                self.graph_aliases
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(key.trim_end_matches('/')))
+                    .then(|| self.app(GRAPH_APP_ID))
+                    .flatten()
+            })
+    }
+
+    /// The same directory, with `url` (the identity provider's own) also naming Microsoft Graph.
+    pub fn with_graph_alias(mut self, url: &str) -> Directory {
+        let alias = url.trim_end_matches('/').to_ascii_lowercase();
+        if !self.graph_aliases.contains(&alias) {
+            self.graph_aliases.push(alias);
+        }
+        self
     }
 
     /// Whether `name` (a tenant id or domain) names this tenant.
@@ -192,7 +234,27 @@ impl Directory {
         roles
     }
 
-    /// Returns a copy with one grant added or replaced (by id).
+    /// The app registration with this object id (`id`, not `appId`).
+    pub fn application_by_object_id(&self, id: &str) -> Option<&Arc<Application>> {
+        self.apps.iter().find(|a| a.id.eq_ignore_ascii_case(id))
+    }
+
+    fn rebuild(
+        &self,
+        users: Vec<User>,
+        apps: Vec<Application>,
+        grants: Vec<PermissionGrant>,
+        assignments: Vec<AppRoleAssignment>,
+    ) -> Directory {
+        let mut dir = Directory::new(self.tenant.clone(), users, apps, grants, assignments);
+        dir.graph_aliases = self.graph_aliases.clone();
+        dir
+    }
+
+    fn app_list(&self) -> Vec<Application> {
+        self.apps.iter().map(|a| (**a).clone()).collect()
+    }
+
     /// The same directory with `app` added or replacing the app of the same `appId`.
     pub fn with_application(&self, app: Application) -> Directory {
         let mut apps: Vec<Application> = self
@@ -202,8 +264,7 @@ impl Directory {
             .map(|a| (**a).clone())
             .collect();
         apps.push(app);
-        Directory::new(
-            self.tenant.clone(),
+        self.rebuild(
             self.users.clone(),
             apps,
             self.grants.clone(),
@@ -211,15 +272,123 @@ impl Directory {
         )
     }
 
+    /// Grants and app role assignments that name the app `app_id` on either side (they go when
+    /// its service principal goes).
+    pub fn references_to(&self, app_id: &str) -> (Vec<String>, Vec<String>) {
+        let names = |id: &str| id.eq_ignore_ascii_case(app_id);
+        let grants = self
+            .grants
+            .iter()
+            .filter(|g| names(&g.client_id) || names(&g.resource_id))
+            .map(|g| g.id.clone())
+            .collect();
+        let assignments = self
+            .assignments
+            .iter()
+            .filter(|a| names(&a.principal_id) || names(&a.resource_id))
+            .map(|a| a.id.clone())
+            .collect();
+        (grants, assignments)
+    }
+
+    /// The same directory with `app` in place of the app of the same `appId` (or without that
+    /// app when `app` is `None`), and without the grants and assignments with these ids.
+    pub fn with_changes(
+        &self,
+        app_id: &str,
+        app: Option<Application>,
+        dropped_grants: &[String],
+        dropped_assignments: &[String],
+    ) -> Directory {
+        let mut apps: Vec<Application> = self
+            .apps
+            .iter()
+            .filter(|a| !a.app_id.eq_ignore_ascii_case(app_id))
+            .map(|a| (**a).clone())
+            .collect();
+        apps.extend(app);
+        let mut grants = self.grants.clone();
+        grants.retain(|g| !dropped_grants.contains(&g.id));
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| !dropped_assignments.contains(&a.id));
+        self.rebuild(self.users.clone(), apps, grants, assignments)
+    }
+
+    /// Returns a copy with one grant added or replaced (by id).
     pub fn with_grant(&self, grant: PermissionGrant) -> Directory {
         let mut grants = self.grants.clone();
         grants.retain(|g| g.id != grant.id);
         grants.push(grant);
-        Directory::new(
-            self.tenant.clone(),
+        self.rebuild(
             self.users.clone(),
-            self.apps.iter().map(|a| (**a).clone()).collect(),
+            self.app_list(),
             grants,
+            self.assignments.clone(),
+        )
+    }
+
+    /// Returns a copy without the grant with this id.
+    pub fn without_grant(&self, id: &str) -> Directory {
+        let mut grants = self.grants.clone();
+        grants.retain(|g| g.id != id);
+        self.rebuild(
+            self.users.clone(),
+            self.app_list(),
+            grants,
+            self.assignments.clone(),
+        )
+    }
+
+    /// Returns a copy with one app role assignment added or replaced (by id).
+    pub fn with_assignment(&self, assignment: AppRoleAssignment) -> Directory {
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| a.id != assignment.id);
+        assignments.push(assignment);
+        self.rebuild(
+            self.users.clone(),
+            self.app_list(),
+            self.grants.clone(),
+            assignments,
+        )
+    }
+
+    /// Returns a copy without the app role assignment with this id.
+    pub fn without_assignment(&self, id: &str) -> Directory {
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| a.id != id);
+        self.rebuild(
+            self.users.clone(),
+            self.app_list(),
+            self.grants.clone(),
+            assignments,
+        )
+    }
+
+    /// Returns a copy without the user with this id, and without the grants and app role
+    /// assignments that name them.
+    pub fn without_user(&self, id: &str) -> Directory {
+        let mut users = self.users.clone();
+        users.retain(|u| !u.id.eq_ignore_ascii_case(id));
+        let mut grants = self.grants.clone();
+        grants.retain(|g| {
+            !g.principal_id
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(id))
+        });
+        let mut assignments = self.assignments.clone();
+        assignments.retain(|a| !a.principal_id.eq_ignore_ascii_case(id));
+        self.rebuild(users, self.app_list(), grants, assignments)
+    }
+
+    /// Returns a copy with one user added or replaced (by id).
+    pub fn with_user(&self, user: User) -> Directory {
+        let mut users = self.users.clone();
+        users.retain(|u| !u.id.eq_ignore_ascii_case(&user.id));
+        users.push(user);
+        self.rebuild(
+            users,
+            self.app_list(),
+            self.grants.clone(),
             self.assignments.clone(),
         )
     }
@@ -235,6 +404,17 @@ mod erased {
             serde_json::to_string(self).unwrap_or_default()
         }
     }
+}
+
+/// Whether the stored object was written from a file version with this fingerprint.
+fn unchanged<T: serde::de::DeserializeOwned>(
+    stored: Option<String>,
+    fingerprint: &str,
+    field: impl Fn(&T) -> &Option<String>,
+) -> bool {
+    stored
+        .and_then(|json| serde_json::from_str::<T>(&json).ok())
+        .is_some_and(|s| field(&s).as_deref() == Some(fingerprint))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, LoadError> {
@@ -417,6 +597,60 @@ pub fn graph_application() -> Application {
             }],
             ..Default::default()
         },
+        app_roles: GRAPH_APP_ROLES
+            .iter()
+            .map(|(id, value, name)| AppRole {
+                id: (*id).into(),
+                value: (*value).into(),
+                display_name: (*name).into(),
+                description: String::new(),
+                allowed_member_types: vec!["Application".into()],
+                is_enabled: true,
+            })
+            .collect(),
         ..Default::default()
     }
 }
+
+/// Graph's application permissions (app roles) that its directory routes check, with Graph's
+/// real ids, so an app role assignment copied from Azure keeps working.
+pub const GRAPH_APP_ROLES: [(&str, &str, &str); 7] = [
+    (
+        GRAPH_APPLICATION_READ_ALL,
+        "Application.Read.All",
+        "Read all applications",
+    ),
+    (
+        GRAPH_APPLICATION_READWRITE_ALL,
+        "Application.ReadWrite.All",
+        "Read and write all applications",
+    ),
+    (
+        "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+        "Directory.Read.All",
+        "Read directory data",
+    ),
+    (
+        GRAPH_DIRECTORY_READWRITE_ALL,
+        "Directory.ReadWrite.All",
+        "Read and write directory data",
+    ),
+    (
+        "df021288-bdef-4463-88db-98f22de89214",
+        "User.Read.All",
+        "Read all users' full profiles",
+    ),
+    (
+        "741f803b-c850-494e-b5df-cde7c675a1ca",
+        "User.ReadWrite.All",
+        "Read and write all users' full profiles",
+    ),
+    (
+        "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "Manage all delegated permission grants",
+    ),
+];
+pub const GRAPH_APPLICATION_READ_ALL: &str = "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30";
+pub const GRAPH_APPLICATION_READWRITE_ALL: &str = "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9";
+pub const GRAPH_DIRECTORY_READWRITE_ALL: &str = "19dbc75e-c2e2-444c-a770-ec69d8559fc7";

@@ -123,6 +123,22 @@ pub struct Application {
     /// `oid`); derived from the appId when absent.
     #[serde(default)]
     pub service_principal_id: String,
+    /// Set for an app created through Microsoft Graph until its service principal is created
+    /// (`POST /servicePrincipals`), and again when that is deleted, as in Entra. Apps from a
+    /// directory file and the built-in ones always have a service principal.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub without_service_principal: bool,
+    /// When the registration was created through Microsoft Graph (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+    /// The fingerprint of the directory file's version of this app when it was last written
+    /// to the store; see [`crate::Directory::save_seed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_fingerprint: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -250,6 +266,9 @@ pub struct PasswordCredential {
     /// RFC 3339; a secret past this instant is refused (AADSTS7000222).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_date_time: Option<String>,
+    /// When the secret was added through Microsoft Graph (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -291,6 +310,9 @@ pub struct PermissionGrant {
     pub resource_id: String,
     /// Space-separated scope values.
     pub scope: String,
+    /// As [`Application::seed_fingerprint`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_fingerprint: Option<String>,
 }
 
 /// Graph `appRoleAssignment`: an app role granted to a user or to a client application.

@@ -58,8 +58,13 @@ pub(crate) fn router(idp: Arc<Idp>) -> Router {
             "/{tenant}/oauth2/v2.0/logout",
             get(logout::logout).post(logout::logout_post),
         )
-        .route("/v1.0/me", get(graph::me))
-        .route("/oidc/userinfo", get(graph::userinfo).post(graph::userinfo))
+        .route("/v1.0", any(graph::serve))
+        .route("/v1.0/", any(graph::serve))
+        .route("/v1.0/{*rest}", any(graph::serve))
+        .route(
+            "/oidc/userinfo",
+            get(graph::me::userinfo).post(graph::me::userinfo),
+        )
         // The v1 document advertises these, as Entra's does: logout and the device authorization
         // endpoint mean the same (scopes, not `resource=`), the token endpoint serves the
         // device-code grant; the v1 authorize and token protocols (`resource=`) are refused

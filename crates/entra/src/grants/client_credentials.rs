@@ -10,6 +10,18 @@ use crate::tokens::{AccessTokenSpec, TokenResponse};
 
 pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraError> {
     let (client, acr) = ctx.client(true)?;
+    // An app-only token is issued to the app's service principal; an app registered through
+    // Graph has none until one is created (`az ad sp create`). The error's `error` string is
+    // UNCONFIRMED.
+    if client.without_service_principal {
+        return Err(EntraError::InvalidRequest {
+            code: 7000229,
+            message: format!(
+                "The client application {} is missing service principal in the tenant {}.",
+                client.app_id, ctx.dir.tenant.id
+            ),
+        });
+    }
     let raw = ctx.params.required("scope")?;
     let dir = ctx.dir;
     let scopes = Scopes::parse(dir, raw)?;
