@@ -119,7 +119,7 @@ impl Platform {
         let (client, client_secret) =
             startup::platform_client(store.as_ref(), &seed.tenant.id).await?;
         let client_id = client.app_id.clone();
-        let (portal_app, portal_grant, portal_secret) =
+        let (portal_app, portal_grants, portal_secret) =
             startup::portal_client(store.as_ref(), &seed.tenant.id, &portal_url).await?;
         let portal_client_id = portal_app.app_id.clone();
         seed.applications.retain(|a| {
@@ -128,8 +128,9 @@ impl Platform {
         });
         seed.applications.push(client);
         seed.applications.push(portal_app);
-        seed.grants.retain(|g| g.id != portal_grant.id);
-        seed.grants.push(portal_grant);
+        seed.grants
+            .retain(|g| !portal_grants.iter().any(|p| p.id == g.id));
+        seed.grants.extend(portal_grants);
         // It manages the directory through Microsoft Graph as an administrator's app would.
         let roles = startup::platform_graph_roles(&client_id);
         seed.assignments

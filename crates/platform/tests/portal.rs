@@ -458,6 +458,118 @@ async fn the_tutorials_portal_steps_without_javascript() {
     );
     assert_eq!(plain.get(&app_url).send().await.expect("app").status(), 200);
 
+    // Add identity provider -> Create new app registration: made through Microsoft Graph as App
+    // Service makes it, and its secret works at the token endpoint.
+    let auth_html = submit(
+        &b,
+        &format!("{blade}/authentication"),
+        &[
+            ("csrf", &csrf),
+            ("op", "add"),
+            ("provider", "microsoft"),
+            ("type", "new"),
+            ("name", "web-registration"),
+            ("secretDays", "180"),
+            ("restrict", "require"),
+            ("action", "Return401"),
+            ("tokenStore", "on"),
+        ],
+    )
+    .await;
+    assert!(
+        auth_html.contains("with the new app registration web-registration"),
+        "{auth_html}"
+    );
+    let shown = arm.auth_show("web").await.expect("auth");
+    let aad = &shown["properties"]["identityProviders"]["azureActiveDirectory"];
+    let app_id = aad["registration"]["clientId"]
+        .as_str()
+        .expect("client id")
+        .to_owned();
+    assert_eq!(
+        aad["registration"]["clientSecretSettingName"],
+        "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"
+    );
+    assert_eq!(
+        aad["validation"]["allowedAudiences"][0],
+        format!("api://{app_id}").as_str()
+    );
+    let secret = arm.appsettings_list("web").await.expect("settings")["MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"].clone();
+    let http = {
+        let pem = std::fs::read(&state.ca_file).expect("CA");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
+            .no_proxy()
+            .build()
+            .expect("client")
+    };
+    let token_url = format!("{}/{}/oauth2/v2.0/token", state.idp_url, state.tenant_id);
+    let token = |client_id: String, secret: String, scope: String| {
+        let http = http.clone();
+        let token_url = token_url.clone();
+        async move {
+            let body: serde_json::Value = http
+                .post(&token_url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", secret.as_str()),
+                    ("scope", scope.as_str()),
+                ])
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("json");
+            body
+        }
+    };
+    let own = token(app_id.clone(), secret, format!("api://{app_id}/.default")).await;
+    assert!(
+        own["access_token"].is_string(),
+        "the stored secret works: {own}"
+    );
+    let graph = token(
+        state.client_id.clone(),
+        state.client_secret.clone(),
+        "https://graph.microsoft.com/.default".into(),
+    )
+    .await;
+    let graph = graph["access_token"]
+        .as_str()
+        .expect("graph token")
+        .to_owned();
+    let registration: serde_json::Value = http
+        .get(format!(
+            "{}/v1.0/applications(appId='{app_id}')",
+            state.idp_url
+        ))
+        .bearer_auth(&graph)
+        .send()
+        .await
+        .expect("graph")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        registration["displayName"], "web-registration",
+        "{registration}"
+    );
+    assert_eq!(
+        registration["identifierUris"][0],
+        format!("api://{app_id}").as_str()
+    );
+    assert_eq!(
+        registration["web"]["redirectUris"][0],
+        format!("{app_url}/.auth/login/aad/callback").as_str()
+    );
+    assert_eq!(
+        registration["api"]["oauth2PermissionScopes"][0]["value"],
+        "user_impersonation"
+    );
+    assert_eq!(plain.get(&app_url).send().await.expect("app").status(), 401);
+
     // The same portal signs in at localhost too (the registration has both callbacks).
     let localhost = PlatformState {
         portal_url: state.portal_url.replace("127.0.0.1", "localhost"),

@@ -10,8 +10,10 @@
 
 mod arm;
 mod form;
+mod graph;
 mod html;
 mod pages;
+pub mod registration;
 mod session;
 mod signin;
 
@@ -21,6 +23,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use arm::ArmCallError;
+pub use graph::GraphCallError;
 
 /// Where everything is, and the portal's own app registration.
 #[derive(Clone)]

@@ -24,6 +24,8 @@ pub(crate) struct Session {
     /// When the access token stops working (renewed a minute before).
     pub(crate) expires: Instant,
     pub(crate) refresh_token: Option<String>,
+    /// Microsoft Graph, fetched with the refresh token when a page first needs it.
+    pub(crate) graph: Option<(String, Instant)>,
     pub(crate) csrf: String,
     created: Instant,
 }
@@ -40,6 +42,7 @@ impl Session {
             access_token,
             expires: Instant::now() + lifetime,
             refresh_token,
+            graph: None,
             csrf: random_id(),
             created: Instant::now(),
         }

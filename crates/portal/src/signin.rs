@@ -21,6 +21,8 @@ use crate::session::{
 
 /// The scope of the portal's access token: the Resource Manager as the signed-in user.
 pub(crate) const ARM_SCOPE: &str = "https://management.core.windows.net//user_impersonation";
+/// Microsoft Graph as the signed-in user.
+const GRAPH_SCOPE: &str = "https://graph.microsoft.com/User.Read offline_access";
 
 pub(crate) fn redirect_uris(public_url: &str) -> Vec<String> {
     let mut uris = vec![format!("{public_url}/signin-oidc")];
@@ -285,6 +287,40 @@ fn id_token_user(portal: &Portal, answer: &TokenAnswer, nonce: &str) -> Result<S
         .find(|v| !v.is_empty())
         .unwrap_or("signed in")
         .to_owned())
+}
+
+/// The session's Microsoft Graph token (the refresh token redeemed for Graph, as Entra's refresh
+/// tokens allow; renewed the same way). `None`: sign in again.
+pub(crate) async fn graph_token(portal: &Portal, id: &str, session: &Session) -> Option<String> {
+    if let Some((token, expires)) = &session.graph
+        && std::time::Instant::now() < *expires
+    {
+        return Some(token.clone());
+    }
+    let refresh = session.refresh_token.as_deref()?;
+    let answer = token_request(
+        portal,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", portal.config.client_id.as_str()),
+            ("client_secret", portal.config.client_secret.as_str()),
+            ("refresh_token", refresh),
+            ("scope", GRAPH_SCOPE),
+        ],
+    )
+    .await
+    .ok()?;
+    let token = answer.access_token.clone();
+    portal.sessions.update(id, |s| {
+        s.graph = Some((
+            answer.access_token,
+            std::time::Instant::now() + answer.lifetime,
+        ));
+        if answer.refresh_token.is_some() {
+            s.refresh_token = answer.refresh_token;
+        }
+    });
+    Some(token)
 }
 
 /// The session's Resource Manager token, renewed with the refresh token when it has expired.

@@ -18,7 +18,7 @@ use crate::form::Form;
 use crate::html::{csrf_field, enc, esc, page};
 use crate::pages::{back, blades, outcome, signed_form, signed_in};
 
-const SECRET_SETTING: &str = "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET";
+use crate::registration::{self, SECRET_SETTING};
 
 /// The unauthenticated actions, with the portal's words for them.
 const ACTIONS: [(&str, &str); 4] = [
@@ -106,7 +106,7 @@ pub(crate) async fn show(
             if enabled {
                 provider_view(&mut body, &portal, &p, &action, &csrf);
             } else {
-                add_view(&mut body, &portal, &action, &csrf);
+                add_view(&mut body, &portal, &site, &action, &csrf);
             }
         }
     }
@@ -125,25 +125,31 @@ pub(crate) async fn show(
     .into_response()
 }
 
-fn add_view(body: &mut String, portal: &Portal, action: &str, csrf: &str) {
+fn add_view(body: &mut String, portal: &Portal, site: &str, action: &str, csrf: &str) {
     let _ = write!(
         body,
         "<p>Authentication is not configured. Add an identity provider to require sign-in.</p>\
 <h2>Add an identity provider</h2><form method=\"post\" action=\"{}\">{csrf}\
 <input type=\"hidden\" name=\"op\" value=\"add\">\
 <label for=\"provider\">Identity provider</label><select id=\"provider\" name=\"provider\"><option value=\"microsoft\">Microsoft</option></select>\
-<p class=\"hint\">App registration type: <strong>Provide the details of an existing app registration</strong>. \
-(Creating a new app registration from here needs the local Microsoft Graph, which is not served yet: create it in the directory file.)</p>\
-<label for=\"clientId\">Application (client) ID</label><input type=\"text\" id=\"clientId\" name=\"clientId\" required>\
+<h3>App registration</h3>\
+<label><input type=\"radio\" name=\"type\" value=\"new\" checked> Create new app registration</label>\
+<label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" value=\"{}\">\
+<label for=\"secretDays\">Client secret expiration</label><select id=\"secretDays\" name=\"secretDays\">\
+<option value=\"180\" selected>Recommended: 180 days</option><option value=\"365\">365 days (12 months)</option><option value=\"730\">730 days (24 months)</option></select>\
+<p class=\"hint\">Supported account types: current tenant, single tenant. The secret is stored in the app setting {SECRET_SETTING}; the registration's Application ID URI is <code>api://&lt;client ID&gt;</code> with a <code>user_impersonation</code> scope.</p>\
+<label><input type=\"radio\" name=\"type\" value=\"existing\"> Provide the details of an existing app registration</label>\
+<label for=\"clientId\">Application (client) ID</label><input type=\"text\" id=\"clientId\" name=\"clientId\">\
 <label for=\"clientSecret\">Client secret (recommended)</label><input type=\"text\" id=\"clientSecret\" name=\"clientSecret\" autocomplete=\"off\">\
-<p class=\"hint\">Stored in the app setting {SECRET_SETTING}.</p>\
 <label for=\"issuer\">Issuer URL</label><input type=\"text\" id=\"issuer\" name=\"issuer\" value=\"{}\">\
 <label for=\"audiences\">Allowed token audiences (one per line or comma-separated)</label><textarea id=\"audiences\" name=\"audiences\" rows=\"2\"></textarea>\
+<h3>App Service authentication settings</h3>\
 <label><input type=\"radio\" name=\"restrict\" value=\"require\" checked> Require authentication</label>\
 <label><input type=\"radio\" name=\"restrict\" value=\"allow\"> Allow unauthenticated access</label>\
 {}<label><input type=\"checkbox\" name=\"tokenStore\" value=\"on\" checked> Token store</label>\
 <button type=\"submit\">Add</button></form>",
         esc(action),
+        esc(site),
         esc(&portal.config.issuer),
         action_select("RedirectToLoginPage")
     );
@@ -233,28 +239,25 @@ pub(crate) async fn change(
     };
     let (message, secret) = match form.get("op") {
         Some("add") => {
-            let Some(client_id) = form.text("clientId") else {
-                return back(
-                    &blade,
-                    Err("The Application (client) ID is required.".into()),
-                );
+            let added = if form.get("type") == Some("new") {
+                add_new(&portal, &signed, &group, &site, &form).await
+            } else {
+                add_existing(&portal, &form)
             };
-            let issuer = form.text("issuer").unwrap_or(portal.config.issuer.as_str());
-            let secret = form.text("clientSecret").map(str::to_owned);
-            p["platform"] = json!({"enabled": true, "runtimeVersion": "~1"});
-            let mut aad = json!({
-                "enabled": true,
-                "registration": {"clientId": client_id, "openIdIssuer": issuer},
-                "validation": {"allowedAudiences": parse_list(&form, "audiences")},
-                "login": {"disableWWWAuthenticate": false},
-            });
-            if secret.is_some() {
-                aad["registration"]["clientSecretSettingName"] = json!(SECRET_SETTING);
-            }
-            p["identityProviders"]["azureActiveDirectory"] = aad;
+            let added = match added {
+                Ok(a) => a,
+                Err(message) => return back(&blade, Err(message)),
+            };
+            p = registration::with_microsoft_provider(
+                p,
+                &added.client_id,
+                &added.issuer,
+                added.secret.is_some().then_some(SECRET_SETTING),
+                &added.audiences,
+            );
             set_restrictions(&mut p, &form);
             p["login"]["tokenStore"]["enabled"] = json!(form.get("tokenStore") == Some("on"));
-            ("Added the Microsoft identity provider.".to_owned(), secret)
+            (added.message, added.secret)
         }
         Some("edit") => {
             let aad = &mut p["identityProviders"]["azureActiveDirectory"];
@@ -313,6 +316,85 @@ pub(crate) async fn change(
         )
         .await;
     back(&blade, result.map(|_| message).map_err(|e| e.to_string()))
+}
+
+/// The provider to add: from a new registration or an existing one.
+struct Added {
+    client_id: String,
+    issuer: String,
+    secret: Option<String>,
+    audiences: Vec<String>,
+    message: String,
+}
+
+fn add_existing(portal: &Portal, form: &Form) -> Result<Added, String> {
+    let client_id = form
+        .text("clientId")
+        .ok_or("The Application (client) ID is required.")?;
+    Ok(Added {
+        client_id: client_id.to_owned(),
+        issuer: form
+            .text("issuer")
+            .unwrap_or(portal.config.issuer.as_str())
+            .to_owned(),
+        secret: form.text("clientSecret").map(str::to_owned),
+        audiences: parse_list(form, "audiences"),
+        message: "Added the Microsoft identity provider.".to_owned(),
+    })
+}
+
+/// Creates the app registration through Microsoft Graph, as the portal's default choice does.
+async fn add_new(
+    portal: &Portal,
+    signed: &crate::pages::Signed,
+    group: &str,
+    site: &str,
+    form: &Form,
+) -> Result<Added, String> {
+    let graph_token = signed
+        .graph_token(portal)
+        .await
+        .map_err(|_| "Microsoft Graph refused this session's token; sign out and in again.")?;
+    let resource = portal
+        .arm(&signed.token, Method::GET, &site_path(group, site), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let host = resource["properties"]["defaultHostName"]
+        .as_str()
+        .unwrap_or_default();
+    let app_url = resource["properties"]["easyauth"]["url"]
+        .as_str()
+        .map_or_else(|| format!("http://{host}"), str::to_owned);
+    let name = form.text("name").unwrap_or(site).to_owned();
+    let secret_days = form
+        .get("secretDays")
+        .and_then(|d| d.parse::<u32>().ok())
+        .filter(|d| [180, 365, 730].contains(d))
+        .unwrap_or(180);
+    let created = registration::create(
+        &registration::GraphClient {
+            http: &portal.http,
+            base: &portal.config.idp_url,
+            token: &graph_token,
+        },
+        &registration::NewRegistration {
+            display_name: name.clone(),
+            app_url,
+            secret_days,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Added {
+        audiences: vec![format!("api://{}", created.app_id)],
+        message: format!(
+            "Added the Microsoft identity provider with the new app registration {name} ({}).",
+            created.app_id
+        ),
+        client_id: created.app_id,
+        issuer: portal.config.issuer.clone(),
+        secret: Some(created.secret),
+    })
 }
 
 fn set_restrictions(p: &mut Value, form: &Form) {

@@ -17,6 +17,7 @@ use crate::session::{Session, Sessions};
 
 /// A signed-in request: the session, and a current Resource Manager token.
 pub(crate) struct Signed {
+    pub(crate) id: String,
     pub(crate) session: Session,
     pub(crate) token: String,
 }
@@ -24,6 +25,18 @@ pub(crate) struct Signed {
 impl Signed {
     pub(crate) fn user(&self) -> Option<(&str, &str)> {
         Some((self.session.user.as_str(), self.session.csrf.as_str()))
+    }
+
+    /// A Microsoft Graph token for the same person.
+    pub(crate) async fn graph_token(&self, portal: &Portal) -> Result<String, Response> {
+        crate::signin::graph_token(portal, &self.id, &self.session)
+            .await
+            .ok_or_else(|| {
+                error_page(
+                    StatusCode::UNAUTHORIZED,
+                    "Microsoft Graph refused this session's token; sign out and in again.",
+                )
+            })
     }
 }
 
@@ -41,7 +54,7 @@ pub(crate) async fn signed_in(
         return Err(to_signin());
     };
     match crate::signin::arm_token(portal, &id, &session).await {
-        Some(token) => Ok(Signed { session, token }),
+        Some(token) => Ok(Signed { id, session, token }),
         None => {
             portal.sessions.remove(&id);
             Err(to_signin())

@@ -243,11 +243,22 @@ fn redirect_problem(uri: &str, public: bool) -> Option<&'static str> {
     }
     match u.scheme() {
         "https" => None,
-        "http" if matches!(u.host_str(), Some("localhost") | Some("127.0.0.1")) => None,
-        "http" => Some("must use https (http is allowed for localhost and 127.0.0.1 only)"),
+        // Entra allows http for localhost and 127.0.0.1; `easyauth up` serves each web app on
+        // its own loopback address (127.0.0.2, ...), so the whole loopback range is allowed.
+        "http" if is_loopback(&u) => None,
+        "http" => Some("must use https (http is allowed for localhost and 127.0.0.0/8 only)"),
         "javascript" | "data" | "file" => Some("uses a scheme that cannot be a redirect URI"),
         _ if public => None,
         _ => Some("must use https"),
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
