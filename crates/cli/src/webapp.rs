@@ -64,6 +64,23 @@ enum AuthCommand {
         #[arg(long, value_name = "FILE|@FILE|JSON")]
         body: String,
     },
+    /// The portal's "Add identity provider → Microsoft → Create new app registration": an app
+    /// registration named after the app (its callback, `api://<appId>` with
+    /// `user_impersonation`, a client secret in MICROSOFT_PROVIDER_AUTHENTICATION_SECRET) and
+    /// auth settings that require sign-in.
+    AddIdentityProvider {
+        #[command(flatten)]
+        target: Target,
+        /// The registration's display name (default: the app's name).
+        #[arg(long)]
+        registration_name: Option<String>,
+        /// Days until the client secret expires (the portal offers 180, 365, 730).
+        #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(u32).range(1..=730))]
+        secret_expiry_days: u32,
+        /// What unauthenticated requests get.
+        #[arg(long, default_value = "RedirectToLoginPage", value_parser = ["RedirectToLoginPage", "Return401", "Return403", "Return404"])]
+        unauthenticated_action: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +157,24 @@ pub(crate) async fn run(args: WebappArgs) -> anyhow::Result<()> {
             AuthCommand::Set { target, body } => {
                 let body = parse_body(&body)?;
                 let resource = target.client().await?.auth_set(&target.name, &body).await?;
+                print_json(&resource)
+            }
+            AuthCommand::AddIdentityProvider {
+                target,
+                registration_name,
+                secret_expiry_days,
+                unauthenticated_action,
+            } => {
+                let resource = target
+                    .client()
+                    .await?
+                    .add_identity_provider(
+                        &target.name,
+                        registration_name.as_deref(),
+                        secret_expiry_days,
+                        &unauthenticated_action,
+                    )
+                    .await?;
                 print_json(&resource)
             }
         },
@@ -407,6 +442,47 @@ mod tests {
             serde_json::to_string(&az_settings_list(&settings)).unwrap(),
             r#"[{"name":"A","slotSetting":false,"value":"2"},{"name":"Z","slotSetting":false,"value":"1"}]"#
         );
+    }
+
+    #[test]
+    fn add_identity_provider_parses_and_bounds_its_arguments() {
+        let cli = Cli::try_parse_from([
+            "webapp",
+            "auth",
+            "add-identity-provider",
+            "-n",
+            "front",
+            "--secret-expiry-days",
+            "365",
+            "--unauthenticated-action",
+            "Return401",
+        ])
+        .unwrap();
+        let WebappCommand::Auth {
+            command:
+                AuthCommand::AddIdentityProvider {
+                    target,
+                    secret_expiry_days,
+                    unauthenticated_action,
+                    registration_name,
+                },
+        } = cli.command
+        else {
+            panic!("wrong command: {cli:?}");
+        };
+        assert_eq!(target.name, "front");
+        assert_eq!(secret_expiry_days, 365);
+        assert_eq!(unauthenticated_action, "Return401");
+        assert_eq!(registration_name, None);
+        for bad in [
+            ["--secret-expiry-days", "0"],
+            ["--secret-expiry-days", "9999"],
+            ["--unauthenticated-action", "AllowAnonymous"],
+        ] {
+            let mut args = vec!["webapp", "auth", "add-identity-provider", "-n", "front"];
+            args.extend(bad);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

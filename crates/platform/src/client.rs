@@ -90,34 +90,12 @@ impl ArmClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ClientError::Http(format!("cannot build the HTTP client: {e}")))?;
-        let token_url = format!("{}/{}/oauth2/v2.0/token", state.idp_url, state.tenant_id);
-        let response = http
-            .post(&token_url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", state.client_id.as_str()),
-                ("client_secret", state.client_secret.as_str()),
-                ("scope", "https://management.core.windows.net//.default"),
-            ])
-            .send()
-            .await
-            .map_err(|e| transport(&e, &state.idp_url, None))?;
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| ClientError::SignIn(e.to_string()))?;
-        let token = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ClientError::SignIn(
-                    body.get("error_description")
-                        .and_then(Value::as_str)
-                        .unwrap_or("no access token in the answer")
-                        .to_owned(),
-                )
-            })?
-            .to_owned();
+        let token = client_credentials(
+            &http,
+            &state,
+            "https://management.core.windows.net//.default",
+        )
+        .await?;
         Ok(ArmClient {
             http,
             state,
@@ -311,6 +289,114 @@ impl ArmClient {
             .await?;
         Ok(settings_of(&written))
     }
+}
+
+impl ArmClient {
+    /// "Add identity provider → Microsoft → Create new app registration" for `name`, as the
+    /// portal does it (Microsoft Graph as the platform's service principal, then ARM): the
+    /// registration, its secret in `MICROSOFT_PROVIDER_AUTHENTICATION_SECRET`, and auth settings
+    /// that require sign-in with `action` for unauthenticated requests. Returns the new
+    /// authsettingsV2 resource.
+    pub async fn add_identity_provider(
+        &self,
+        name: &str,
+        registration_name: Option<&str>,
+        secret_days: u32,
+        action: &str,
+    ) -> Result<Value, ClientError> {
+        let site = self.show(name).await?;
+        let app_url = site["properties"]["easyauth"]["url"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| {
+                site["properties"]["defaultHostName"]
+                    .as_str()
+                    .map(|h| format!("http://{h}"))
+            })
+            .unwrap_or_default();
+        let graph_token = client_credentials(
+            &self.http,
+            &self.state,
+            "https://graph.microsoft.com/.default",
+        )
+        .await?;
+        let graph = easyauth_portal::registration::GraphClient {
+            http: &self.http,
+            base: &self.state.idp_url,
+            token: &graph_token,
+        };
+        let created = easyauth_portal::registration::create(
+            &graph,
+            &easyauth_portal::registration::NewRegistration {
+                display_name: registration_name.unwrap_or(name).to_owned(),
+                app_url,
+                secret_days,
+            },
+        )
+        .await
+        .map_err(|e| ClientError::Api {
+            status: e.status,
+            code: e.code.clone(),
+            message: e.message.clone(),
+        })?;
+        let secret_setting = easyauth_portal::registration::SECRET_SETTING;
+        self.appsettings_set(
+            name,
+            &BTreeMap::from([(secret_setting.to_owned(), Some(created.secret.clone()))]),
+        )
+        .await?;
+        let current = self.auth_show(name).await?;
+        let mut properties = easyauth_portal::registration::with_microsoft_provider(
+            current.get("properties").cloned().unwrap_or(Value::Null),
+            &created.app_id,
+            &self.state.issuer,
+            Some(secret_setting),
+            &[format!("api://{}", created.app_id)],
+        );
+        properties["globalValidation"]["requireAuthentication"] = json!(true);
+        properties["globalValidation"]["unauthenticatedClientAction"] = json!(action);
+        if action == "RedirectToLoginPage" {
+            properties["globalValidation"]["redirectToProvider"] = json!("azureactivedirectory");
+        }
+        properties["login"]["tokenStore"]["enabled"] = json!(true);
+        self.auth_set(name, &json!({ "properties": properties }))
+            .await
+    }
+}
+
+/// A client-credentials token of the platform's service principal for `scope`.
+async fn client_credentials(
+    http: &reqwest::Client,
+    state: &PlatformState,
+    scope: &str,
+) -> Result<String, ClientError> {
+    let token_url = format!("{}/{}/oauth2/v2.0/token", state.idp_url, state.tenant_id);
+    let response = http
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", state.client_id.as_str()),
+            ("client_secret", state.client_secret.as_str()),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .map_err(|e| transport(&e, &state.idp_url, None))?;
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| ClientError::SignIn(e.to_string()))?;
+    body.get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ClientError::SignIn(
+                body.get("error_description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no access token in the answer")
+                    .to_owned(),
+            )
+        })
 }
 
 fn settings_of(resource: &Value) -> BTreeMap<String, String> {

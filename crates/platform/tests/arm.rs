@@ -450,3 +450,110 @@ async fn delete_removes_the_web_app_its_files_and_its_address() {
     );
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn add_identity_provider_as_a_command_makes_the_registration_and_the_settings() {
+    let dir = temp_dir("add-idp");
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py");
+    std::fs::write(
+        dir.join("site.toml"),
+        format!(
+            "[[apps]]\nname = \"shop\"\ncommand = 'exec python3 {} --port \"$PORT\"'\n",
+            echo.display()
+        ),
+    )
+    .expect("site file");
+    let platform = Platform::start(
+        Site::load(&dir.join("site.toml")).expect("site"),
+        &options(&dir),
+        Kind::SiteFile,
+    )
+    .await
+    .expect("platform starts");
+    let state = platform.state();
+    let client = ArmClient::new(state.clone()).await.expect("signed in");
+    let err = client
+        .add_identity_provider("no-such-app", None, 180, "Return401")
+        .await
+        .expect_err("unknown app");
+    assert!(err.to_string().contains("no-such-app"), "{err}");
+
+    let resource = client
+        .add_identity_provider("shop", Some("Shop (local)"), 365, "Return401")
+        .await
+        .expect("added");
+    let aad = &resource["properties"]["identityProviders"]["azureActiveDirectory"];
+    let app_id = aad["registration"]["clientId"]
+        .as_str()
+        .expect("client id")
+        .to_owned();
+    assert_eq!(
+        aad["validation"]["allowedAudiences"][0],
+        format!("api://{app_id}").as_str()
+    );
+    let settings = client.appsettings_list("shop").await.expect("settings");
+    let secret = settings["MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"].clone();
+    // The secret works, for the registration's own API.
+    let answer: Value = http(&state)
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            state.idp_url, state.tenant_id
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", &format!("api://{app_id}/.default")),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let own = answer["access_token"].as_str().expect("a token").to_owned();
+    // The app requires sign-in now, and accepts a token for its registration.
+    let url = state.apps["shop"].url.clone();
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    assert_eq!(plain.get(&url).send().await.expect("app").status(), 401);
+    assert_eq!(
+        plain
+            .get(&url)
+            .bearer_auth(&own)
+            .send()
+            .await
+            .expect("app")
+            .status(),
+        200
+    );
+    // The registration, as Graph shows it.
+    let graph = token(&state, "https://graph.microsoft.com/.default").await;
+    let registration: Value = http(&state)
+        .get(format!(
+            "{}/v1.0/applications(appId='{app_id}')",
+            state.idp_url
+        ))
+        .bearer_auth(&graph)
+        .send()
+        .await
+        .expect("graph")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        registration["displayName"], "Shop (local)",
+        "{registration}"
+    );
+    assert_eq!(
+        registration["web"]["redirectUris"][0],
+        format!("{url}/.auth/login/aad/callback").as_str()
+    );
+    assert_eq!(
+        registration["api"]["oauth2PermissionScopes"][0]["value"],
+        "user_impersonation"
+    );
+    platform.shutdown().await;
+}
