@@ -336,8 +336,8 @@ impl ArmClient {
         .await
         .map_err(|e| ClientError::Api {
             status: e.status,
-            code: e.code.clone(),
-            message: e.message.clone(),
+            code: e.code,
+            message: e.message,
         })?;
         let secret_setting = easyauth_portal::registration::SECRET_SETTING;
         self.appsettings_set(
