@@ -41,7 +41,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzPlatform]:
     p.stop(check=False)
 
 
-def test_az_ad_manages_app_registrations(platform: AzPlatform) -> None:
+def test_az_ad_manages_app_registrations(platform: AzPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     app = platform.az_json("ad", "app", "create", "--display-name", "graph-e2e-app")
     app_id, object_id = app["appId"], app["id"]
     assert app["displayName"] == "graph-e2e-app"
@@ -81,6 +81,57 @@ def test_az_ad_manages_app_registrations(platform: AzPlatform) -> None:
                           "--body", json.dumps({"api": {"oauth2PermissionScopes": []}}), check=False)
     assert refused.returncode != 0
     assert "disabled first" in refused.stderr, refused.stderr
+
+    # A refused write leaves the registration unchanged: a duplicate scope value, a bad
+    # identifier URI.
+    before = platform.az_json("ad", "app", "show", "--id", app_id)
+    dup = dict(body["api"]["oauth2PermissionScopes"][0], id="6c8d3b2a-4f5e-4a7b-9c2d-3e4f5a6b7c8d")
+    refused = platform.az("rest", "--method", "PATCH", "--uri", graph_url,
+                          "--headers", "Content-Type=application/json",
+                          "--body", json.dumps({"api": {"oauth2PermissionScopes":
+                                                        [body["api"]["oauth2PermissionScopes"][0], dup]}}),
+                          check=False)
+    assert refused.returncode != 0 and "access_as_user" in refused.stderr, refused.stderr
+    refused = platform.az("ad", "app", "update", "--id", app_id, "--identifier-uris", "not a uri", check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert platform.az_json("ad", "app", "show", "--id", app_id) == before
+
+    # A client pre-authorized for the new scope (`api.preAuthorizedApplications`): MSAL signs
+    # alice in through it with no consent prompt and gets a token carrying the scope.
+    client = platform.az_json("ad", "app", "create", "--display-name", "graph-e2e-client",
+                              "--web-redirect-uris", "http://localhost/cb")
+    platform.az("ad", "sp", "create", "--id", client["appId"])
+    client_secret = platform.az_json("ad", "app", "credential", "reset", "--id", client["appId"],
+                                     "--append")["password"]
+    platform.az("rest", "--method", "PATCH", "--uri", graph_url,
+                "--headers", "Content-Type=application/json",
+                "--body", json.dumps({"api": {"preAuthorizedApplications": [
+                    {"appId": client["appId"], "delegatedPermissionIds": [scope_id]}]}}))
+    assert platform.az_json("ad", "app", "show", "--id", app_id)["api"]["preAuthorizedApplications"][0][
+        "appId"] == client["appId"]
+    import jwt
+    import msal
+    # requests lets REQUESTS_CA_BUNDLE override a session's own `verify` (MSAL and the browser).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", platform.ca_file)
+    monkeypatch.setenv("CURL_CA_BUNDLE", platform.ca_file)
+
+    from easyauth_e2e import Browser, User, sign_in
+    msal_app = msal.ConfidentialClientApplication(
+        client["appId"], client_credential=client_secret,
+        authority=f"{platform.idp_url}/{platform.directory.tenant_id}", instance_discovery=False,
+        verify=platform.ca_file)
+    flow = msal_app.initiate_auth_code_flow([f"api://{app_id}/access_as_user"],
+                                            redirect_uri="http://localhost/cb")
+    idp = SimpleNamespace(ca_path=Path(platform.ca_file), base=platform.idp_url,
+                          host=platform.idp_url.split("//", 1)[1])
+    alice = User(id="", upn=platform.directory.user, password=platform.directory.password,
+                 display_name="Alice Smith", given_name="Alice", surname="Smith")
+    si = sign_in(Browser(idp), flow["auth_uri"], "http://localhost/cb", alice)  # type: ignore[arg-type]
+    assert "consent" not in si.pages, si.pages
+    result = msal_app.acquire_token_by_auth_code_flow(flow, si.params)
+    assert "access_token" in result, result
+    claims = jwt.decode(result["access_token"], options={"verify_signature": False})
+    assert claims["scp"] == "access_as_user" and claims["aud"] in (app_id, f"api://{app_id}"), claims
 
     # The secret az printed works at the token endpoint.
     token = requests.post(
