@@ -33,7 +33,8 @@ pub(crate) fn page(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{} - Microsoft Azure (easyauth)</title><style>{STYLE}</style></head><body>\
-<header><a href=\"/\"><strong>Microsoft Azure</strong> (easyauth, local)</a>",
+<header><a href=\"/\"><strong>Microsoft Azure</strong> (easyauth, local)</a>\
+<a href=\"/registrations\">App registrations</a>",
         esc(title)
     );
     if let Some((name, csrf)) = user {

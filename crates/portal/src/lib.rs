@@ -132,6 +132,35 @@ impl Portal {
                 "/resource/{group}/{site}/logstream/raw",
                 get(pages::logstream::raw),
             )
+            .route("/registrations", get(pages::registrations::list::show))
+            .route(
+                "/registrations/{id}",
+                get(pages::registrations::overview::show)
+                    .post(pages::registrations::overview::change),
+            )
+            .route(
+                "/registrations/{id}/authentication",
+                get(pages::registrations::authentication::show)
+                    .post(pages::registrations::authentication::change),
+            )
+            .route(
+                "/registrations/{id}/credentials",
+                get(pages::registrations::credentials::show)
+                    .post(pages::registrations::credentials::change),
+            )
+            .route(
+                "/registrations/{id}/permissions",
+                get(pages::registrations::permissions::show)
+                    .post(pages::registrations::permissions::change),
+            )
+            .route(
+                "/registrations/{id}/permissions/add",
+                get(pages::registrations::permissions::add),
+            )
+            .route(
+                "/registrations/{id}/expose",
+                get(pages::registrations::expose::show).post(pages::registrations::expose::change),
+            )
             .fallback(pages::not_found)
             .layer(axum::middleware::map_response(pages::security_headers))
             .with_state(self.clone())
