@@ -752,6 +752,16 @@ async fn app_registrations_blades() {
         html.contains("class=\"error\">(") && !html.contains("Added the scope"),
         "Graph's refusal of a duplicate scope is shown: {html}"
     );
+    let html = submit(
+        &b,
+        &expose,
+        &[("csrf", &csrf), ("identifierUri", "not a uri")],
+    )
+    .await;
+    assert!(
+        html.contains("class=\"error\">(") && html.contains("identifierUris"),
+        "Graph's refusal of a bad identifier URI is shown: {html}"
+    );
     let (_, back_now) = graph.get(&format!("applications/{back_id}")).await;
     let scopes = back_now["api"]["oauth2PermissionScopes"]
         .as_array()
@@ -879,6 +889,96 @@ async fn app_registrations_blades() {
     assert_eq!(grants.len(), 1, "{grants:?}");
     assert_eq!(grants[0]["consentType"], "AllPrincipals");
     assert_eq!(grants[0]["scope"], "user_impersonation");
+    let shown = get(format!("/registrations/{front_id}/permissions")).await;
+    assert!(
+        shown.contains("user_impersonation")
+            && shown.contains("Delegated")
+            && shown.contains("Granted for "),
+        "{shown}"
+    );
+    // The secret shown once works at the token endpoint (front has a service principal now).
+    let token: serde_json::Value = plain(&state)
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            state.idp_url, state.tenant_id
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", front_app_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    assert!(token["access_token"].is_string(), "{token}");
+
+    // Microsoft APIs → Microsoft Graph → User.Read, then Remove permission.
+    let pick = get(format!(
+        "/registrations/{front_id}/permissions/add?tab=microsoft&api=00000003-0000-0000-c000-000000000000"
+    ))
+    .await;
+    let marker = "name=\"scope\" value=\"";
+    let user_read = pick
+        .split(marker)
+        .skip(1)
+        .find(|part| part.contains("> User.Read "))
+        .map(|part| part[..part.find('"').expect("quote")].to_owned())
+        .unwrap_or_else(|| panic!("User.Read offered: {pick}"));
+    let html = submit(
+        &b,
+        &permissions,
+        &[
+            ("csrf", &csrf),
+            ("op", "add"),
+            ("api", "00000003-0000-0000-c000-000000000000"),
+            ("scope", &user_read),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains("Microsoft Graph") && html.contains("User.Read"),
+        "{html}"
+    );
+    let html = submit(
+        &b,
+        &permissions,
+        &[
+            ("csrf", &csrf),
+            ("op", "remove"),
+            ("api", "00000003-0000-0000-c000-000000000000"),
+            ("permission", &user_read),
+        ],
+    )
+    .await;
+    assert!(html.contains("Removed the permission"), "{html}");
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(
+        front_now["requiredResourceAccess"].as_array().map(Vec::len),
+        Some(1),
+        "{front_now}"
+    );
+
+    // Remove the authorized client application from back.
+    let html = submit(
+        &b,
+        &expose,
+        &[
+            ("csrf", &csrf),
+            ("op", "unauthorize"),
+            ("appId", &front_app_id),
+        ],
+    )
+    .await;
+    assert!(html.contains("Removed the client application"), "{html}");
+    let (_, back_now) = graph.get(&format!("applications/{back_id}")).await;
+    assert_eq!(
+        back_now["api"]["preAuthorizedApplications"],
+        serde_json::json!([])
+    );
 
     // Authentication on front: add a redirect URI; a plain-http one is refused with Graph's error.
     let authentication = format!("{portal}/registrations/{front_id}/authentication");
@@ -904,6 +1004,45 @@ async fn app_registrations_blades() {
         front_now["web"]["redirectUris"],
         serde_json::json!(["https://front.example.com/cb"])
     );
+
+    let html = submit(
+        &b,
+        &authentication,
+        &[("csrf", &csrf), ("implicit", "1"), ("idTokens", "1")],
+    )
+    .await;
+    assert!(
+        html.contains("ID tokens on.") && html.contains(" checked>"),
+        "{html}"
+    );
+    let html = submit(
+        &b,
+        &authentication,
+        &[("csrf", &csrf), ("remove", "https://front.example.com/cb")],
+    )
+    .await;
+    assert!(
+        html.contains("Removed https://front.example.com/cb"),
+        "{html}"
+    );
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(front_now["web"]["redirectUris"], serde_json::json!([]));
+    assert_eq!(
+        front_now["web"]["implicitGrantSettings"]["enableIdTokenIssuance"],
+        true
+    );
+
+    // A form without a session changes nothing.
+    let r = browser(&state)
+        .post(&authentication)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("add", "https://evil.example.com/cb"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
 
     // Delete the secret, then the registration.
     let html = submit(&b, &credentials, &[("csrf", &csrf), ("remove", &key_id)]).await;
