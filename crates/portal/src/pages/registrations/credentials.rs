@@ -20,6 +20,11 @@ use crate::registration::time_in_days;
 async fn render(portal: &Portal, ctx: &Ctx, id: &str, result: &str) -> Response {
     let app = match ctx.app(portal, id).await {
         Ok(a) => a,
+        // A new secret's value is still shown: it cannot be read again.
+        Err(e) if !result.is_empty() => {
+            let body = format!("{result}<div class=\"error\">{}</div>", esc(&e.to_string()));
+            return frame(ctx, id, id, "Certificates & secrets", &body);
+        }
         Err(e) => return failed(ctx, &e),
     };
     let action = esc(&blade_path(id, "/credentials"));
