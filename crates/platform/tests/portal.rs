@@ -579,3 +579,487 @@ async fn the_tutorials_portal_steps_without_javascript() {
     assert!(home.contains(">web</a>"), "{home}");
     platform.shutdown().await;
 }
+
+/// A plain HTTPS client that trusts the local CA (no cookies).
+fn plain(state: &PlatformState) -> reqwest::Client {
+    let pem = std::fs::read(&state.ca_file).expect("CA");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Microsoft Graph with the platform's service principal (client credentials).
+struct Graph {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Graph {
+    async fn new(state: &PlatformState) -> Graph {
+        let http = plain(state);
+        let body: serde_json::Value = http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                state.idp_url, state.tenant_id
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", state.client_id.as_str()),
+                ("client_secret", state.client_secret.as_str()),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("json");
+        let token = body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("graph token: {body}"))
+            .to_owned();
+        Graph {
+            http,
+            base: format!("{}/v1.0", state.idp_url),
+            token,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}/{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("graph");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    async fn create_app(&self, name: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .post(format!("{}/applications", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({ "displayName": name }))
+            .send()
+            .await
+            .expect("graph");
+        assert_eq!(r.status(), 201);
+        r.json().await.expect("json")
+    }
+}
+
+#[tokio::test]
+async fn app_registrations_blades() {
+    let dir = temp_dir("registrations");
+    let platform = start(&dir).await;
+    let state = platform.state();
+    let graph = Graph::new(&state).await;
+    let front = graph.create_app("front").await;
+    let back_app = graph.create_app("back").await;
+    let (front_id, front_app_id) = (
+        front["id"].as_str().expect("id").to_owned(),
+        front["appId"].as_str().expect("appId").to_owned(),
+    );
+    let (back_id, back_app_id) = (
+        back_app["id"].as_str().expect("id").to_owned(),
+        back_app["appId"].as_str().expect("appId").to_owned(),
+    );
+    let b = browser(&state);
+    let home = sign_in(&b, &state).await;
+    assert!(
+        home.contains("<a href=\"/registrations\">App registrations</a>"),
+        "{home}"
+    );
+    let portal = state.portal_url.clone();
+    let get = |path: String| {
+        let b = b.clone();
+        let url = format!("{portal}{path}");
+        async move {
+            let r = b.get(&url).send().await.expect("get");
+            assert_eq!(r.status(), 200, "{url}");
+            r.text().await.expect("html")
+        }
+    };
+
+    // The list and an Overview.
+    let listing = get("/registrations".into()).await;
+    assert!(
+        listing.contains(&format!("<a href=\"/registrations/{front_id}\">front</a>"))
+            && listing.contains(&back_app_id),
+        "{listing}"
+    );
+    let overview = get(format!("/registrations/{back_id}")).await;
+    assert!(
+        overview.contains(&back_app_id)
+            && overview.contains(&back_id)
+            && overview.contains(&state.tenant_id)
+            && overview.contains("Directory (tenant) ID"),
+        "{overview}"
+    );
+    let csrf = csrf_of(&overview);
+
+    // Forms without the session's CSRF token change nothing.
+    let expose = format!("{portal}/registrations/{back_id}/expose");
+    for fields in [
+        vec![("identifierUri", "api://evil")],
+        vec![("csrf", "forged"), ("identifierUri", "api://evil")],
+    ] {
+        let r = b.post(&expose).form(&fields).send().await.expect("post");
+        assert_eq!(r.status(), 403);
+    }
+    let (_, back_now) = graph.get(&format!("applications/{back_id}")).await;
+    assert_eq!(
+        back_now["identifierUris"],
+        serde_json::json!([]),
+        "{back_now}"
+    );
+
+    // Expose an API on back: Set the Application ID URI, Add a scope.
+    let page = get(format!("/registrations/{back_id}/expose")).await;
+    assert!(
+        page.contains(&format!("value=\"api://{back_app_id}\"")),
+        "the default Application ID URI is proposed: {page}"
+    );
+    let uri = format!("api://{back_app_id}");
+    let html = submit(&b, &expose, &[("csrf", &csrf), ("identifierUri", &uri)]).await;
+    assert!(html.contains("Set the Application ID URI"), "{html}");
+    let scope = [
+        ("csrf", csrf.as_str()),
+        ("op", "scope"),
+        ("value", "user_impersonation"),
+        ("type", "User"),
+        ("adminName", "Access back"),
+        ("adminDescription", "Access back as the user"),
+        ("userName", "Access back"),
+        ("userDescription", "Access back for you"),
+        ("enabled", "1"),
+    ];
+    let html = submit(&b, &expose, &scope).await;
+    assert!(
+        html.contains("Added the scope user_impersonation")
+            && html.contains(&format!("{uri}/user_impersonation"))
+            && html.contains("Admins and users"),
+        "{html}"
+    );
+    let html = submit(&b, &expose, &scope).await;
+    assert!(
+        html.contains("class=\"error\">(") && !html.contains("Added the scope"),
+        "Graph's refusal of a duplicate scope is shown: {html}"
+    );
+    let html = submit(
+        &b,
+        &expose,
+        &[("csrf", &csrf), ("identifierUri", "not a uri")],
+    )
+    .await;
+    assert!(
+        html.contains("class=\"error\">(") && html.contains("identifierUris"),
+        "Graph's refusal of a bad identifier URI is shown: {html}"
+    );
+    let (_, back_now) = graph.get(&format!("applications/{back_id}")).await;
+    let scopes = back_now["api"]["oauth2PermissionScopes"]
+        .as_array()
+        .expect("scopes")
+        .clone();
+    assert_eq!(scopes.len(), 1, "{back_now}");
+    assert_eq!(back_now["identifierUris"][0], uri.as_str());
+    let scope_id = scopes[0]["id"].as_str().expect("scope id").to_owned();
+    assert_eq!(scopes[0]["type"], "User");
+
+    // Authorized client applications: front.
+    let html = submit(
+        &b,
+        &expose,
+        &[
+            ("csrf", &csrf),
+            ("op", "authorize"),
+            ("clientId", &front_app_id),
+            ("scope", &scope_id),
+        ],
+    )
+    .await;
+    assert!(html.contains("Authorized the client application"), "{html}");
+    let (_, back_now) = graph.get(&format!("applications/{back_id}")).await;
+    assert_eq!(
+        back_now["api"]["preAuthorizedApplications"],
+        serde_json::json!([{"appId": front_app_id, "delegatedPermissionIds": [scope_id]}])
+    );
+
+    // Certificates & secrets on front: the new secret is shown once, on the answer to the POST.
+    let credentials = format!("{portal}/registrations/{front_id}/credentials");
+    let r = b
+        .post(&credentials)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("description", "portal test"),
+            ("expires", "180"),
+        ])
+        .send()
+        .await
+        .expect("new secret");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.expect("html");
+    let marker = "<code id=\"secret-value\">";
+    let at = html.find(marker).unwrap_or_else(|| panic!("{html}")) + marker.len();
+    let secret = html[at..at + html[at..].find('<').expect("end")].to_owned();
+    assert!(secret.len() > 20, "{secret}");
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    let key_id = front_now["passwordCredentials"][0]["keyId"]
+        .as_str()
+        .expect("keyId")
+        .to_owned();
+    assert_eq!(
+        front_now["passwordCredentials"][0]["displayName"],
+        "portal test"
+    );
+    let again = get(format!("/registrations/{front_id}/credentials")).await;
+    assert!(
+        again.contains(&key_id) && !again.contains(&secret),
+        "listed, its value not shown again: {again}"
+    );
+
+    // API permissions on front: Add a permission → My APIs → back → user_impersonation.
+    let add = get(format!("/registrations/{front_id}/permissions/add")).await;
+    assert!(
+        add.contains("Microsoft Graph") && add.contains("My APIs"),
+        "{add}"
+    );
+    let mine = get(format!("/registrations/{front_id}/permissions/add?tab=my")).await;
+    assert!(
+        mine.contains(">back</a>") && !mine.contains(&format!("api={front_app_id}")),
+        "the apps that expose scopes: {mine}"
+    );
+    let pick = get(format!(
+        "/registrations/{front_id}/permissions/add?tab=my&api={back_app_id}"
+    ))
+    .await;
+    assert!(
+        pick.contains(&format!("name=\"scope\" value=\"{scope_id}\""))
+            && pick.contains("Delegated permissions"),
+        "{pick}"
+    );
+    let permissions = format!("{portal}/registrations/{front_id}/permissions");
+    let html = submit(
+        &b,
+        &permissions,
+        &[
+            ("csrf", &csrf),
+            ("op", "add"),
+            ("api", &back_app_id),
+            ("scope", &scope_id),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains("Added the permissions") && html.contains("user_impersonation"),
+        "{html}"
+    );
+    let html = submit(&b, &permissions, &[("csrf", &csrf), ("op", "grant")]).await;
+    assert!(
+        html.contains("Granted admin consent for") && html.contains("Granted for "),
+        "{html}"
+    );
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(
+        front_now["requiredResourceAccess"],
+        serde_json::json!([{"resourceAppId": back_app_id, "resourceAccess": [{"id": scope_id, "type": "Scope"}]}])
+    );
+    let (_, sps) = graph
+        .get(&format!(
+            "servicePrincipals?$filter=appId%20eq%20'{front_app_id}'"
+        ))
+        .await;
+    let front_sp = sps["value"][0]["id"]
+        .as_str()
+        .expect("front's SP")
+        .to_owned();
+    let (_, grants) = graph
+        .get(&format!(
+            "oauth2PermissionGrants?$filter=clientId%20eq%20'{front_sp}'"
+        ))
+        .await;
+    let grants = grants["value"].as_array().expect("grants").clone();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0]["consentType"], "AllPrincipals");
+    assert_eq!(grants[0]["scope"], "user_impersonation");
+    let shown = get(format!("/registrations/{front_id}/permissions")).await;
+    assert!(
+        shown.contains("user_impersonation")
+            && shown.contains("Delegated")
+            && shown.contains("Granted for "),
+        "{shown}"
+    );
+    // The secret shown once works at the token endpoint (front has a service principal now).
+    let token: serde_json::Value = plain(&state)
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            state.idp_url, state.tenant_id
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", front_app_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    assert!(token["access_token"].is_string(), "{token}");
+
+    // Microsoft APIs → Microsoft Graph → User.Read, then Remove permission.
+    let pick = get(format!(
+        "/registrations/{front_id}/permissions/add?tab=microsoft&api=00000003-0000-0000-c000-000000000000"
+    ))
+    .await;
+    let marker = "name=\"scope\" value=\"";
+    let user_read = pick
+        .split(marker)
+        .skip(1)
+        .find(|part| part.contains("> User.Read "))
+        .map(|part| part[..part.find('"').expect("quote")].to_owned())
+        .unwrap_or_else(|| panic!("User.Read offered: {pick}"));
+    let html = submit(
+        &b,
+        &permissions,
+        &[
+            ("csrf", &csrf),
+            ("op", "add"),
+            ("api", "00000003-0000-0000-c000-000000000000"),
+            ("scope", &user_read),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains("Microsoft Graph") && html.contains("User.Read"),
+        "{html}"
+    );
+    let html = submit(
+        &b,
+        &permissions,
+        &[
+            ("csrf", &csrf),
+            ("op", "remove"),
+            ("api", "00000003-0000-0000-c000-000000000000"),
+            ("permission", &user_read),
+        ],
+    )
+    .await;
+    assert!(html.contains("Removed the permission"), "{html}");
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(
+        front_now["requiredResourceAccess"].as_array().map(Vec::len),
+        Some(1),
+        "{front_now}"
+    );
+
+    // Remove the authorized client application from back.
+    let html = submit(
+        &b,
+        &expose,
+        &[
+            ("csrf", &csrf),
+            ("op", "unauthorize"),
+            ("appId", &front_app_id),
+        ],
+    )
+    .await;
+    assert!(html.contains("Removed the client application"), "{html}");
+    let (_, back_now) = graph.get(&format!("applications/{back_id}")).await;
+    assert_eq!(
+        back_now["api"]["preAuthorizedApplications"],
+        serde_json::json!([])
+    );
+
+    // Authentication on front: add a redirect URI; a plain-http one is refused with Graph's error.
+    let authentication = format!("{portal}/registrations/{front_id}/authentication");
+    let html = submit(
+        &b,
+        &authentication,
+        &[("csrf", &csrf), ("add", "https://front.example.com/cb")],
+    )
+    .await;
+    assert!(
+        html.contains("Added https://front.example.com/cb"),
+        "{html}"
+    );
+    let html = submit(
+        &b,
+        &authentication,
+        &[("csrf", &csrf), ("add", "http://example.com/cb")],
+    )
+    .await;
+    assert!(html.contains("class=\"error\">("), "{html}");
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(
+        front_now["web"]["redirectUris"],
+        serde_json::json!(["https://front.example.com/cb"])
+    );
+
+    let html = submit(
+        &b,
+        &authentication,
+        &[("csrf", &csrf), ("implicit", "1"), ("idTokens", "1")],
+    )
+    .await;
+    assert!(
+        html.contains("ID tokens on.") && html.contains(" checked>"),
+        "{html}"
+    );
+    let html = submit(
+        &b,
+        &authentication,
+        &[("csrf", &csrf), ("remove", "https://front.example.com/cb")],
+    )
+    .await;
+    assert!(
+        html.contains("Removed https://front.example.com/cb"),
+        "{html}"
+    );
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(front_now["web"]["redirectUris"], serde_json::json!([]));
+    assert_eq!(
+        front_now["web"]["implicitGrantSettings"]["enableIdTokenIssuance"],
+        true
+    );
+
+    // A form without a session changes nothing.
+    let r = browser(&state)
+        .post(&authentication)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("add", "https://evil.example.com/cb"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+
+    // Delete the secret, then the registration.
+    let html = submit(&b, &credentials, &[("csrf", &csrf), ("remove", &key_id)]).await;
+    assert!(html.contains("Deleted the client secret"), "{html}");
+    let (_, front_now) = graph.get(&format!("applications/{front_id}")).await;
+    assert_eq!(front_now["passwordCredentials"], serde_json::json!([]));
+    let html = submit(
+        &b,
+        &format!("{portal}/registrations/{back_id}"),
+        &[("csrf", &csrf), ("delete", "yes")],
+    )
+    .await;
+    assert!(
+        html.contains("Deleted back.") && !html.contains(">back</a>"),
+        "{html}"
+    );
+    let (status, _) = graph.get(&format!("applications/{back_id}")).await;
+    assert_eq!(status, 404);
+    platform.shutdown().await;
+}

@@ -24,6 +24,11 @@ impl Form {
             .map(String::as_str)
     }
 
+    /// Every value posted under `name` (checkboxes), in order.
+    pub(crate) fn all(&self, name: &str) -> &[String] {
+        self.fields.get(name).map_or(&[], Vec::as_slice)
+    }
+
     /// The trimmed value, `None` when absent or blank.
     pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.get(name).map(str::trim).filter(|v| !v.is_empty())

@@ -18,7 +18,7 @@ main{padding:1em;max-width:60em}nav.blades{display:flex;gap:.3em 1em;flex-wrap:w
 nav.blades a.current{font-weight:bold}table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;border-bottom:1px solid #eee;vertical-align:top}td{word-break:break-all}th{width:35%}\
 .error{background:#fde7e9;border-left:4px solid #a4262c;padding:.6em;margin:.6em 0}.ok{background:#dff6dd;border-left:4px solid #107c10;padding:.6em;margin:.6em 0}\
 .hint{color:#555;font-size:.9em}label{display:block;margin-top:.6em}input[type=text],textarea,select{width:100%;max-width:40em;box-sizing:border-box}\
-button{margin-top:.6em}form.inline{display:inline}";
+button{margin-top:.6em}td button{word-break:normal}form.inline{display:inline}";
 
 /// One page: `title`, the signed-in user, breadcrumbs (label, href), and the body.
 pub(crate) fn page(
@@ -33,7 +33,8 @@ pub(crate) fn page(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{} - Microsoft Azure (easyauth)</title><style>{STYLE}</style></head><body>\
-<header><a href=\"/\"><strong>Microsoft Azure</strong> (easyauth, local)</a>",
+<header><a href=\"/\"><strong>Microsoft Azure</strong> (easyauth, local)</a>\
+<a href=\"/registrations\">App registrations</a>",
         esc(title)
     );
     if let Some((name, csrf)) = user {

@@ -2,8 +2,9 @@
 //! portal steps, with the tutorial's names for menus and buttons. Like the real portal it holds
 //! no state of its own: a person signs in through the local identity provider (authorization code
 //! with PKCE, as a confidential client the platform registers), and every page reads and writes
-//! through the Resource Manager with that person's token, so what the portal can do is exactly
-//! what `az` can do, and a refused write shows ARM's own error.
+//! through the Resource Manager (and, for Microsoft Entra ID → App registrations, Microsoft Graph)
+//! with that person's token, so what the portal can do is exactly what `az` can do, and a refused
+//! write shows ARM's or Graph's own error.
 //!
 //! Pages work without JavaScript and on a phone-sized window. Every POST carries the session's
 //! CSRF token, checked by one function ([`session::Sessions::check_csrf`]).
@@ -131,6 +132,35 @@ impl Portal {
             .route(
                 "/resource/{group}/{site}/logstream/raw",
                 get(pages::logstream::raw),
+            )
+            .route("/registrations", get(pages::registrations::list::show))
+            .route(
+                "/registrations/{id}",
+                get(pages::registrations::overview::show)
+                    .post(pages::registrations::overview::change),
+            )
+            .route(
+                "/registrations/{id}/authentication",
+                get(pages::registrations::authentication::show)
+                    .post(pages::registrations::authentication::change),
+            )
+            .route(
+                "/registrations/{id}/credentials",
+                get(pages::registrations::credentials::show)
+                    .post(pages::registrations::credentials::change),
+            )
+            .route(
+                "/registrations/{id}/permissions",
+                get(pages::registrations::permissions::show)
+                    .post(pages::registrations::permissions::change),
+            )
+            .route(
+                "/registrations/{id}/permissions/add",
+                get(pages::registrations::permissions::add),
+            )
+            .route(
+                "/registrations/{id}/expose",
+                get(pages::registrations::expose::show).post(pages::registrations::expose::change),
             )
             .fallback(pages::not_found)
             .layer(axum::middleware::map_response(pages::security_headers))

@@ -165,7 +165,7 @@ pub fn with_microsoft_provider(
     current
 }
 
-fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     let mut b = [0u8; 16];
     // The system RNG does not fail on the platforms `up` runs on.
     #[allow(clippy::expect_used)]
@@ -184,7 +184,7 @@ fn random_uuid() -> String {
 }
 
 /// `now + days` as Graph's `DateTimeOffset` (`2027-06-01T12:00:00Z`).
-fn time_in_days(days: u32) -> String {
+pub(crate) fn time_in_days(days: u32) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

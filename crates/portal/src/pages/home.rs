@@ -22,7 +22,9 @@ pub(crate) async fn home(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut body = String::new();
+    let mut body = String::from(
+        "<h2>Microsoft Entra ID</h2><p><a href=\"/registrations\">App registrations</a></p>",
+    );
     let groups = portal
         .arm(&signed.token, Method::GET, "resourcegroups", None)
         .await;

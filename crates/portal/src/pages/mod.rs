@@ -6,6 +6,7 @@ pub(crate) mod authentication;
 pub(crate) mod environment;
 pub(crate) mod home;
 pub(crate) mod logstream;
+pub(crate) mod registrations;
 pub(crate) mod webapp;
 
 use axum::http::{HeaderMap, StatusCode, Uri, header};
