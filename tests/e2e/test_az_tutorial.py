@@ -530,3 +530,42 @@ az webapp auth set --resource-group {GROUP} --name {BACK} --body "$authSettings"
     platform.info = state
     result = run_browser(platform, "profile-status", ARTIFACTS / "az-portal-profile", frontend=FRONT)
     assert result["ok"] and result["status"] == 200, explain(result) + "\n" + platform.log_tail(60)
+
+
+def test_the_tutorial_in_the_portal_from_add_identity_provider(platform: AzPlatform):
+    """The tutorial's portal steps from "Add identity provider" on, in Chromium: new app
+    registrations for both apps, the back end's scope granted to the front end (API permissions,
+    Grant admin consent), the allowed client application, the login parameters; then a person
+    signs in at the front end and sees `withAuthentication: true`."""
+    import subprocess
+
+    from up_e2e import E2E, ca_env
+    reason = chromium_unavailable_reason()
+    if reason:
+        pytest.fail(reason)
+    state = platform.reread()
+    shots = ARTIFACTS / "az-portal-tutorial"
+    cmd = ["node", str(E2E / "node" / "portal_tutorial.mjs"), "--portal", state["portal_url"] + "/",
+           "--user", platform.user, "--password", platform.password, "--front", FRONT, "--back", BACK,
+           "--screenshot-dir", str(shots), "--ca-file", state["ca_file"]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=str(E2E), env=ca_env(state["ca_file"]))
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"portal_tutorial.mjs printed no JSON (exit {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    result = json.loads(lines[-1])
+    assert result["ok"], json.dumps(result, indent=1)[-4000:] + "\n" + platform.log_tail(40)
+    front_client, back_client = result["front_client"], result["back_client"]
+    front = platform.az_json("webapp", "auth", "show", "-g", GROUP, "-n", FRONT)["properties"]
+    aad = front["identityProviders"]["azureActiveDirectory"]
+    assert aad["registration"]["clientId"] == front_client, aad
+    assert aad["login"]["loginParameters"] == [
+        f"scope=openid offline_access api://{back_client}/user_impersonation"], aad
+    back = platform.az_json("webapp", "auth", "show", "-g", GROUP, "-n", BACK)["properties"]
+    policy = back["identityProviders"]["azureActiveDirectory"]["validation"]["defaultAuthorizationPolicy"]
+    assert policy["allowedApplications"] == [front_client], policy
+    # The front end's registration holds the back end's scope, granted for the tenant (az ad).
+    grants = platform.az_json("ad", "app", "permission", "list-grants", "--id", front_client)
+    assert any("user_impersonation" in g["scope"] for g in grants), grants
+    platform.info = state
+    result = run_browser(platform, "full", ARTIFACTS / "az-portal-tutorial-signin", frontend=FRONT)
+    assert result["ok"], explain(result) + "\n" + platform.log_tail(60)
+    assert result["profile"]["withAuthentication"] == "true", explain(result)

@@ -569,6 +569,25 @@ async fn the_tutorials_portal_steps_without_javascript() {
         "user_impersonation"
     );
     assert_eq!(plain.get(&app_url).send().await.expect("app").status(), 401);
+    // The blade links to the registration's own blades.
+    let link = format!("/registrations/app/{app_id}");
+    assert!(
+        auth_html.contains(&format!("href=\"{link}\"")),
+        "{auth_html}"
+    );
+    let r = b
+        .get(format!("{}{link}", state.portal_url))
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(r.status(), 303);
+    let overview = b.get(location(&r)).send().await.expect("overview");
+    assert!(overview.url().path().starts_with("/registrations/"));
+    let overview = overview.text().await.expect("html");
+    assert!(
+        overview.contains(&app_id) && overview.contains("web-registration"),
+        "{overview}"
+    );
 
     // The same portal signs in at localhost too (the registration has both callbacks).
     let localhost = PlatformState {

@@ -135,6 +135,10 @@ impl Portal {
             )
             .route("/registrations", get(pages::registrations::list::show))
             .route(
+                "/registrations/app/{app_id}",
+                get(pages::registrations::list::by_app_id),
+            )
+            .route(
                 "/registrations/{id}",
                 get(pages::registrations::overview::show)
                     .post(pages::registrations::overview::change),

@@ -104,7 +104,7 @@ pub(crate) async fn show(
                 && aad["enabled"].as_bool().unwrap_or(true)
                 && aad["registration"]["clientId"].is_string();
             if enabled {
-                provider_view(&mut body, &portal, &p, &action, &csrf);
+                provider_view(&mut body, &p, &action, &csrf);
             } else {
                 add_view(&mut body, &portal, &site, &action, &csrf);
             }
@@ -155,7 +155,7 @@ fn add_view(body: &mut String, portal: &Portal, site: &str, action: &str, csrf: 
     );
 }
 
-fn provider_view(body: &mut String, portal: &Portal, p: &Value, action: &str, csrf: &str) {
+fn provider_view(body: &mut String, p: &Value, action: &str, csrf: &str) {
     let aad = &p["identityProviders"]["azureActiveDirectory"];
     let client_id = aad["registration"]["clientId"].as_str().unwrap_or("");
     let issuer = aad["registration"]["openIdIssuer"].as_str().unwrap_or("");
@@ -178,7 +178,7 @@ fn provider_view(body: &mut String, portal: &Portal, p: &Value, action: &str, cs
 <tr><th>Allowed client applications</th><td id=\"clients\">{}</td></tr>\
 <tr><th>Login parameters</th><td id=\"loginParameters\">{}</td></tr>\
 <tr><th>App Service authentication</th><td>{}</td></tr></table>\
-<p class=\"hint\">The app registration is {} in the directory of <a href=\"{}/{}/v2.0/.well-known/openid-configuration\">the local identity provider</a>.</p>",
+<p>App registration: <a id=\"registration\" href=\"/registrations/app/{}\">{}</a> (Microsoft Entra ID → App registrations)</p>",
         esc(client_id),
         esc(issuer),
         esc(aad["registration"]["clientSecretSettingName"]
@@ -192,9 +192,8 @@ fn provider_view(body: &mut String, portal: &Portal, p: &Value, action: &str, cs
         } else {
             "Allow unauthenticated access"
         },
+        esc(&enc(client_id)),
         esc(client_id),
-        esc(&portal.config.idp_url),
-        esc(&portal.config.tenant_id),
     );
     let _ = write!(
         body,

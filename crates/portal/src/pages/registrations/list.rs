@@ -66,3 +66,33 @@ pub(crate) async fn show(
     ))
     .into_response()
 }
+
+/// `GET /registrations/app/{appId}`: the registration of a client ID (the web app's
+/// Authentication blade links here), as a redirect to its Overview.
+pub(crate) async fn by_app_id(
+    axum::extract::State(portal): axum::extract::State<std::sync::Arc<Portal>>,
+    axum::extract::Path(app_id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let ctx = match super::ctx(&portal, &headers, &uri).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let path = format!(
+        "applications(appId='{}')",
+        crate::html::enc(&app_id.replace('\'', "''"))
+    );
+    match ctx.call(&portal, reqwest::Method::GET, &path, None).await {
+        Ok(app) => crate::pages::redirect(&super::blade_path(
+            app["id"].as_str().unwrap_or_default(),
+            "",
+        )),
+        Err(e) => crate::pages::error_page(
+            axum::http::StatusCode::NOT_FOUND,
+            &format!(
+                "No app registration of this tenant has the client ID {app_id} ({e}); a registration of another tenant, or a built-in application, has no blade here."
+            ),
+        ),
+    }
+}
