@@ -190,6 +190,25 @@ async fn the_tutorials_portal_steps_without_javascript() {
         .to_owned();
     let blade = format!("{}/resource/{group}/web", state.portal_url);
 
+    // Resource groups -> the group -> the web app.
+    assert!(
+        home.contains(&format!("href=\"/resource/{group}\"")),
+        "{home}"
+    );
+    let group_html = b
+        .get(format!("{}/resource/{group}", state.portal_url))
+        .send()
+        .await
+        .expect("group")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        group_html.contains(&format!("href=\"/resource/{group}/web\""))
+            && group_html.contains("App Service plan"),
+        "{group_html}"
+    );
+
     // Overview: URL and state; Restart.
     let overview = b
         .get(&blade)

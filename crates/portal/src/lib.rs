@@ -112,6 +112,7 @@ impl Portal {
             .route("/signin", get(signin::start))
             .route("/signin-oidc", get(signin::callback))
             .route("/signout", post(signin::sign_out))
+            .route("/resource/{group}", get(pages::home::group))
             .route("/resource/{group}/{site}", get(pages::webapp::overview))
             .route(
                 "/resource/{group}/{site}/action",

@@ -75,10 +75,12 @@ pub(crate) async fn home(
         Ok(v) => {
             body.push_str("<ul>");
             for g in v["value"].as_array().into_iter().flatten() {
+                let name = g["name"].as_str().unwrap_or("");
                 let _ = write!(
                     body,
-                    "<li>{} <span class=\"hint\">{}</span></li>",
-                    esc(g["name"].as_str().unwrap_or("")),
+                    "<li><a href=\"/resource/{}\">{}</a> <span class=\"hint\">{}</span></li>",
+                    enc(name),
+                    esc(name),
                     esc(g["location"].as_str().unwrap_or(""))
                 );
             }
@@ -89,6 +91,67 @@ pub(crate) async fn home(
         }
     }
     Html(page("Home", signed.user(), &[], &body)).into_response()
+}
+
+/// `GET /resource/{group}`: a resource group's resources (its App Service plans and web apps).
+pub(crate) async fn group(
+    State(portal): State<Arc<Portal>>,
+    axum::extract::Path(group): axum::extract::Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let signed = match signed_in(&portal, &headers, &uri).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let base = format!("resourceGroups/{}/providers/Microsoft.Web", enc(&group));
+    let mut body = String::from("<h2>Resources</h2>");
+    let sites = portal
+        .arm(&signed.token, Method::GET, &format!("{base}/sites"), None)
+        .await;
+    let plans = portal
+        .arm(
+            &signed.token,
+            Method::GET,
+            &format!("{base}/serverfarms"),
+            None,
+        )
+        .await;
+    match (sites, plans) {
+        (Ok(sites), Ok(plans)) => {
+            body.push_str("<table><tr><th>Name</th><th>Type</th><th>Status</th></tr>");
+            for s in sites["value"].as_array().into_iter().flatten() {
+                let name = s["name"].as_str().unwrap_or("");
+                let _ = write!(
+                    body,
+                    "<tr><td><a href=\"/resource/{}/{}\">{}</a></td><td>App Service</td><td>{}</td></tr>",
+                    enc(&group),
+                    enc(name),
+                    esc(name),
+                    esc(s["properties"]["state"].as_str().unwrap_or(""))
+                );
+            }
+            for p in plans["value"].as_array().into_iter().flatten() {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>App Service plan</td><td>{}</td></tr>",
+                    esc(p["name"].as_str().unwrap_or("")),
+                    esc(p["sku"]["name"].as_str().unwrap_or(""))
+                );
+            }
+            body.push_str("</table>");
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = write!(body, "<div class=\"error\">{}</div>", esc(&e.to_string()));
+        }
+    }
+    Html(page(
+        &group,
+        signed.user(),
+        &[("Home", "/".to_owned())],
+        &body,
+    ))
+    .into_response()
 }
 
 /// The resource group named in a resource id (`/subscriptions/../resourceGroups/<g>/...`).

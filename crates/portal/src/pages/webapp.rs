@@ -71,7 +71,10 @@ pub(crate) async fn overview(
     Html(page(
         &site,
         signed.user(),
-        &[("Home", "/".to_owned())],
+        &[
+            ("Home", "/".to_owned()),
+            (group.as_str(), format!("/resource/{}", enc(&group))),
+        ],
         &body,
     ))
     .into_response()
