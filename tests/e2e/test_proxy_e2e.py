@@ -300,7 +300,7 @@ def test_tls_sign_in_hybrid_flow_and_cookie_attributes(proxies, proxy_idp: Proxy
 
 
 def test_tls_responses_carry_hsts(proxies, proxy_idp: ProxyIdp):
-    """Contract §3.6: `Strict-Transport-Security: max-age=31536000` on HTTPS responses (the
+    """`Strict-Transport-Security: max-age=31536000` on HTTPS responses (the
     module's own and the app's)."""
     p = proxies.shared("tls", lambda: proxies.start("tls", port=proxy_idp.tls_proxy_port, tls=True))
     missing = []

@@ -1,4 +1,4 @@
-//! App Service's built-in authorization for Entra identities (contract §5.5): after a token has
+//! App Service's built-in authorization for Entra identities: after a token has
 //! been validated, the logical AND of `allowedApplications`, `allowedPrincipals`,
 //! `jwtClaimChecks` and the tenant list. Any failure is a 403 whose reason says exactly which
 //! rule failed and what to change.
@@ -122,8 +122,8 @@ impl AadAuthorization {
             }
         }
         if !self.allowed_groups.is_empty() {
-            // App Service answered 500 here when the claim was missing; a 403 that says why
-            // is what the caller can act on.
+            // App Service answers 500 when the claim is missing; a 403 that says why is what the
+            // caller can act on (docs/authentication-module.md).
             if !claims.contains_key("groups") {
                 return Err(Denial::NoGroups {
                     allowed: self.allowed_groups.clone(),

@@ -1,6 +1,6 @@
 //! The caller's identity as App Service hands it to the app: `X-MS-CLIENT-PRINCIPAL` (base64 of
 //! `{"auth_typ","claims":[{"typ","val"}],"name_typ","role_typ"}`), `-ID`, `-NAME`, `-IDP`, and
-//! the `user_claims` of `/.auth/me` (contract §3.1, §3.3, §2.5).
+//! the `user_claims` of `/.auth/me`.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The module's own routes under `/.auth` (contract §2).
+//! The module's own routes under `/.auth`.
 
 use std::sync::Arc;
 

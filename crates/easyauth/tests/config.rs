@@ -255,7 +255,7 @@ fn logicjp_payload_spells_out_every_default() {
     );
     assert_eq!(s.login.token_store.token_refresh_extension_hours, 72.0);
     assert!(!s.login.token_store.enabled);
-    // requireAuthentication=true + AllowAnonymous stays pass-through (contract §5.3).
+    // requireAuthentication=true + AllowAnonymous stays pass-through.
     assert!(s.global_validation.require_authentication);
     assert_eq!(
         s.global_validation.unauthenticated_client_action,
@@ -280,7 +280,7 @@ fn logicjp_payload_spells_out_every_default() {
 }
 
 #[test]
-fn defaults_match_the_contract_table() {
+fn defaults_match_the_services_defaults() {
     let s = parse_ok("{}").settings;
     assert!(!s.platform.enabled);
     assert_eq!(s.platform.runtime_version, "~1");

@@ -2,8 +2,8 @@
 //! OAuth `error` string and HTTP status. `Display` is the description the client sees (it starts
 //! with `AADSTSnnnnn:` as Entra's does); the JSON body adds trace and correlation ids.
 //!
-//! Codes follow ../shared/reference/entra-contract.md §3.7. Where Entra's exact code is
-//! UNCONFIRMED the choice is noted on the variant.
+//! Codes are Entra's. Where Entra's exact code is not documented, the choice is noted on the
+//! variant.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +68,7 @@ pub enum EntraError {
     /// UNCONFIRMED text.
     #[error("AADSTS700024: Client assertion is not within its valid time range.")]
     ExpiredClientAssertion,
-    /// Observed as `invalid_client` at redemption (contract §3.7).
+    /// Entra answers `invalid_client` at redemption.
     #[error(
         "AADSTS50011: The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."
     )]

@@ -1,5 +1,5 @@
-//! Minting access tokens, ID tokens and refresh tokens with the claims Entra puts in them
-//! (../shared/reference/entra-contract.md §5), and the token endpoint's success response.
+//! Minting access tokens, ID tokens and refresh tokens with the claims Entra puts in them, and the
+//! token endpoint's success response.
 
 use aws_lc_rs::hmac;
 use axum::http::{HeaderValue, header};

@@ -78,13 +78,13 @@ impl AzureActiveDirectory {
     }
 
     /// The `aud` values a bearer token may carry: `allowedAudiences`, plus the client id (always
-    /// implicitly allowed, contract §5.5 / Q-12), plus `api://<clientId>`.
+    /// implicitly allowed, as on App Service), plus `api://<clientId>`.
     ///
     /// Why `api://<clientId>` by default: v1 access tokens for an app whose identifier URI is the
     /// portal default carry `aud=api://<clientId>` (the tutorial's front end gets exactly such a
     /// token for the back end), and the portal's auto-configuration lists it explicitly — so a
     /// hand-written config without it would reject tokens the same app accepts on App Service.
-    /// Whether the service adds it implicitly is UNCONFIRMED (contract §8 item 3).
+    /// Whether the service adds it implicitly is not documented (docs/authentication-module.md).
     /// Order: configured audiences first, then the implicit ones; no duplicates.
     pub fn effective_audiences(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -122,8 +122,7 @@ impl AuthSettings {
     ///    the action only says *how* to reject once authentication is required; the portal's
     ///    "Allow unauthenticated access" is exactly this).
     /// 3. otherwise `unauthenticatedClientAction`. `AllowAnonymous` with
-    ///    `requireAuthentication == true` (seen in the wild, LOGICJP) stays pass-through
-    ///    (contract §5.3).
+    ///    `requireAuthentication == true` (seen in real configurations) stays pass-through.
     ///
     /// For v1 `authsettings` the action alone decides: loading maps v1 to
     /// `requireAuthentication = (unauthenticatedClientAction != AllowAnonymous)`, so rule 2 never
@@ -206,7 +205,7 @@ impl AuthSettings {
 
     /// Where unauthenticated browsers go: `redirectToProvider` when set, otherwise the only
     /// enabled provider; `None` when nothing is enabled or several are and none is chosen
-    /// (the service's behaviour then is UNCONFIRMED, contract §5.2).
+    /// (the service's behaviour then is not documented; docs/authentication-module.md).
     pub fn default_provider(&self) -> Option<Provider> {
         match self.global_validation.redirect_to_provider.as_deref() {
             Some(alias) if !alias.trim().is_empty() => self.enabled_provider(alias),

@@ -1,6 +1,6 @@
 //! The settings' enumerations and every spelling the service accepts for them: ARM names, the
 //! file-format names (`RejectWith401`, `IdentityDerived`), integers (file configs are read by a .NET
-//! JSON reader that maps numbers to enum members), all case-insensitively (contract §4.1, Q-5).
+//! JSON reader that maps numbers to enum members), all case-insensitively.
 
 use std::fmt;
 
@@ -101,7 +101,7 @@ macro_rules! spelled_serde {
 /// Accepted names (any case): `RedirectToLoginPage`, `AllowAnonymous`, `Return401`, `Return403`,
 /// `Return404` (ARM/CLI), `RejectWith401`, `RejectWith404` (file format and Container Apps).
 ///
-/// Accepted integers — the contract only confirms `0 = RedirectToLoginPage`; the rest follow the
+/// Accepted integers — only `0 = RedirectToLoginPage` is certain; the rest follow the
 /// order the file-format docs list the members in (`RedirectToLoginPage|AllowAnonymous|
 /// RejectWith401|RejectWith404`), with `Return403`, added to the service later, last:
 /// `0` RedirectToLoginPage, `1` AllowAnonymous, `2` Return401, `3` Return404, `4` Return403.
@@ -109,7 +109,7 @@ macro_rules! spelled_serde {
 /// ever reach the middleware's own file reader.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum UnauthenticatedAction {
-    /// Browsers are redirected to sign in; other clients get 401 (contract §5.2).
+    /// Browsers are redirected to sign in; other clients get 401.
     #[default]
     RedirectToLoginPage,
     /// The request goes through without identity headers.

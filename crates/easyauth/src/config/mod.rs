@@ -3,7 +3,7 @@
 //!
 //! [`AuthSettings::parse`] / [`AuthSettings::load`] accept, detected automatically:
 //! 1. the whole ARM resource (`{"id": ..., "name": "authsettingsV2", "properties": {...}}`),
-//! 2. just its `properties` (which is also the file-based format, contract §4.3),
+//! 2. just its `properties` (which is also the file-based format),
 //! 3. the v1 `authsettings` flat object, bare or inside an ARM envelope, translated to v2.
 //!
 //! Errors name the file, the JSON path and what was expected ([`ConfigError`]); unknown fields

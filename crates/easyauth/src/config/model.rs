@@ -1,4 +1,4 @@
-//! The typed `authsettingsV2` object (contract §4.1): everything but the identity providers, which
+//! The typed `authsettingsV2` object: everything but the identity providers, which
 //! live in `providers.rs`. Field defaults are the service's defaults; JSON names are ARM's
 //! camelCase, with the file-format docs' alternative spellings accepted as aliases.
 

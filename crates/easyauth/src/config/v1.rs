@@ -1,5 +1,5 @@
-//! The v1 `authsettings` object (contract §4.2): a flat list of fields, translated to the v2 model.
-//! The field correspondence is INFERRED from the names (no official table exists); validation
+//! The v1 `authsettings` object: a flat list of fields, translated to the v2 model.
+//! The field correspondence is inferred from the names (no official table exists); validation
 //! errors found after translation are reported at the v1 field's path (see [`v1_path`]).
 
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! Which `iss` values a Microsoft Entra configuration accepts.
 //!
-//! App Service accepts both the v1 and the v2 issuer of the configured tenant (contract §5.5,
-//! INFERRED from the tutorial: a back end configured with `https://sts.windows.net/<tid>/v2.0`
+//! App Service accepts both the v1 and the v2 issuer of the configured tenant (inferred from the
+//! tutorial: a back end configured with `https://sts.windows.net/<tid>/v2.0`
 //! accepts the front end's v1 access token). v1 tokens say `https://sts.windows.net/<tid>/`, v2
 //! tokens `https://login.microsoftonline.com/<tid>/v2.0`, whichever host the setting names.
 //! Any other host (the local identity provider, `easyauth idp`) issues `<base>/<tid>/v2.0` and

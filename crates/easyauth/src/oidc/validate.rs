@@ -1,4 +1,4 @@
-//! Bearer-token validation (contract §5.5): a compact JWS signed by a key from the policy's JWKS,
+//! Bearer-token validation: a compact JWS signed by a key from the policy's JWKS,
 //! with an allowed issuer and audience and a current lifetime (5 minutes of clock skew).
 //!
 //! Order of checks: shape, header (`alg`, `crit`), key lookup, algorithm-fits-key (before any
