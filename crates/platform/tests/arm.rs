@@ -4,37 +4,19 @@
 //! signed it, as Entra's keys sign for every tenant), ARM's error bodies for bad JSON (with the
 //! place), oversized bodies, unknown types, a taken name, and `az webapp delete`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
 use easyauth_entra::keys::{HeaderStyle, SigningKeys};
 use easyauth_platform::client::ArmClient;
-use easyauth_platform::platform::{Kind, Options, Platform};
+use easyauth_platform::platform::{Kind, Platform};
 use easyauth_platform::site::Site;
 use easyauth_platform::state::PlatformState;
 use serde_json::{Map, Value, json};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "easyauth-arm-{name}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn options(dir: &Path) -> Options {
-    Options {
-        data_dir: dir.join("data"),
-        port: 0,
-        scm_port: 0,
-        idp_port: 0,
-        arm_port: 0,
-        portal_port: 0,
-    }
-}
+mod common;
+use common::{client_credentials, echo_app, https, options, sp_token, temp_dir};
 
 async fn bare(dir: &Path) -> Platform {
     let site = Site {
@@ -45,41 +27,6 @@ async fn bare(dir: &Path) -> Platform {
     Platform::start(site, &options(dir), Kind::Bare)
         .await
         .expect("platform starts")
-}
-
-fn http(state: &PlatformState) -> reqwest::Client {
-    let pem = std::fs::read(&state.ca_file).expect("local CA");
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-/// A client-credentials token of the platform's service principal for `scope`.
-async fn token(state: &PlatformState, scope: &str) -> String {
-    let body: Value = http(state)
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            state.idp_url, state.tenant_id
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", state.client_id.as_str()),
-            ("client_secret", state.client_secret.as_str()),
-            ("scope", scope),
-        ])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token JSON");
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {body}"))
-        .to_owned()
 }
 
 fn claims_of(jwt: &str) -> Map<String, Value> {
@@ -101,7 +48,7 @@ async fn sign_with_the_idps_key(data_dir: &Path, claims: &Map<String, Value>) ->
 
 /// GET `path` (below the ARM base URL) with `authorization`; returns status and body.
 async fn arm_get(state: &PlatformState, path: &str, authorization: Option<&str>) -> (u16, Value) {
-    let mut request = http(state).get(format!("{}{path}", state.arm_url));
+    let mut request = https(state).get(format!("{}{path}", state.arm_url));
     if let Some(a) = authorization {
         request = request.header("Authorization", a);
     }
@@ -134,12 +81,12 @@ async fn every_call_needs_a_management_token_of_this_tenant() {
         assert_eq!(code(&body), "AuthenticationFailed", "{body}");
     }
 
-    let arm_token = token(&state, "https://management.core.windows.net//.default").await;
+    let arm_token = sp_token(&state, "https://management.core.windows.net//.default").await;
     let (status, body) = arm_get(&state, &groups, Some(&format!("Bearer {arm_token}"))).await;
     assert_eq!(status, 200, "{body}");
 
     // A genuine token of this tenant for another resource (Microsoft Graph).
-    let graph = token(&state, "https://graph.microsoft.com/.default").await;
+    let graph = sp_token(&state, "https://graph.microsoft.com/.default").await;
     let (status, body) = arm_get(&state, &groups, Some(&format!("Bearer {graph}"))).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(code(&body), "InvalidAuthenticationToken", "{body}");
@@ -214,7 +161,7 @@ async fn bad_requests_get_arms_error_bodies_and_change_nothing() {
     let platform = bare(&dir).await;
     let state = platform.state();
     let client = ArmClient::new(state.clone()).await.expect("signed in");
-    let arm_token = token(&state, "https://management.core.windows.net//.default").await;
+    let arm_token = sp_token(&state, "https://management.core.windows.net//.default").await;
     let group = "resourceGroups/rg1";
     client
         .call(
@@ -230,7 +177,7 @@ async fn bad_requests_get_arms_error_bodies_and_change_nothing() {
         "{}/subscriptions/{}/{group}/providers/Microsoft.Web/serverfarms/plan1?api-version=2024-11-01",
         state.arm_url, state.subscription_id
     );
-    let response = http(&state)
+    let response = https(&state)
         .put(&url)
         .bearer_auth(&arm_token)
         .header("Content-Type", "application/json")
@@ -248,7 +195,7 @@ async fn bad_requests_get_arms_error_bodies_and_change_nothing() {
     );
 
     // A body over the limit is refused at once, with ARM's shape.
-    let response = http(&state)
+    let response = https(&state)
         .put(&url)
         .bearer_auth(&arm_token)
         .header("Content-Type", "application/json")
@@ -358,7 +305,7 @@ async fn bad_requests_get_arms_error_bodies_and_change_nothing() {
 #[tokio::test]
 async fn delete_removes_the_web_app_its_files_and_its_address() {
     let dir = temp_dir("delete");
-    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py");
+    let echo = echo_app();
     std::fs::write(
         dir.join("site.toml"),
         format!(
@@ -454,7 +401,7 @@ async fn delete_removes_the_web_app_its_files_and_its_address() {
 #[tokio::test]
 async fn add_identity_provider_as_a_command_makes_the_registration_and_the_settings() {
     let dir = temp_dir("add-idp");
-    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py");
+    let echo = echo_app();
     std::fs::write(
         dir.join("site.toml"),
         format!(
@@ -494,23 +441,13 @@ async fn add_identity_provider_as_a_command_makes_the_registration_and_the_setti
     let settings = client.appsettings_list("shop").await.expect("settings");
     let secret = settings["MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"].clone();
     // The secret works, for the registration's own API.
-    let answer: Value = http(&state)
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            state.idp_url, state.tenant_id
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", &format!("api://{app_id}/.default")),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
+    let answer = client_credentials(
+        &state,
+        &app_id,
+        &secret,
+        &format!("api://{app_id}/.default"),
+    )
+    .await;
     let own = answer["access_token"].as_str().expect("a token").to_owned();
     // The app requires sign-in now, and accepts a token for its registration.
     let url = state.apps["shop"].url.clone();
@@ -530,8 +467,8 @@ async fn add_identity_provider_as_a_command_makes_the_registration_and_the_setti
         200
     );
     // The registration, as Graph shows it.
-    let graph = token(&state, "https://graph.microsoft.com/.default").await;
-    let registration: Value = http(&state)
+    let graph = sp_token(&state, "https://graph.microsoft.com/.default").await;
+    let registration: Value = https(&state)
         .get(format!(
             "{}/v1.0/applications(appId='{app_id}')",
             state.idp_url

@@ -3,23 +3,15 @@
 //! each request the module refused, lines that arrive while a follower is connected, and the
 //! same authentication as every Kudu route.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use easyauth_platform::client::ArmClient;
-use easyauth_platform::platform::{Kind, Options, Platform};
+use easyauth_platform::platform::{Kind, Platform};
 use easyauth_platform::site::Site;
 use serde_json::json;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "easyauth-logstream-{name}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+mod common;
+use common::{echo_app, https, options, temp_dir};
 
 /// Reads the stream until `needle` has appeared (or 20 s pass); returns what was read.
 async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) -> bool {
@@ -36,7 +28,7 @@ async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle:
 #[tokio::test]
 async fn the_log_stream_shows_output_and_refusals_as_they_happen() {
     let dir = temp_dir("stream");
-    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py");
+    let echo = echo_app();
     std::fs::write(
         dir.join("site.toml"),
         format!(
@@ -45,17 +37,9 @@ async fn the_log_stream_shows_output_and_refusals_as_they_happen() {
         ),
     )
     .expect("site file");
-    let options = Options {
-        data_dir: dir.join("data"),
-        port: 0,
-        scm_port: 0,
-        idp_port: 0,
-        arm_port: 0,
-        portal_port: 0,
-    };
     let platform = Platform::start(
         Site::load(&dir.join("site.toml")).expect("site"),
-        &options,
+        &options(&dir),
         Kind::SiteFile,
     )
     .await
@@ -79,12 +63,7 @@ async fn the_log_stream_shows_output_and_refusals_as_they_happen() {
         .as_str()
         .expect("password")
         .to_owned();
-    let pem = std::fs::read(&state.ca_file).expect("CA");
-    let scm = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
-        .no_proxy()
-        .build()
-        .expect("client");
+    let scm = https(&state);
     let scm_url = state.apps["api"].scm_url.clone();
     let api_url = state.apps["api"].url.clone();
 

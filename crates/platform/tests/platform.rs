@@ -4,27 +4,16 @@
 //! place. Changes go through the Resource Manager, signed in as the platform's service principal.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use easyauth_platform::client::{ArmClient, ClientError};
-use easyauth_platform::platform::{Kind, Options, Platform};
+use easyauth_platform::platform::{Kind, Platform};
 use easyauth_platform::site::Site;
 use serde_json::{Value, json};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "easyauth-platform-{name}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn echo_app() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py")
-}
+mod common;
+use common::{echo_app, options, temp_dir};
 
 /// Two command apps running the echo app; each writes its environment to `<dir>/<name>.env`.
 fn two_app_site(dir: &Path, api_auth: Option<&str>) -> Site {
@@ -47,17 +36,6 @@ fn two_app_site(dir: &Path, api_auth: Option<&str>) -> Site {
     }
     std::fs::write(dir.join("site.toml"), &text).expect("site file");
     Site::load(&dir.join("site.toml")).expect("valid site")
-}
-
-fn options(dir: &Path) -> Options {
-    Options {
-        data_dir: dir.join("data"),
-        port: 0,
-        scm_port: 0,
-        idp_port: 0,
-        arm_port: 0,
-        portal_port: 0,
-    }
 }
 
 async fn start(site: Site, dir: &Path) -> Platform {

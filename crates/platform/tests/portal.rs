@@ -5,27 +5,20 @@
 //! write shows ARM's error, remove). Every change is checked through the Resource Manager and on
 //! the app itself; forms without the session's CSRF token, or without a session, change nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use easyauth_entra::directory::demo::{BACKEND_APP_ID, FRONTEND_APP_ID};
 use easyauth_platform::client::ArmClient;
-use easyauth_platform::platform::{Kind, Options, Platform};
+use easyauth_platform::platform::{Kind, Platform};
 use easyauth_platform::site::Site;
 use easyauth_platform::state::PlatformState;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "easyauth-portal-{name}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+mod common;
+use common::{client_credentials, echo_app, https, options, sp_token, temp_dir};
 
 async fn start(dir: &Path) -> Platform {
-    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/apps/echo_app.py");
+    let echo = echo_app();
     std::fs::write(
         dir.join("site.toml"),
         format!(
@@ -35,15 +28,7 @@ async fn start(dir: &Path) -> Platform {
     )
     .expect("site file");
     let site = Site::load(&dir.join("site.toml")).expect("site");
-    let options = Options {
-        data_dir: dir.join("data"),
-        port: 0,
-        scm_port: 0,
-        idp_port: 0,
-        arm_port: 0,
-        portal_port: 0,
-    };
-    Platform::start(site, &options, Kind::SiteFile)
+    Platform::start(site, &options(dir), Kind::SiteFile)
         .await
         .expect("platform starts")
 }
@@ -514,52 +499,19 @@ async fn the_tutorials_portal_steps_without_javascript() {
         format!("api://{app_id}").as_str()
     );
     let secret = arm.appsettings_list("web").await.expect("settings")["MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"].clone();
-    let http = {
-        let pem = std::fs::read(&state.ca_file).expect("CA");
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
-            .no_proxy()
-            .build()
-            .expect("client")
-    };
-    let token_url = format!("{}/{}/oauth2/v2.0/token", state.idp_url, state.tenant_id);
-    let token = |client_id: String, secret: String, scope: String| {
-        let http = http.clone();
-        let token_url = token_url.clone();
-        async move {
-            let body: serde_json::Value = http
-                .post(&token_url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", secret.as_str()),
-                    ("scope", scope.as_str()),
-                ])
-                .send()
-                .await
-                .expect("token")
-                .json()
-                .await
-                .expect("json");
-            body
-        }
-    };
-    let own = token(app_id.clone(), secret, format!("api://{app_id}/.default")).await;
+    let own = client_credentials(
+        &state,
+        &app_id,
+        &secret,
+        &format!("api://{app_id}/.default"),
+    )
+    .await;
     assert!(
         own["access_token"].is_string(),
         "the stored secret works: {own}"
     );
-    let graph = token(
-        state.client_id.clone(),
-        state.client_secret.clone(),
-        "https://graph.microsoft.com/.default".into(),
-    )
-    .await;
-    let graph = graph["access_token"]
-        .as_str()
-        .expect("graph token")
-        .to_owned();
-    let registration: serde_json::Value = http
+    let graph = sp_token(&state, "https://graph.microsoft.com/.default").await;
+    let registration: serde_json::Value = https(&state)
         .get(format!(
             "{}/v1.0/applications(appId='{app_id}')",
             state.idp_url
@@ -618,16 +570,6 @@ async fn the_tutorials_portal_steps_without_javascript() {
     platform.shutdown().await;
 }
 
-/// A plain HTTPS client that trusts the local CA (no cookies).
-fn plain(state: &PlatformState) -> reqwest::Client {
-    let pem = std::fs::read(&state.ca_file).expect("CA");
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
-        .no_proxy()
-        .build()
-        .expect("client")
-}
-
 /// Microsoft Graph with the platform's service principal (client credentials).
 struct Graph {
     http: reqwest::Client,
@@ -637,28 +579,8 @@ struct Graph {
 
 impl Graph {
     async fn new(state: &PlatformState) -> Graph {
-        let http = plain(state);
-        let body: serde_json::Value = http
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                state.idp_url, state.tenant_id
-            ))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", state.client_id.as_str()),
-                ("client_secret", state.client_secret.as_str()),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("json");
-        let token = body["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("graph token: {body}"))
-            .to_owned();
+        let http = https(state);
+        let token = sp_token(state, "https://graph.microsoft.com/.default").await;
         Graph {
             http,
             base: format!("{}/v1.0", state.idp_url),
@@ -935,23 +857,13 @@ async fn app_registrations_blades() {
         "{shown}"
     );
     // The secret shown once works at the token endpoint (front has a service principal now).
-    let token: serde_json::Value = plain(&state)
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            state.idp_url, state.tenant_id
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", front_app_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
+    let token = client_credentials(
+        &state,
+        &front_app_id,
+        &secret,
+        "https://graph.microsoft.com/.default",
+    )
+    .await;
     assert!(token["access_token"].is_string(), "{token}");
 
     // Microsoft APIs → Microsoft Graph → User.Read, then Remove permission.

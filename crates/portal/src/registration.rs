@@ -165,32 +165,16 @@ pub fn with_microsoft_provider(
     current
 }
 
+/// A new GUID for a scope's `id`.
 pub(crate) fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    // The system RNG does not fail on the platforms `up` runs on.
-    #[allow(clippy::expect_used)]
-    aws_lc_rs::rand::fill(&mut b).expect("the system random number generator works");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// `now + days` as Graph's `DateTimeOffset` (`2027-06-01T12:00:00Z`).
 pub(crate) fn time_in_days(days: u32) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        + u64::from(days) * 86_400;
-    let when = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    when.format(&time::format_description::well_known::Rfc3339)
+    let when = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
+    when.replace_nanosecond(0)
+        .unwrap_or(when)
+        .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -75,6 +75,8 @@ impl Pending {
 pub(crate) struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Held while a refresh token is redeemed (see `signin::token`).
+    pub(crate) renewal: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -127,9 +129,15 @@ impl Sessions {
     /// The session named by the request's cookie.
     pub(crate) fn get(&self, headers: &HeaderMap) -> Option<(String, Session)> {
         let id = cookie(headers, SESSION_COOKIE)?;
-        let map = lock(&self.sessions);
-        let s = map.get(id)?;
-        (s.created.elapsed() < SESSION_LIFETIME).then(|| (id.to_owned(), s.clone()))
+        self.by_id(id).map(|s| (id.to_owned(), s))
+    }
+
+    /// The session `id`, as it is now.
+    pub(crate) fn by_id(&self, id: &str) -> Option<Session> {
+        lock(&self.sessions)
+            .get(id)
+            .filter(|s| s.created.elapsed() < SESSION_LIFETIME)
+            .cloned()
     }
 
     pub(crate) fn update(&self, id: &str, f: impl FnOnce(&mut Session)) {

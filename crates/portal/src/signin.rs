@@ -289,45 +289,65 @@ fn id_token_user(portal: &Portal, answer: &TokenAnswer, nonce: &str) -> Result<S
         .to_owned())
 }
 
-/// The session's Microsoft Graph token (the refresh token redeemed for Graph, as Entra's refresh
-/// tokens allow; renewed the same way). `None`: sign in again.
-pub(crate) async fn graph_token(portal: &Portal, id: &str, session: &Session) -> Option<String> {
-    if let Some((token, expires)) = &session.graph
-        && std::time::Instant::now() < *expires
-    {
-        return Some(token.clone());
-    }
-    let refresh = session.refresh_token.as_deref()?;
-    let answer = token_request(
-        portal,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", portal.config.client_id.as_str()),
-            ("client_secret", portal.config.client_secret.as_str()),
-            ("refresh_token", refresh),
-            ("scope", GRAPH_SCOPE),
-        ],
-    )
-    .await
-    .ok()?;
-    let token = answer.access_token.clone();
-    portal.sessions.update(id, |s| {
-        s.graph = Some((
-            answer.access_token,
-            std::time::Instant::now() + answer.lifetime,
-        ));
-        if answer.refresh_token.is_some() {
-            s.refresh_token = answer.refresh_token;
-        }
-    });
-    Some(token)
+/// The two APIs the portal calls as the signed-in person.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Api {
+    ResourceManager,
+    Graph,
 }
 
-/// The session's Resource Manager token, renewed with the refresh token when it has expired.
+impl Api {
+    fn scope(self) -> String {
+        match self {
+            Api::ResourceManager => format!("offline_access {ARM_SCOPE}"),
+            Api::Graph => GRAPH_SCOPE.to_owned(),
+        }
+    }
+
+    /// The session's token for this API, if it is still current.
+    fn current(self, s: &Session) -> Option<String> {
+        let now = std::time::Instant::now();
+        match self {
+            Api::ResourceManager => (now < s.expires).then(|| s.access_token.clone()),
+            Api::Graph => s
+                .graph
+                .as_ref()
+                .filter(|(_, expires)| now < *expires)
+                .map(|(t, _)| t.clone()),
+        }
+    }
+
+    fn store(self, s: &mut Session, token: String, lifetime: Duration) {
+        let expires = std::time::Instant::now() + lifetime;
+        match self {
+            Api::ResourceManager => {
+                s.access_token = token;
+                s.expires = expires;
+            }
+            Api::Graph => s.graph = Some((token, expires)),
+        }
+    }
+}
+
+/// The session's token for `api`, renewed with the refresh token when it has expired (for Graph
+/// the first time: the refresh token is redeemed for another resource, as Entra's allow).
 /// `None`: sign in again.
-pub(crate) async fn arm_token(portal: &Portal, id: &str, session: &Session) -> Option<String> {
-    if std::time::Instant::now() < session.expires {
-        return Some(session.access_token.clone());
+pub(crate) async fn token(
+    portal: &Portal,
+    id: &str,
+    session: &Session,
+    api: Api,
+) -> Option<String> {
+    if let Some(t) = api.current(session) {
+        return Some(t);
+    }
+    // One renewal at a time: the identity provider rotates refresh tokens and takes a rotated one
+    // presented again for theft (revoking the whole family), so two pages of one person renewing
+    // at once (the Log stream page and its frame) would sign that person out.
+    let _renewal = portal.sessions.renewal.lock().await;
+    let session = portal.sessions.by_id(id)?;
+    if let Some(t) = api.current(&session) {
+        return Some(t);
     }
     let refresh = session.refresh_token.as_deref()?;
     let answer = token_request(
@@ -337,15 +357,14 @@ pub(crate) async fn arm_token(portal: &Portal, id: &str, session: &Session) -> O
             ("client_id", portal.config.client_id.as_str()),
             ("client_secret", portal.config.client_secret.as_str()),
             ("refresh_token", refresh),
-            ("scope", &format!("offline_access {ARM_SCOPE}")),
+            ("scope", &api.scope()),
         ],
     )
     .await
     .ok()?;
     let token = answer.access_token.clone();
     portal.sessions.update(id, |s| {
-        s.access_token = answer.access_token;
-        s.expires = std::time::Instant::now() + answer.lifetime;
+        api.store(s, answer.access_token, answer.lifetime);
         if answer.refresh_token.is_some() {
             s.refresh_token = answer.refresh_token;
         }

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Portal;
 use crate::arm::{ArmCallError, site_path};
 use crate::form::Form;
-use crate::html::{csrf_field, enc, esc, page};
-use crate::pages::{back, blades, outcome, signed_form, signed_in};
+use crate::html::{csrf_field, enc, esc};
+use crate::pages::{back, outcome, signed_form, signed_in, webapp_page};
 
 use crate::registration::{self, SECRET_SETTING};
 
@@ -90,7 +90,7 @@ pub(crate) async fn show(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut body = blades(&group, &site, "Authentication");
+    let mut body = String::new();
     body.push_str(&outcome(uri.query()));
     let action = format!("/resource/{}/{}/authentication", enc(&group), enc(&site));
     let csrf = csrf_field(&signed.session.csrf);
@@ -110,19 +110,7 @@ pub(crate) async fn show(
             }
         }
     }
-    Html(page(
-        &format!("{site} | Authentication"),
-        signed.user(),
-        &[
-            ("Home", "/".to_owned()),
-            (
-                site.as_str(),
-                format!("/resource/{}/{}", enc(&group), enc(&site)),
-            ),
-        ],
-        &body,
-    ))
-    .into_response()
+    webapp_page(&signed, &group, &site, "Authentication", &body)
 }
 
 fn add_view(body: &mut String, portal: &Portal, site: &str, action: &str, csrf: &str) {

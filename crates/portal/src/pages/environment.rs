@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::Portal;
 use crate::arm::{ArmCallError, site_path};
-use crate::html::{csrf_field, enc, esc, page};
-use crate::pages::{back, blades, outcome, signed_form, signed_in};
+use crate::html::{csrf_field, enc, esc};
+use crate::pages::{back, outcome, signed_form, signed_in, webapp_page};
 
 async fn settings(
     portal: &Portal,
@@ -42,7 +42,7 @@ pub(crate) async fn show(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut body = blades(&group, &site, "Environment variables");
+    let mut body = String::new();
     body.push_str(&outcome(uri.query()));
     let action = format!("/resource/{}/{}/environment", enc(&group), enc(&site));
     let csrf = csrf_field(&signed.session.csrf);
@@ -74,19 +74,7 @@ pub(crate) async fn show(
 <button type=\"submit\">Apply</button></form>",
         esc(&action)
     );
-    Html(page(
-        &format!("{site} | Environment variables"),
-        signed.user(),
-        &[
-            ("Home", "/".to_owned()),
-            (
-                site.as_str(),
-                format!("/resource/{}/{}", enc(&group), enc(&site)),
-            ),
-        ],
-        &body,
-    ))
-    .into_response()
+    webapp_page(&signed, &group, &site, "Environment variables", &body)
 }
 
 /// `POST`: `name` + `value` sets one setting; `delete` removes one.

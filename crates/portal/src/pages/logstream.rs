@@ -8,14 +8,14 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::Portal;
 use crate::arm::site_path;
-use crate::html::{enc, page};
-use crate::pages::{blades, error_page, signed_in};
+
+use crate::pages::{error_page, signed_in, webapp_page};
 
 pub(crate) async fn show(
     State(portal): State<Arc<Portal>>,
@@ -27,26 +27,14 @@ pub(crate) async fn show(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut body = blades(&group, &site, "Log stream");
+    let mut body = String::new();
     body.push_str(
         "<p class=\"hint\">The app's output and, for every request its authentication refused, \
 the status and the reason (<code>easyauth: 401 ...</code>). New lines appear as they are \
 written; reload to reconnect. The same stream: <code>az webapp log tail</code>.</p>\
 <iframe src=\"logstream/raw\" title=\"Log stream\" style=\"width:100%;height:65vh;border:1px solid #ccc\"></iframe>",
     );
-    Html(page(
-        &format!("{site} | Log stream"),
-        signed.user(),
-        &[
-            ("Home", "/".to_owned()),
-            (
-                site.as_str(),
-                format!("/resource/{}/{}", enc(&group), enc(&site)),
-            ),
-        ],
-        &body,
-    ))
-    .into_response()
+    webapp_page(&signed, &group, &site, "Log stream", &body)
 }
 
 /// The SCM host of a web app (`hostNameSslStates` of type `Repository`).

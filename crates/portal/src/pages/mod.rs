@@ -30,7 +30,7 @@ impl Signed {
 
     /// A Microsoft Graph token for the same person.
     pub(crate) async fn graph_token(&self, portal: &Portal) -> Result<String, Response> {
-        crate::signin::graph_token(portal, &self.id, &self.session)
+        crate::signin::token(portal, &self.id, &self.session, crate::signin::Api::Graph)
             .await
             .ok_or_else(|| {
                 error_page(
@@ -54,7 +54,7 @@ pub(crate) async fn signed_in(
     let Some((id, session)) = portal.sessions.get(headers) else {
         return Err(to_signin());
     };
-    match crate::signin::arm_token(portal, &id, &session).await {
+    match crate::signin::token(portal, &id, &session, crate::signin::Api::ResourceManager).await {
         Some(token) => Ok(Signed { id, session, token }),
         None => {
             portal.sessions.remove(&id);
@@ -156,8 +156,15 @@ pub(crate) fn back(blade: &str, result: Result<String, String>) -> Response {
     redirect(&format!("{blade}?{k}={}", enc(&v)))
 }
 
-/// The web app's blade menu, with `current` marked.
-pub(crate) fn blades(group: &str, site: &str, current: &str) -> String {
+/// A web app's blade: the page titled `<site> | <blade>` (the Overview is titled by the site
+/// alone), with the breadcrumbs Home > group > site and the blade menu above `body`.
+pub(crate) fn webapp_page(
+    signed: &Signed,
+    group: &str,
+    site: &str,
+    blade: &str,
+    body: &str,
+) -> Response {
     let base = format!("/resource/{}/{}", enc(group), enc(site));
     let mut html = String::from("<nav class=\"blades\">");
     for (label, path) in [
@@ -166,7 +173,7 @@ pub(crate) fn blades(group: &str, site: &str, current: &str) -> String {
         ("Authentication", "/authentication"),
         ("Log stream", "/logstream"),
     ] {
-        let class = if label == current {
+        let class = if label == blade {
             " class=\"current\""
         } else {
             ""
@@ -177,5 +184,18 @@ pub(crate) fn blades(group: &str, site: &str, current: &str) -> String {
         ));
     }
     html.push_str("</nav>");
-    html
+    html.push_str(body);
+    let title = if blade == "Overview" {
+        site.to_owned()
+    } else {
+        format!("{site} | {blade}")
+    };
+    let mut crumbs = vec![
+        ("Home", "/".to_owned()),
+        (group, format!("/resource/{}", enc(group))),
+    ];
+    if blade != "Overview" {
+        crumbs.push((site, base));
+    }
+    Html(page(&title, signed.user(), &crumbs, &html)).into_response()
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use reqwest::Method;
 
 use crate::Portal;
 use crate::arm::site_path;
-use crate::html::{csrf_field, enc, esc, page};
-use crate::pages::{back, blades, outcome, signed_form, signed_in};
+use crate::html::{csrf_field, enc, esc};
+use crate::pages::{back, outcome, signed_form, signed_in, webapp_page};
 
 pub(crate) async fn overview(
     State(portal): State<Arc<Portal>>,
@@ -23,7 +23,7 @@ pub(crate) async fn overview(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut body = blades(&group, &site, "Overview");
+    let mut body = String::new();
     body.push_str(&outcome(uri.query()));
     match portal
         .arm(&signed.token, Method::GET, &site_path(&group, &site), None)
@@ -68,16 +68,7 @@ pub(crate) async fn overview(
             let _ = write!(body, "<div class=\"error\">{}</div>", esc(&e.to_string()));
         }
     }
-    Html(page(
-        &site,
-        signed.user(),
-        &[
-            ("Home", "/".to_owned()),
-            (group.as_str(), format!("/resource/{}", enc(&group))),
-        ],
-        &body,
-    ))
-    .into_response()
+    webapp_page(&signed, &group, &site, "Overview", &body)
 }
 
 /// `POST .../action` with `verb` = restart | stop | start.

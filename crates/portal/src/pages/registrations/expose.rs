@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{blade_path, ctx, ctx_form, failed, frame, list, s};
+use super::{blade_path, form_with_app, frame, list, s, with_app};
 use crate::Portal;
 use crate::html::{csrf_field, esc};
 use crate::pages::{back, outcome};
@@ -21,13 +21,9 @@ pub(crate) async fn show(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let ctx = match ctx(&portal, &headers, &uri).await {
-        Ok(c) => c,
+    let (ctx, app) = match with_app(&portal, &headers, &uri, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let app = match ctx.app(&portal, &id).await {
-        Ok(a) => a,
-        Err(e) => return failed(&ctx, &e),
     };
     let action = esc(&blade_path(&id, "/expose"));
     let csrf = csrf_field(&ctx.signed.session.csrf);
@@ -144,14 +140,10 @@ pub(crate) async fn change(
     uri: Uri,
     body: axum::body::Body,
 ) -> Response {
-    let (ctx, form) = match ctx_form(&portal, &headers, &uri, body).await {
+    let blade = blade_path(&id, "/expose");
+    let (ctx, form, app) = match form_with_app(&portal, &headers, &uri, body, &id, &blade).await {
         Ok(x) => x,
         Err(r) => return r,
-    };
-    let blade = blade_path(&id, "/expose");
-    let app = match ctx.app(&portal, &id).await {
-        Ok(a) => a,
-        Err(e) => return back(&blade, Err(e.to_string())),
     };
     let (patch, message) = match form.get("op").unwrap_or("") {
         "scope" => {

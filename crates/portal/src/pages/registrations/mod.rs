@@ -103,6 +103,38 @@ pub(crate) async fn ctx_form(
     Ok((Ctx { signed, graph }, form))
 }
 
+/// A registration's blade (GET): the signed-in context and the registration `id`, or the page
+/// that says why not.
+pub(crate) async fn with_app(
+    portal: &Portal,
+    headers: &HeaderMap,
+    uri: &Uri,
+    id: &str,
+) -> Result<(Ctx, Value), Response> {
+    let ctx = ctx(portal, headers, uri).await?;
+    match ctx.app(portal, id).await {
+        Ok(app) => Ok((ctx, app)),
+        Err(e) => Err(failed(&ctx, &e)),
+    }
+}
+
+/// A registration's form (POST): signed in, CSRF checked, and the registration `id`; a failure to
+/// read it goes back to `blade` with Graph's error.
+pub(crate) async fn form_with_app(
+    portal: &Portal,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: axum::body::Body,
+    id: &str,
+    blade: &str,
+) -> Result<(Ctx, crate::form::Form, Value), Response> {
+    let (ctx, form) = ctx_form(portal, headers, uri, body).await?;
+    match ctx.app(portal, id).await {
+        Ok(app) => Ok((ctx, form, app)),
+        Err(e) => Err(crate::pages::back(blade, Err(e.to_string()))),
+    }
+}
+
 /// The blade's path for registration `id` (`""` is the Overview).
 pub(crate) fn blade_path(id: &str, blade: &str) -> String {
     format!("/registrations/{}{blade}", enc(id))

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use reqwest::Method;
 
-use super::{blade_path, ctx, ctx_form, failed, frame, s};
+use super::{blade_path, ctx_form, frame, s, with_app};
 use crate::Portal;
 use crate::html::{csrf_field, enc, esc};
 use crate::pages::{back, outcome};
@@ -19,13 +19,9 @@ pub(crate) async fn show(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let ctx = match ctx(&portal, &headers, &uri).await {
-        Ok(c) => c,
+    let (ctx, app) = match with_app(&portal, &headers, &uri, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let app = match ctx.app(&portal, &id).await {
-        Ok(a) => a,
-        Err(e) => return failed(&ctx, &e),
     };
     let mut body = outcome(uri.query());
     body.push_str("<h2>Essentials</h2><table>");

@@ -12,7 +12,7 @@ use axum::response::Response;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Ctx, GRAPH_APP_ID, blade_path, ctx, ctx_form, failed, frame, list, s};
+use super::{Ctx, GRAPH_APP_ID, blade_path, form_with_app, frame, list, s, with_app};
 use crate::Portal;
 use crate::graph::GraphCallError;
 use crate::html::{csrf_field, enc, esc};
@@ -99,13 +99,9 @@ pub(crate) async fn show(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let ctx = match ctx(&portal, &headers, &uri).await {
-        Ok(c) => c,
+    let (ctx, app) = match with_app(&portal, &headers, &uri, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let app = match ctx.app(&portal, &id).await {
-        Ok(a) => a,
-        Err(e) => return failed(&ctx, &e),
     };
     let tenant = s(&app, "publisherDomain").to_owned();
     let action = esc(&blade_path(&id, "/permissions"));
@@ -203,13 +199,9 @@ pub(crate) async fn add(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let ctx = match ctx(&portal, &headers, &uri).await {
-        Ok(c) => c,
+    let (ctx, app) = match with_app(&portal, &headers, &uri, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let app = match ctx.app(&portal, &id).await {
-        Ok(a) => a,
-        Err(e) => return failed(&ctx, &e),
     };
     let here = blade_path(&id, "/permissions/add");
     let mut body = String::from("<h2>Request API permissions</h2><nav class=\"blades\">");
@@ -305,14 +297,10 @@ pub(crate) async fn change(
     uri: Uri,
     body: axum::body::Body,
 ) -> Response {
-    let (ctx, form) = match ctx_form(&portal, &headers, &uri, body).await {
+    let blade = blade_path(&id, "/permissions");
+    let (ctx, form, app) = match form_with_app(&portal, &headers, &uri, body, &id, &blade).await {
         Ok(x) => x,
         Err(r) => return r,
-    };
-    let blade = blade_path(&id, "/permissions");
-    let app = match ctx.app(&portal, &id).await {
-        Ok(a) => a,
-        Err(e) => return back(&blade, Err(e.to_string())),
     };
     let mut rra = list(&app["requiredResourceAccess"]);
     let api_id = form.text("api").unwrap_or("").to_owned();
