@@ -5,11 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use easyauth_module::build::{AppSettings, Environment, build};
-use easyauth_module::config::AuthSettings;
-use easyauth_module::oidc::OidcHttp;
-use easyauth_module::pipeline::proxy_service;
-use easyauth_module::proxy::Upstream;
+use easyauth_module::{AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack};
 use easyauth_store::{SqliteStore, Store};
 
 use crate::ProxyArgs;
@@ -33,10 +29,15 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         http: OidcHttp::new()?,
         development: args.development,
     };
-    let module = Arc::new(build(&loaded.settings, env).await?);
-    let upstream = Upstream::new(&args.upstream, Duration::from_secs(args.upstream_timeout))?;
-    let service = proxy_service(module.clone(), upstream);
-    let router = axum::Router::new().fallback_service(service);
+    let stack = ProxyStack::build(
+        &loaded.settings,
+        env,
+        &args.upstream,
+        Duration::from_secs(args.upstream_timeout),
+    )
+    .await?;
+    let module = stack.module().clone();
+    let router = axum::Router::new().fallback_service(stack.into_service());
 
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -48,7 +49,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     );
     println!("  listening       {scheme}://{}", args.listen);
     let callbacks: Vec<String> = module
-        .providers
+        .providers()
         .iter()
         .map(|p| format!("/.auth/login/{}/callback", p.alias()))
         .collect();
@@ -59,7 +60,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             for c in &callbacks {
                 println!(
                     "  redirect URI    {base}{}",
-                    c.replacen("/.auth", &module.settings.api_prefix, 1)
+                    c.replacen("/.auth", &module.settings().api_prefix, 1)
                 );
             }
         }
@@ -72,7 +73,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 for c in &callbacks {
                     println!(
                         "  redirect URI    {scheme}://{host}{}",
-                        c.replacen("/.auth", &module.settings.api_prefix, 1)
+                        c.replacen("/.auth", &module.settings().api_prefix, 1)
                     );
                 }
             }
@@ -81,16 +82,16 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     println!(
         "  providers       {}",
         module
-            .providers
+            .providers()
             .iter()
             .map(|p| p.alias().to_owned())
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("  unauthenticated {:?}", module.settings.action);
+    println!("  unauthenticated {:?}", module.settings().action);
     println!(
         "  token store     {}",
-        if module.settings.token_store {
+        if module.settings().token_store {
             "on (SQLite in the data dir)"
         } else {
             "off"

@@ -10,21 +10,24 @@ use crate::authz::AadAuthorization;
 use crate::config::{
     self, AuthSettings, CookieExpirationConvention, ForwardProxyConvention, UnauthenticatedAction,
 };
-use crate::module::{Action, ForwardTrust, Module, ModuleSettings};
+use crate::cookies::CookieKeys;
+use crate::module::Module;
 use crate::oidc::{OidcHttp, discovery_url};
 use crate::paths::Exclusion;
-use crate::provider::{Provider, ProviderKind, ProviderSettings};
-use crate::session::CookieKeys;
+use crate::provider::{IdentityProvider, ProviderKind, ProviderSettings};
+use crate::settings::{Action, ForwardTrust, ModuleSettings};
 
 /// App settings (environment variables) the module reads.
 #[derive(Debug, Clone, Default)]
 pub struct AppSettings(pub HashMap<String, String>);
 
 impl AppSettings {
+    /// The process environment.
     pub fn from_env() -> AppSettings {
         AppSettings(std::env::vars().collect())
     }
 
+    /// A setting's value; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
@@ -49,18 +52,24 @@ impl AppSettings {
     }
 }
 
+/// Why the settings do not make a module.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// Entra is enabled without an issuer.
     #[error("identityProviders.azureActiveDirectory.registration.openIdIssuer is required")]
     MissingIssuer,
+    /// A custom provider says neither where its discovery document is nor its issuer.
     #[error(
         "custom provider {0}: set openIdConnectConfiguration.wellKnownOpenIdConfiguration or issuer"
     )]
     MissingDiscovery(String),
+    /// An app setting the module reads is malformed.
     #[error("app setting {0}: {1}")]
     AppSetting(&'static str, String),
+    /// The cookie keys could not be loaded.
     #[error(transparent)]
-    Keys(#[from] crate::session::KeyError),
+    Keys(#[from] crate::cookies::KeyError),
+    /// The public URL is not an absolute http(s) URL with a host.
     #[error("the public URL {0} must be an absolute http:// or https:// URL with a host")]
     PublicUrl(String),
 }
@@ -72,12 +81,17 @@ pub struct Environment {
     pub public_url: Option<url::Url>,
     /// `http` or `https`: how the module is served (for sites taken from requests).
     pub scheme: &'static str,
+    /// The app settings (`WEBSITE_AUTH_*`, provider secrets).
     pub app_settings: AppSettings,
+    /// The token store: sessions, generated keys.
     pub store: Arc<dyn Store>,
+    /// The outbound client for discovery, keys and the token endpoint.
     pub http: OidcHttp,
+    /// Refusals explain themselves in the response (see [`crate::Refusal`]).
     pub development: bool,
 }
 
+/// The module the auth settings and the environment describe.
 pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, BuildError> {
     if let Some(url) = &env.public_url
         && crate::site::Site::from_url(url).is_none()
@@ -88,7 +102,7 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
     let mut providers = Vec::new();
     for provider in settings.enabled_providers() {
         match provider {
-            config::Provider::AzureActiveDirectory => {
+            config::ProviderName::AzureActiveDirectory => {
                 let Some(aad) = settings.identity_providers.azure_active_directory.as_ref() else {
                     continue;
                 };
@@ -141,7 +155,7 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
                     name_claim: None,
                 });
             }
-            config::Provider::Custom(name) => {
+            config::ProviderName::Custom(name) => {
                 let Some((key, custom)) = settings.custom_provider(&name) else {
                     continue;
                 };
@@ -235,7 +249,7 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
     .await?;
     let providers = providers
         .into_iter()
-        .map(|p| Provider::new(p, env.http.clone()))
+        .map(|p| IdentityProvider::new(p, env.http.clone()))
         .collect();
     Ok(Module::new(
         module_settings,

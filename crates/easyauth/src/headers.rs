@@ -44,7 +44,7 @@ const FRONT_END: &[&str] = &[
 ];
 
 /// Removes client-supplied front-end headers; `Forwarded` too unless a forward proxy is trusted.
-pub fn strip_front_end(headers: &mut HeaderMap, keep_forwarded: bool) {
+pub(crate) fn strip_front_end(headers: &mut HeaderMap, keep_forwarded: bool) {
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| {
@@ -61,7 +61,7 @@ pub fn strip_front_end(headers: &mut HeaderMap, keep_forwarded: bool) {
 /// Applies the client's `Connection` header now, before the module adds its own headers: the
 /// headers it names are dropped and only `upgrade` survives in it. Otherwise a client could name
 /// the identity headers in `Connection` and have the proxy's final hop-by-hop cleanup remove them.
-pub fn apply_connection(headers: &mut HeaderMap) {
+pub(crate) fn apply_connection(headers: &mut HeaderMap) {
     let tokens: Vec<String> = headers
         .get_all(axum::http::header::CONNECTION)
         .iter()
@@ -92,7 +92,7 @@ pub fn apply_connection(headers: &mut HeaderMap) {
 
 /// Whether the request asks to switch to WebSocket, the one protocol the module lets through
 /// (after it has decided on the request).
-pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let upgrade = headers
         .get(axum::http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +109,7 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// Removes any protocol switch other than WebSocket (`Upgrade: h2c` with `HTTP2-Settings`,
 /// TLS, ...). An app that accepted one would turn the connection into a tunnel whose later
 /// requests never pass the module. Returns whether something was removed.
-pub fn strip_other_upgrades(headers: &mut HeaderMap) -> bool {
+pub(crate) fn strip_other_upgrades(headers: &mut HeaderMap) -> bool {
     let asked =
         headers.contains_key(axum::http::header::UPGRADE) || headers.contains_key("http2-settings");
     if !asked || is_websocket_upgrade(headers) {
@@ -135,14 +135,14 @@ fn canonical(name: &str) -> String {
 }
 
 /// Whether a client-supplied header with this name must be removed before proxying.
-pub fn is_reserved(name: &str) -> bool {
+pub(crate) fn is_reserved(name: &str) -> bool {
     let c = canonical(name);
     RESERVED_PREFIXES.iter().any(|p| c.starts_with(p)) || RESERVED_EXACT.contains(&c.as_str())
 }
 
 /// Removes every reserved header, in any spelling, from a request's headers. Returns how many
 /// were removed (for the log: a non-zero count on a request is worth a line).
-pub fn strip_reserved(headers: &mut HeaderMap) -> usize {
+pub(crate) fn strip_reserved(headers: &mut HeaderMap) -> usize {
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| is_reserved(k.as_str()))

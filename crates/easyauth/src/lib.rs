@@ -2,19 +2,79 @@
 //! app. It reads the `authsettingsV2` JSON that `az webapp auth show` prints, signs users in with
 //! Microsoft Entra ID or any OpenID Connect provider, validates bearer tokens, and injects the
 //! `X-MS-*` identity and token headers apps written for App Service expect.
+//!
+//! Embedding it in an axum app (see `examples/embed.rs`):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use easyauth_module::{AppSettings, AuthSettings, EasyAuthLayer, Environment, OidcHttp};
+//!
+//! let loaded = AuthSettings::load(std::path::Path::new("auth.json"))?;
+//! let env = Environment {
+//!     public_url: None,
+//!     scheme: "http",
+//!     app_settings: AppSettings::from_env(),
+//!     store: Arc::new(easyauth_store::MemoryStore::new()),
+//!     http: OidcHttp::new()?,
+//!     development: false,
+//! };
+//! let module = Arc::new(easyauth_module::build(&loaded.settings, env).await?);
+//! let app = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "hello" }))
+//!     .layer(EasyAuthLayer::new(module));
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! In front of an app over HTTP instead, [`ProxyStack`] puts the module before an [`Upstream`].
 
-pub mod authz;
-pub mod build;
+#![warn(missing_docs)]
+
+mod authz;
+mod build;
+mod clock;
+// `config` and `oidc` mirror the authsettingsV2 JSON and the OpenID Connect documents field by
+// field (their names are the documentation for now); every other public item is documented.
+#[allow(missing_docs)]
 pub mod config;
-pub mod headers;
-pub mod module;
+mod context;
+pub mod cookies;
+mod headers;
+mod identity;
+mod ids;
+mod injected;
+mod module;
+#[allow(missing_docs)]
 pub mod oidc;
 pub mod paths;
-pub mod pipeline;
-pub mod principal;
-pub mod provider;
-pub mod proxy;
+mod pipeline;
+mod principal;
+mod provider;
+mod proxy;
 pub mod redirect;
+mod refusal;
+mod respond;
 mod routes;
-pub mod session;
-pub mod site;
+mod session_cookie;
+mod session_store;
+mod settings;
+mod site;
+mod stack;
+mod zumo;
+
+pub use authz::{AadAuthorization, Denial};
+pub use build::{AppSettings, BuildError, Environment, build};
+pub use config::{AuthSettings, ConfigError, Loaded};
+pub use cookies::KeyError;
+pub use identity::{CredentialError, Identity};
+pub use module::Module;
+pub use oidc::OidcHttp;
+pub use pipeline::{BoxedService, EasyAuthLayer};
+pub use principal::{Claim, ClientPrincipal, NAME_TYPE, ROLE_TYPE};
+pub use provider::{IdentityProvider, ProviderKind, ProviderSettings};
+pub use proxy::{Upstream, UpstreamError};
+pub use refusal::{REASON_CODE_HEADER, REASON_HEADER, ReasonCode, Refusal, UnknownReasonCode};
+pub use session_store::{SessionRecord, SessionStore, SessionStoreError, TokenStoreSessions};
+pub use settings::{Action, ForwardTrust, ModuleSettings};
+pub use site::Site;
+pub use stack::{ProxyStack, StackError};

@@ -5,37 +5,31 @@
 //! → `inject` (principal and token headers) → the app.
 //!
 //! [`EasyAuthLayer`] stacks them so a Rust app can embed the module in-process; the reverse proxy
-//! is the same stack in front of [`crate::proxy::Upstream`].
+//! is the same stack in front of [`crate::Upstream`] ([`crate::ProxyStack`]).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder};
 
+use crate::context::{RequestContext, is_browser, peer, site_of};
 use crate::headers::{apply_connection, strip_front_end, strip_other_upgrades, strip_reserved};
-use crate::module::{Action, ForwardTrust, Identity, Module, ZumoToken};
+use crate::identity::Identity;
+use crate::module::Module;
 use crate::paths::is_excluded;
 use crate::provider::ProviderKind;
 use crate::proxy::{Forwarded, forwarded_for};
+use crate::refusal::{ReasonCode, Refusal};
+use crate::respond::{bad_request, refuse, unauthorized};
+use crate::settings::{Action, ForwardTrust};
 use crate::site::Site;
-
-/// Facts about the request the later stages use.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The site this request is for (see [`crate::site`]).
-    pub site: Site,
-    pub forwarded: Forwarded,
-    pub excluded: bool,
-    pub preflight: bool,
-}
+use crate::zumo::ZumoToken;
 
 /// The whole module as one layer.
 #[derive(Debug, Clone)]
@@ -44,11 +38,13 @@ pub struct EasyAuthLayer {
 }
 
 impl EasyAuthLayer {
+    /// The layer that puts `module` in front of a service.
     pub fn new(module: Arc<Module>) -> EasyAuthLayer {
         EasyAuthLayer { module }
     }
 }
 
+/// A service the module's stack (or anything in front of an app) is boxed as.
 pub type BoxedService = BoxCloneSyncService<Request, Response, Infallible>;
 
 impl<S> Layer<S> for EasyAuthLayer
@@ -73,14 +69,6 @@ where
             .service(inner);
         BoxCloneSyncService::new(stack)
     }
-}
-
-fn peer(request: &Request) -> IpAddr {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -154,7 +142,10 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         tracing::warn!(target: "easyauth::module", status = 400, path = %request.uri().path(), "request refused: no well-formed Host (host[:port])");
         return bad_request(
             &m,
-            "the request has no well-formed Host header (host[:port])",
+            &Refusal::new(
+                ReasonCode::NoSite,
+                "the request has no well-formed Host header (host[:port])",
+            ),
         );
     };
     // requireHttps: App Service sends http requests to https. Here that applies when the site
@@ -224,12 +215,6 @@ fn flags(request: &Request) -> (bool, bool) {
         .map_or((false, false), |c| (c.excluded, c.preflight))
 }
 
-/// The site the strip stage worked out. It always runs first in [`EasyAuthLayer`], so a
-/// missing context only means a stage was mounted on its own: refuse rather than guess.
-pub(crate) fn site_of(extensions: &axum::http::Extensions) -> Option<&Site> {
-    extensions.get::<RequestContext>().map(|c| &c.site)
-}
-
 /// Stage 3: who is calling.
 async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
     let (excluded, preflight) = flags(&request);
@@ -238,7 +223,13 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
         return next.run(request).await;
     }
     let Some(site) = site_of(request.extensions()) else {
-        return bad_request(&m, "the request did not pass the module's first stage");
+        return bad_request(
+            &m,
+            &Refusal::new(
+                ReasonCode::NoSite,
+                "the request did not pass the module's first stage",
+            ),
+        );
     };
     let zumo = request
         .extensions()
@@ -257,7 +248,8 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
         }
         Err(e) => {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");
-            let response = unauthorized(&m, site_of(request.extensions()), &e.to_string()).await;
+            let response =
+                unauthorized(&m, site_of(request.extensions()), &Refusal::from(&e)).await;
             finish_body(&request, response)
         }
     }
@@ -302,7 +294,7 @@ async fn refusal(
             .check(claims, is_access_token)
         {
             tracing::warn!(target: "easyauth::module", status = 403, reason = %denial, path = %path, "request refused");
-            return Some(refuse(m, StatusCode::FORBIDDEN, &denial.to_string()));
+            return Some(refuse(m, StatusCode::FORBIDDEN, &Refusal::from(&denial)));
         }
     }
     if let Identity::Session {
@@ -311,11 +303,16 @@ async fn refusal(
         && let Err(reason) = csrf_check(m, site, request)
     {
         tracing::warn!(target: "easyauth::module", status = 403, reason = %reason, path = %path, "request refused");
-        return Some(refuse(m, StatusCode::FORBIDDEN, &reason));
+        return Some(refuse(
+            m,
+            StatusCode::FORBIDDEN,
+            &Refusal::new(ReasonCode::CrossSiteRequest, reason),
+        ));
     }
     if !matches!(identity, Identity::Anonymous) || excluded {
         return None;
     }
+    let required = |reason: &str| Refusal::new(ReasonCode::AuthenticationRequired, reason);
     let reason = match m.settings.action {
         Action::AllowAnonymous => return None,
         Action::RedirectToLoginPage if is_browser(&request.headers) => {
@@ -327,18 +324,18 @@ async fn refusal(
             return Some(refuse(
                 m,
                 StatusCode::FORBIDDEN,
-                "authentication is required (Return403)",
+                &required("authentication is required (Return403)"),
             ));
         }
         Action::Return404 => {
             return Some(refuse(
                 m,
                 StatusCode::NOT_FOUND,
-                "authentication is required (Return404)",
+                &required("authentication is required (Return404)"),
             ));
         }
     };
-    Some(unauthorized(m, site, reason).await)
+    Some(unauthorized(m, site, &required(reason)).await)
 }
 
 /// A refusal leaves the request body unread; hyper then closes an HTTP/1 connection, so say so
@@ -410,25 +407,15 @@ fn csrf_check(m: &Module, site: Option<&Site>, request: &Parts) -> Result<(), St
     }
 }
 
-/// Browsers get redirects; other clients get 401 (App Service decides by User-Agent).
-pub(crate) fn is_browser(headers: &HeaderMap) -> bool {
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let xhr = headers
-        .get("x-requested-with")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
-    ua.contains("Mozilla/") && !xhr
-}
-
 fn redirect_to_login(m: &Module, request: &Parts) -> Response {
     let Some(provider) = m.default_provider() else {
         return refuse(
             m,
             StatusCode::UNAUTHORIZED,
-            "no identity provider is configured",
+            &Refusal::new(
+                ReasonCode::UnknownProvider,
+                "no identity provider is configured",
+            ),
         );
     };
     let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -443,82 +430,4 @@ fn redirect_to_login(m: &Module, request: &Parts) -> Response {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
-}
-
-/// A 401 with App Service's challenge.
-pub(crate) async fn unauthorized(m: &Module, site: Option<&Site>, reason: &str) -> Response {
-    let mut r = refuse(m, StatusCode::UNAUTHORIZED, reason);
-    if let Some(provider) = m
-        .default_provider()
-        .filter(|p| !p.settings.disable_www_authenticate)
-        && let Some(endpoint) = provider.authorization_endpoint().await
-    {
-        let host = site.map_or_else(|| "localhost".to_owned(), Site::host_name);
-        let challenge = format!(
-            "Bearer realm=\"{host}\" authorization_uri=\"{endpoint}\" resource_id=\"{}\"",
-            provider.settings.client_id
-        );
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-    }
-    r
-}
-
-/// 400 for a request the module cannot place (no usable Host).
-fn bad_request(m: &Module, reason: &str) -> Response {
-    let mut r = refuse(m, StatusCode::BAD_REQUEST, reason);
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
-}
-
-/// A refusal; the body explains it only in development mode (the log always does).
-pub(crate) fn refuse(m: &Module, status: StatusCode, reason: &str) -> Response {
-    let body = if m.settings.development {
-        Body::from(format!(
-            "{} {}: {reason}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ))
-    } else {
-        Body::empty()
-    };
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    if m.settings.development {
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&reason.replace(['\r', '\n'], " ")) {
-            r.headers_mut()
-                .insert(HeaderName::from_static("x-easyauth-reason"), v);
-        }
-    }
-    r
-}
-
-/// The module in front of an HTTP app: what `easyauth proxy` serves and what `up` puts in front
-/// of each app.
-pub fn proxy_service(module: Arc<Module>, upstream: crate::proxy::Upstream) -> BoxedService {
-    // Shared, not cloned per request: cloning the pooled client is several reference counts.
-    let upstream = Arc::new(upstream);
-    let app = tower::service_fn(move |request: Request| {
-        let upstream = upstream.clone();
-        async move {
-            // The strip stage always records the context; the fallback only guards embedding.
-            let forwarded = request
-                .extensions()
-                .get::<RequestContext>()
-                .map(|c| c.forwarded.clone())
-                .unwrap_or_else(|| Forwarded {
-                    for_chain: peer(&request).to_string(),
-                    proto: "http",
-                    host: "localhost".into(),
-                });
-            Ok::<_, Infallible>(upstream.forward(request, &forwarded).await)
-        }
-    });
-    EasyAuthLayer::new(module).layer(app)
 }

@@ -10,7 +10,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The claim type that names the user (`name_typ`).
 pub const NAME_TYPE: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
+/// The claim type of roles (`role_typ`).
 pub const ROLE_TYPE: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
 
 /// Short claim names App Service rewrites to WS-Federation claim types ("legacy" mapping, the
@@ -46,18 +48,25 @@ const LEGACY_MAP: &[(&str, &str)] = &[
     ),
 ];
 
+/// One claim of [`ClientPrincipal`]: arrays become one claim per element.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Claim {
+    /// The claim type (legacy claims rewritten to WS-Federation URIs).
     pub typ: String,
+    /// The value as text.
     pub val: String,
 }
 
 /// The principal of one request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ClientPrincipal {
+    /// The provider's alias (`aad`, a custom provider's name).
     pub auth_typ: String,
+    /// The claims, in the token's order.
     pub claims: Vec<Claim>,
+    /// [`NAME_TYPE`].
     pub name_typ: String,
+    /// [`ROLE_TYPE`].
     pub role_typ: String,
     /// `X-MS-CLIENT-PRINCIPAL-ID`: `oid` for Entra, else `sub`.
     #[serde(skip)]
@@ -131,8 +140,8 @@ impl ClientPrincipal {
     }
 
     /// The base64 JSON of `X-MS-CLIENT-PRINCIPAL`.
-    pub fn encode(&self) -> String {
-        STANDARD.encode(serde_json::to_vec(self).unwrap_or_default())
+    pub fn encode(&self) -> Result<String, serde_json::Error> {
+        Ok(STANDARD.encode(serde_json::to_vec(self)?))
     }
 
     /// Adds the four principal headers. Values that cannot be header values (control
@@ -147,7 +156,14 @@ impl ClientPrincipal {
             });
             headers.insert(HeaderName::from_static(name), value);
         };
-        put(headers, "x-ms-client-principal", &self.encode());
+        match self.encode() {
+            Ok(encoded) => put(headers, "x-ms-client-principal", &encoded),
+            // Strings and arrays of strings always serialise; should that ever change, the app
+            // gets the other headers and the log says why the principal is missing.
+            Err(e) => {
+                tracing::error!(target: "easyauth::module", error = %e, "X-MS-CLIENT-PRINCIPAL could not be encoded")
+            }
+        }
         put(headers, "x-ms-client-principal-id", &self.id);
         put(headers, "x-ms-client-principal-name", &self.name);
         put(headers, "x-ms-client-principal-idp", &self.auth_typ);
@@ -157,16 +173,16 @@ impl ClientPrincipal {
 /// The identity and token headers every request of one session (or one validated bearer token)
 /// gets. Built once and shared: cloning a `HeaderValue` only bumps a reference count, so the
 /// per-request cost is a few inserts instead of rebuilding and re-encoding the principal.
-pub type InjectedHeaders = Arc<[(HeaderName, HeaderValue)]>;
+pub(crate) type InjectedHeaders = Arc<[(HeaderName, HeaderValue)]>;
 
 /// Where a session record or validated token keeps its [`InjectedHeaders`]. A clone starts
 /// empty: records are cloned to be edited (refreshed tokens), and the copy must not inject the
 /// original's headers. It is a cache, not data, so any two compare equal.
 #[derive(Debug, Default)]
-pub struct InjectedCell(std::sync::OnceLock<InjectedHeaders>);
+pub(crate) struct InjectedCell(std::sync::OnceLock<InjectedHeaders>);
 
 impl InjectedCell {
-    pub fn get_or_init(&self, build: impl FnOnce() -> InjectedHeaders) -> InjectedHeaders {
+    pub(crate) fn get_or_init(&self, build: impl FnOnce() -> InjectedHeaders) -> InjectedHeaders {
         self.0.get_or_init(build).clone()
     }
 }

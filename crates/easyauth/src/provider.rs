@@ -11,6 +11,7 @@ use crate::oidc::{
     ClientCredentials, OidcHttp, ProviderMetadata, TokenClient, ValidationPolicy, aad_issuers,
 };
 
+/// Which kind of provider: Entra's rules or a custom provider's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Microsoft Entra ID (`azureActiveDirectory`): v1 and v2 issuers, Entra's authorization rules.
@@ -24,8 +25,11 @@ pub enum ProviderKind {
 pub struct ProviderSettings {
     /// URL alias: `aad`, or the custom provider's name in lower case.
     pub alias: String,
+    /// Entra or custom.
     pub kind: ProviderKind,
+    /// The app registration's client id.
     pub client_id: String,
+    /// The client secret (from the app setting `clientSecretSettingName` names).
     pub client_secret: Option<String>,
     /// `openIdIssuer` (Entra) or the issuer a custom provider's discovery must report.
     pub issuer: Option<String>,
@@ -37,28 +41,34 @@ pub struct ProviderSettings {
     pub scope: String,
     /// Other `loginParameters` (`key=value`), appended to the authorize request.
     pub extra_login_parameters: Vec<(String, String)>,
+    /// Entra's authorization rules (empty for custom providers).
     pub authorization: AadAuthorization,
+    /// `validation.disableWWWAuthenticate`: no challenge on a 401.
     pub disable_www_authenticate: bool,
     /// Custom providers' `login.nameClaimType`.
     pub name_claim: Option<String>,
 }
 
+/// One configured identity provider at run time.
 #[derive(Debug)]
-pub struct Provider {
+pub struct IdentityProvider {
+    /// What the configuration says about it.
     pub settings: ProviderSettings,
     http: OidcHttp,
     metadata: OnceCell<Arc<ProviderMetadata>>,
 }
 
-impl Provider {
-    pub fn new(settings: ProviderSettings, http: OidcHttp) -> Provider {
-        Provider {
+impl IdentityProvider {
+    /// A provider whose discovery happens on first use, over `http`.
+    pub fn new(settings: ProviderSettings, http: OidcHttp) -> IdentityProvider {
+        IdentityProvider {
             settings,
             http,
             metadata: OnceCell::new(),
         }
     }
 
+    /// The URL alias (`aad`, a custom provider's name in lower case).
     pub fn alias(&self) -> &str {
         &self.settings.alias
     }
@@ -127,6 +137,7 @@ impl Provider {
         ))
     }
 
+    /// A client of the provider's token endpoint with this app's credentials.
     pub async fn token_client(&self) -> Result<TokenClient, String> {
         let md = self.metadata().await?;
         let credentials = ClientCredentials {

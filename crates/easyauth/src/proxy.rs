@@ -28,8 +28,10 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// Why an upstream cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// Not an absolute `http://` URL.
     #[error("upstream URL {0} must be an absolute http:// URL")]
     BadUrl(String),
 }
@@ -39,7 +41,9 @@ pub enum UpstreamError {
 pub struct Forwarded {
     /// The value for `X-Forwarded-For`: the trusted chain plus the peer address.
     pub for_chain: String,
+    /// The value for `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// The value for `X-Forwarded-Host`.
     pub host: String,
 }
 
@@ -53,6 +57,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// The app at `url` (http only); a request that takes longer than `timeout` is a 504.
     pub fn new(url: &url::Url, timeout: Duration) -> Result<Upstream, UpstreamError> {
         if url.scheme() != "http" || url.host_str().is_none() {
             return Err(UpstreamError::BadUrl(url.to_string()));
@@ -179,7 +184,7 @@ fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
 
 /// The `X-Forwarded-For` chain: the client's own claims are kept only when the peer is a trusted
 /// proxy (`httpSettings.forwardProxy`); otherwise only the peer address is reported.
-pub fn forwarded_for(headers: &HeaderMap, peer: IpAddr, trust_client_chain: bool) -> String {
+pub(crate) fn forwarded_for(headers: &HeaderMap, peer: IpAddr, trust_client_chain: bool) -> String {
     let claimed = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())

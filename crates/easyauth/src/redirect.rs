@@ -9,12 +9,16 @@ use url::Url;
 /// This site's origin: scheme, host and port as the browser sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// The scheme, lower-case.
     pub scheme: String,
+    /// The host, lower-case.
     pub host: String,
+    /// The port, the scheme's default when the URL names none.
     pub port: u16,
 }
 
 impl Origin {
+    /// The origin of an absolute URL with a host.
     pub fn from_url(url: &Url) -> Option<Origin> {
         Some(Origin {
             scheme: url.scheme().to_owned(),

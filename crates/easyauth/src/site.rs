@@ -11,11 +11,12 @@
 use axum::http::{HeaderMap, Uri, header};
 
 use crate::redirect::Origin;
-use crate::session::CookieStyle;
+use crate::cookies::CookieStyle;
 
 /// The scheme and host of the site a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
+    /// `http` or `https`.
     pub scheme: &'static str,
     /// `host` or `host:port` as the browser addresses it, lower-case, the default port omitted.
     pub host: String,
@@ -78,6 +79,7 @@ impl Site {
             .to_owned()
     }
 
+    /// The site's origin, for redirect and CSRF checks.
     pub fn origin(&self) -> Origin {
         let (host, port) = split_authority(&self.host).unwrap_or((self.host.clone(), None));
         Origin {
@@ -87,6 +89,7 @@ impl Site {
         }
     }
 
+    /// The attributes of the cookies the module sets for this site.
     pub fn cookie_style(&self) -> CookieStyle {
         CookieStyle {
             secure: self.scheme == "https",

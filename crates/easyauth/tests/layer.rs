@@ -12,10 +12,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::routing::get;
 use base64::Engine;
-use easyauth_module::build::{AppSettings, Environment, build};
-use easyauth_module::config::AuthSettings;
-use easyauth_module::pipeline::EasyAuthLayer;
-use easyauth_store::MemoryStore;
+use easyauth_module::{
+    AppSettings, AuthSettings, EasyAuthLayer, Environment, REASON_CODE_HEADER, ReasonCode, build,
+};
+use easyauth_store::{
+    Consumed, MemoryStore, ObjectKind, RefreshTokenRecord, SigningKeyRecord, Store, StoreError,
+    StoreResult,
+};
 use serde_json::{Value, json};
 use support::*;
 use tower::ServiceExt;
@@ -31,6 +34,10 @@ async fn whoami(headers: HeaderMap) -> axum::Json<Value> {
 }
 
 async fn app(provider: &Provider, action: &str) -> Router {
+    app_with_store(provider, action, Arc::new(MemoryStore::new())).await
+}
+
+async fn app_with_store(provider: &Provider, action: &str, store: Arc<dyn Store>) -> Router {
     let settings = json!({"properties": {
         "platform": {"enabled": true},
         "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": action, "excludedPaths": ["/public/*"]},
@@ -44,7 +51,7 @@ async fn app(provider: &Provider, action: &str) -> Router {
         public_url: Some(url::Url::parse("http://app.test").unwrap()),
         scheme: "http",
         app_settings: AppSettings::default(),
-        store: Arc::new(MemoryStore::new()),
+        store,
         http: provider.http(),
         development: true,
     };
@@ -118,15 +125,29 @@ async fn bearer_tokens_are_validated_authorized_and_turned_into_principal_header
             .unwrap()
             .contains("not in allowedApplications")
     );
+    assert_eq!(
+        headers[REASON_CODE_HEADER],
+        ReasonCode::ApplicationNotAllowed.as_str(),
+        "programs read the code, not the message"
+    );
 
     // Wrong audience, expired, wrong issuer: 401 with App Service's challenge.
-    for (claims, why) in [
-        (json!({"aud": "api://someone-else"}), "allowedAudiences"),
+    for (claims, why, code) in [
+        (
+            json!({"aud": "api://someone-else"}),
+            "allowedAudiences",
+            ReasonCode::AudienceNotAllowed,
+        ),
         (
             json!({"exp": 1_000_000_000, "nbf": 999_999_000, "iat": 999_999_000}),
             "expired",
+            ReasonCode::TokenRejected,
         ),
-        (json!({"iss": "https://evil.test/x/v2.0"}), "issuer"),
+        (
+            json!({"iss": "https://evil.test/x/v2.0"}),
+            "issuer",
+            ReasonCode::TokenRejected,
+        ),
     ] {
         let t = provider.mint(claims);
         let (status, headers, _) = call(
@@ -140,6 +161,7 @@ async fn bearer_tokens_are_validated_authorized_and_turned_into_principal_header
             "{why}: {:?}",
             headers["x-easyauth-reason"]
         );
+        assert_eq!(headers[REASON_CODE_HEADER], code.as_str(), "{why}");
         let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
         assert!(
             challenge
@@ -263,4 +285,139 @@ async fn client_directed_sign_in_and_x_zumo_auth() {
     let (status, _, version) = call(&app, get_with("/.auth/version", &[])).await;
     assert_eq!(status, StatusCode::OK);
     assert!(version["version"].is_string());
+}
+
+/// A token store whose writes of revocations fail while `fail` is set; everything else is a
+/// memory store.
+#[derive(Debug, Default)]
+struct FailingRevocations {
+    inner: MemoryStore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for FailingRevocations {
+    async fn put_object(
+        &self,
+        kind: ObjectKind,
+        tenant: &str,
+        id: &str,
+        json: &str,
+    ) -> StoreResult<()> {
+        self.inner.put_object(kind, tenant, id, json).await
+    }
+    async fn get_object(
+        &self,
+        kind: ObjectKind,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<String>> {
+        self.inner.get_object(kind, tenant, id).await
+    }
+    async fn list_objects(
+        &self,
+        kind: ObjectKind,
+        tenant: &str,
+    ) -> StoreResult<Vec<(String, String)>> {
+        self.inner.list_objects(kind, tenant).await
+    }
+    async fn delete_object(&self, kind: ObjectKind, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.inner.delete_object(kind, tenant, id).await
+    }
+    async fn list_tenant_ids(&self) -> StoreResult<Vec<String>> {
+        self.inner.list_tenant_ids().await
+    }
+    async fn insert_refresh_token(&self, record: &RefreshTokenRecord) -> StoreResult<()> {
+        self.inner.insert_refresh_token(record).await
+    }
+    async fn get_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        self.inner.get_refresh_token(hash).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old: &str,
+        new: &RefreshTokenRecord,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.inner.rotate_refresh_token(old, new, now).await
+    }
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<u64> {
+        self.inner.revoke_refresh_family(family).await
+    }
+    async fn revoke_refresh_tokens_for(&self, tenant: &str, user: &str) -> StoreResult<u64> {
+        self.inner.revoke_refresh_tokens_for(tenant, user).await
+    }
+    async fn put_ephemeral(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        if kind.contains("revoked") && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend("the disk is full".into()));
+        }
+        self.inner.put_ephemeral(kind, key, value, expires_at).await
+    }
+    async fn get_ephemeral(&self, kind: &str, key: &str, now: i64) -> StoreResult<Option<String>> {
+        self.inner.get_ephemeral(kind, key, now).await
+    }
+    async fn consume_ephemeral(&self, kind: &str, key: &str) -> StoreResult<Consumed> {
+        self.inner.consume_ephemeral(kind, key).await
+    }
+    async fn delete_ephemeral(&self, kind: &str, key: &str) -> StoreResult<bool> {
+        self.inner.delete_ephemeral(kind, key).await
+    }
+    async fn get_or_create_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        self.inner.get_or_create_setting(name, value).await
+    }
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.inner.list_signing_keys().await
+    }
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        self.inner.insert_signing_key(key).await
+    }
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_sign_out_that_cannot_revoke_the_session_says_so() {
+    let provider = Provider::start("layer-logout").await;
+    let store = Arc::new(FailingRevocations::default());
+    let app = app_with_store(&provider, "Return403", store.clone()).await;
+    let login = Request::post("/.auth/login/aad")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"access_token": provider.mint(json!({}))}).to_string(),
+        ))
+        .unwrap();
+    let (status, _, body) = call(&app, login).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let zumo = body["authenticationToken"].as_str().unwrap().to_owned();
+
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, headers, _) =
+        call(&app, get_with("/.auth/logout", &[("x-zumo-auth", &zumo)])).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not a silent success"
+    );
+    assert!(
+        headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("AppServiceAuthSession=;")),
+        "the browser's cookies are cleared anyway"
+    );
+    let (status, _, _) = call(&app, get_with("/profile", &[("x-zumo-auth", &zumo)])).await;
+    assert_eq!(status, StatusCode::OK, "the session was not ended");
+
+    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, _, _) = call(&app, get_with("/.auth/logout", &[("x-zumo-auth", &zumo)])).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let (status, _, _) = call(&app, get_with("/profile", &[("x-zumo-auth", &zumo)])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "signed out (Return403)");
 }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use axum::http::header::COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
-use easyauth_module::session::{
+use easyauth_module::cookies::{
     CookieKeys, CookieStyle, MAX_CHUNKS, NONCE_COOKIE, SESSION_COOKIE, chunked_cookie, cookie,
 };
 

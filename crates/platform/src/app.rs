@@ -10,11 +10,7 @@ use std::time::Duration;
 
 use axum::response::IntoResponse;
 use easyauth_arm::WebApp;
-use easyauth_module::build::{AppSettings, Environment, build};
-use easyauth_module::config::AuthSettings;
-use easyauth_module::oidc::OidcHttp;
-use easyauth_module::pipeline::{BoxedService, proxy_service};
-use easyauth_module::proxy::Upstream;
+use easyauth_module::{AppSettings, AuthSettings, BoxedService, Environment, OidcHttp, ProxyStack};
 use easyauth_store::Store;
 use tokio::sync::Mutex;
 
@@ -185,9 +181,10 @@ impl App {
             // A local platform explains every 401/403 to the caller, not only in the log.
             development: true,
         };
-        let module = build(&config.auth, env).await.map_err(|e| e.to_string())?;
-        let upstream = Upstream::new(upstream, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
-        Ok(proxy_service(Arc::new(module), upstream))
+        let stack = ProxyStack::build(&config.auth, env, upstream, UPSTREAM_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(stack.into_service())
     }
 
     /// The app process's environment, as App Service sets it: the app settings, each also as

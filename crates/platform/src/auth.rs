@@ -3,7 +3,7 @@
 //! facts the platform derives from them.
 
 use easyauth_entra::Seed;
-use easyauth_module::config::AuthSettings;
+use easyauth_module::AuthSettings;
 use serde_json::Value;
 
 use crate::site::{AuthSource, Placeholders};

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::http::{HeaderValue, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use easyauth_module::ReasonCode;
 use serde_json::Value;
 
 /// [`Callers`] as the origins read them; replaced whenever apps or their auth settings change.
@@ -49,12 +50,18 @@ impl Callers {
 }
 
 /// What to change, for the refusals an app-to-app call meets in the tutorial.
-pub fn advice(status: StatusCode, reason: &str, caller: &str, client: &str, app: &str) -> String {
-    if status == StatusCode::FORBIDDEN && reason.contains("allowedApplications") {
+pub fn advice(
+    status: StatusCode,
+    code: Option<ReasonCode>,
+    caller: &str,
+    client: &str,
+    app: &str,
+) -> String {
+    if status == StatusCode::FORBIDDEN && code == Some(ReasonCode::ApplicationNotAllowed) {
         format!(
             "add {client} (app {caller}) to {app}'s identityProviders.azureActiveDirectory.validation.defaultAuthorizationPolicy.allowedApplications: `easyauth webapp auth show --name {app} > {app}.json`, edit, `easyauth webapp auth set --name {app} --body @{app}.json`"
         )
-    } else if status == StatusCode::UNAUTHORIZED && reason.contains("allowedAudiences") {
+    } else if status == StatusCode::UNAUTHORIZED && code == Some(ReasonCode::AudienceNotAllowed) {
         format!(
             "{caller} sent a token that is not for {app}: put {app}'s scope in {caller}'s identityProviders.azureActiveDirectory.login.loginParameters (`easyauth webapp auth show --name {caller}`), then sign out of {caller} and in again"
         )
@@ -107,7 +114,7 @@ mod tests {
     fn advice_names_the_setting_and_the_commands() {
         let forbidden = advice(
             StatusCode::FORBIDDEN,
-            "client app abc not in allowedApplications []",
+            Some(ReasonCode::ApplicationNotAllowed),
             "frontend",
             "abc",
             "backend",
@@ -122,7 +129,7 @@ mod tests {
         );
         let audience = advice(
             StatusCode::UNAUTHORIZED,
-            "bearer token rejected: audience \"x\" not in allowedAudiences [..]",
+            Some(ReasonCode::AudienceNotAllowed),
             "frontend",
             "abc",
             "backend",

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use easyauth_module::pipeline::BoxedService;
+use easyauth_module::{BoxedService, REASON_CODE_HEADER, REASON_HEADER, ReasonCode};
 use tower::ServiceExt;
 use tracing::Instrument;
 
@@ -120,23 +120,39 @@ fn log_refusal(
     app: &str,
 ) {
     let status = response.status();
-    let reason = response
-        .headers()
-        .get("x-easyauth-reason")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_else(|| "no reason given".into());
+    let reason = refusal_message(response).unwrap_or_else(|| "no reason given".into());
+    let code = refusal_code(response);
     let path: String = path.chars().take(200).collect();
     match caller {
         Some((caller, client)) => log.push(&format!(
             "easyauth: {} {method} {path} from app {caller}: {reason}. Fix: {}",
             status.as_u16(),
-            advice(status, &reason, caller, client, app)
+            advice(status, code, caller, client, app)
         )),
         None => log.push(&format!(
             "easyauth: {} {method} {path}: {reason}",
             status.as_u16()
         )),
     }
+}
+
+/// The module's explanation of a refusal (development mode, which the platform runs in).
+fn refusal_message(response: &axum::response::Response) -> Option<String> {
+    response
+        .headers()
+        .get(REASON_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// What kind of refusal the module reported.
+fn refusal_code(response: &axum::response::Response) -> Option<ReasonCode> {
+    response
+        .headers()
+        .get(REASON_CODE_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// One log line when a call from another app of the site is refused: who called whom, why, and
@@ -147,12 +163,8 @@ fn explain_refusal(response: &axum::response::Response, caller: &str, client: &s
     {
         return;
     }
-    let reason = response
-        .headers()
-        .get("x-easyauth-reason")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let fix = advice(status, &reason, caller, client, app);
+    let reason = refusal_message(response).unwrap_or_default();
+    let fix = advice(status, refusal_code(response), caller, client, app);
     tracing::warn!(
         target: "easyauth::platform",
         caller,

@@ -801,20 +801,18 @@ impl ModuleProbe {
         upstream: &url::Url,
         http: &OidcHttp,
     ) -> Result<(), String> {
-        let env = easyauth_module::build::Environment {
+        let env = easyauth_module::Environment {
             public_url: None,
             scheme: "http",
-            app_settings: easyauth_module::build::AppSettings(
+            app_settings: easyauth_module::AppSettings(
                 config.settings.clone().into_iter().collect(),
             ),
             store: self.store.clone(),
             http: http.clone(),
             development: true,
         };
-        easyauth_module::build::build(&config.auth, env)
+        easyauth_module::ProxyStack::build(&config.auth, env, upstream, Duration::from_secs(1))
             .await
-            .map_err(|e| e.to_string())?;
-        easyauth_module::proxy::Upstream::new(upstream, Duration::from_secs(1))
             .map_err(|e| e.to_string())?;
         Ok(())
     }

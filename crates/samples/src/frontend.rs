@@ -23,7 +23,7 @@ use crate::common::{
 /// The header the authentication module puts the user's access token in.
 pub const ACCESS_TOKEN_HEADER: &str = "x-ms-token-aad-access-token";
 /// The header the module adds to its 401/403 answers in development mode.
-pub const REASON_HEADER: &str = "x-easyauth-reason";
+pub use easyauth_module::REASON_HEADER;
 /// Title and first heading of the home page, as in the Node sample.
 pub const TITLE: &str = "Easy auth - Get Profile from API server";
 

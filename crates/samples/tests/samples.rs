@@ -156,7 +156,7 @@ fn refusing(status: StatusCode, reason: &'static str) -> Router {
         get(move || async move {
             (
                 status,
-                [("x-easyauth-reason", reason)],
+                [(easyauth_module::REASON_HEADER, reason)],
                 format!("{status}: {reason}"),
             )
                 .into_response()

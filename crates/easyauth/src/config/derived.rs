@@ -11,7 +11,7 @@ use super::providers::{AzureActiveDirectory, CustomOidcProvider};
 
 /// An identity provider, named the way `/.auth/login/<alias>` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Provider {
+pub enum ProviderName {
     /// Config key `azureActiveDirectory`, URL alias `aad`.
     AzureActiveDirectory,
     Facebook,
@@ -25,19 +25,19 @@ pub enum Provider {
     Custom(String),
 }
 
-impl Provider {
+impl ProviderName {
     /// The URL alias: `aad`, `facebook`, `github`, `google`, `twitter`, `apple`,
     /// `microsoftaccount`, or a custom provider's name lower-cased.
     pub fn alias(&self) -> Cow<'_, str> {
         match self {
-            Provider::AzureActiveDirectory => "aad".into(),
-            Provider::Facebook => "facebook".into(),
-            Provider::GitHub => "github".into(),
-            Provider::Google => "google".into(),
-            Provider::Twitter => "twitter".into(),
-            Provider::Apple => "apple".into(),
-            Provider::LegacyMicrosoftAccount => "microsoftaccount".into(),
-            Provider::Custom(name) => name.to_ascii_lowercase().into(),
+            ProviderName::AzureActiveDirectory => "aad".into(),
+            ProviderName::Facebook => "facebook".into(),
+            ProviderName::GitHub => "github".into(),
+            ProviderName::Google => "google".into(),
+            ProviderName::Twitter => "twitter".into(),
+            ProviderName::Apple => "apple".into(),
+            ProviderName::LegacyMicrosoftAccount => "microsoftaccount".into(),
+            ProviderName::Custom(name) => name.to_ascii_lowercase().into(),
         }
     }
 
@@ -45,22 +45,22 @@ impl Provider {
     /// `aad` and `azureactivedirectory` (the `redirectToProvider` / v1 `defaultProvider`
     /// spelling) both mean Entra ID; `microsoftaccount` and `legacymicrosoftaccount` both mean
     /// the legacy Microsoft Account provider.
-    pub fn builtin(alias: &str) -> Option<Provider> {
+    pub fn builtin(alias: &str) -> Option<ProviderName> {
         let a = alias.trim().to_ascii_lowercase();
         Some(match a.as_str() {
-            "aad" | "azureactivedirectory" => Provider::AzureActiveDirectory,
-            "facebook" => Provider::Facebook,
-            "github" => Provider::GitHub,
-            "google" => Provider::Google,
-            "twitter" => Provider::Twitter,
-            "apple" => Provider::Apple,
-            "microsoftaccount" | "legacymicrosoftaccount" => Provider::LegacyMicrosoftAccount,
+            "aad" | "azureactivedirectory" => ProviderName::AzureActiveDirectory,
+            "facebook" => ProviderName::Facebook,
+            "github" => ProviderName::GitHub,
+            "google" => ProviderName::Google,
+            "twitter" => ProviderName::Twitter,
+            "apple" => ProviderName::Apple,
+            "microsoftaccount" | "legacymicrosoftaccount" => ProviderName::LegacyMicrosoftAccount,
             _ => return None,
         })
     }
 }
 
-impl fmt::Display for Provider {
+impl fmt::Display for ProviderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.alias())
     }
@@ -141,7 +141,7 @@ impl AuthSettings {
     /// consumer key is set), in the order aad, facebook, github, google, twitter, apple,
     /// microsoftaccount, then custom providers by alias. `azureStaticWebApps` is not a sign-in
     /// provider and is never listed.
-    pub fn enabled_providers(&self) -> Vec<Provider> {
+    pub fn enabled_providers(&self) -> Vec<ProviderName> {
         let ip = &self.identity_providers;
         let mut out = Vec::new();
         if ip
@@ -149,43 +149,43 @@ impl AuthSettings {
             .as_ref()
             .is_some_and(AzureActiveDirectory::is_configured)
         {
-            out.push(Provider::AzureActiveDirectory);
+            out.push(ProviderName::AzureActiveDirectory);
         }
         if ip
             .facebook
             .as_ref()
             .is_some_and(|p| p.enabled && has(p.registration.app_id.as_ref()))
         {
-            out.push(Provider::Facebook);
+            out.push(ProviderName::Facebook);
         }
         let oauth2 = |p: &Option<super::providers::OAuth2Provider>| {
             p.as_ref()
                 .is_some_and(|p| p.enabled && has(p.registration.client_id.as_ref()))
         };
         if oauth2(&ip.git_hub) {
-            out.push(Provider::GitHub);
+            out.push(ProviderName::GitHub);
         }
         if oauth2(&ip.google) {
-            out.push(Provider::Google);
+            out.push(ProviderName::Google);
         }
         if ip
             .twitter
             .as_ref()
             .is_some_and(|p| p.enabled && has(p.registration.consumer_key.as_ref()))
         {
-            out.push(Provider::Twitter);
+            out.push(ProviderName::Twitter);
         }
         if oauth2(&ip.apple) {
-            out.push(Provider::Apple);
+            out.push(ProviderName::Apple);
         }
         if oauth2(&ip.legacy_microsoft_account) {
-            out.push(Provider::LegacyMicrosoftAccount);
+            out.push(ProviderName::LegacyMicrosoftAccount);
         }
-        let mut custom: Vec<Provider> = ip
+        let mut custom: Vec<ProviderName> = ip
             .custom_open_id_connect_providers
             .iter()
             .filter(|(_, p)| p.is_configured())
-            .map(|(name, _)| Provider::Custom(name.clone()))
+            .map(|(name, _)| ProviderName::Custom(name.clone()))
             .collect();
         custom.sort_by(|a, b| a.alias().cmp(&b.alias()));
         out.extend(custom);
@@ -195,9 +195,9 @@ impl AuthSettings {
     /// The enabled provider an alias names (case-insensitive; `aad`/`azureactivedirectory`,
     /// `microsoftaccount`/`legacymicrosoftaccount`, custom names), or `None` when it names no
     /// enabled provider. This is how `/.auth/login/<alias>` and `redirectToProvider` resolve.
-    pub fn enabled_provider(&self, alias: &str) -> Option<Provider> {
-        let wanted = Provider::builtin(alias)
-            .unwrap_or_else(|| Provider::Custom(alias.trim().to_ascii_lowercase()));
+    pub fn enabled_provider(&self, alias: &str) -> Option<ProviderName> {
+        let wanted = ProviderName::builtin(alias)
+            .unwrap_or_else(|| ProviderName::Custom(alias.trim().to_ascii_lowercase()));
         self.enabled_providers()
             .into_iter()
             .find(|p| p.alias() == wanted.alias())
@@ -206,7 +206,7 @@ impl AuthSettings {
     /// Where unauthenticated browsers go: `redirectToProvider` when set, otherwise the only
     /// enabled provider; `None` when nothing is enabled or several are and none is chosen
     /// (the service's behaviour then is not documented; docs/authentication-module.md).
-    pub fn default_provider(&self) -> Option<Provider> {
+    pub fn default_provider(&self) -> Option<ProviderName> {
         match self.global_validation.redirect_to_provider.as_deref() {
             Some(alias) if !alias.trim().is_empty() => self.enabled_provider(alias),
             _ => {
@@ -293,7 +293,10 @@ mod tests {
         assert!(s.enabled_providers().is_empty());
         assert_eq!(s.default_provider(), None);
         s.identity_providers.azure_active_directory = Some(aad("abc", &[]));
-        assert_eq!(s.default_provider(), Some(Provider::AzureActiveDirectory));
+        assert_eq!(
+            s.default_provider(),
+            Some(ProviderName::AzureActiveDirectory)
+        );
         s.identity_providers
             .custom_open_id_connect_providers
             .insert("MyIdP".into(), custom(Some("c")));
@@ -312,12 +315,18 @@ mod tests {
             "two providers, no redirectToProvider"
         );
         s.global_validation.redirect_to_provider = Some("MYIDP".into());
-        assert_eq!(s.default_provider(), Some(Provider::Custom("MyIdP".into())));
+        assert_eq!(
+            s.default_provider(),
+            Some(ProviderName::Custom("MyIdP".into()))
+        );
         s.global_validation.redirect_to_provider = Some("AzureActiveDirectory".into());
-        assert_eq!(s.default_provider(), Some(Provider::AzureActiveDirectory));
+        assert_eq!(
+            s.default_provider(),
+            Some(ProviderName::AzureActiveDirectory)
+        );
         assert_eq!(
             s.enabled_provider("AAD"),
-            Some(Provider::AzureActiveDirectory)
+            Some(ProviderName::AzureActiveDirectory)
         );
         assert_eq!(s.enabled_provider("unregistered"), None);
         assert_eq!(s.custom_provider("myidp").map(|(n, _)| n), Some("MyIdP"));

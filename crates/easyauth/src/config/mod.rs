@@ -31,7 +31,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub use derived::Provider;
+pub use derived::ProviderName;
 pub use enums::{
     ClientCredentialMethod, CookieExpirationConvention, ForwardProxyConvention,
     UnauthenticatedAction,

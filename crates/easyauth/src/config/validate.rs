@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::derived::Provider;
+use super::derived::ProviderName;
 use super::enums::{ForwardProxyConvention, UnauthenticatedAction};
 use super::error::{ConfigError, ConfigWarning, WarningKind};
 use super::model::AuthSettings;
@@ -261,7 +261,7 @@ fn check_custom_providers(s: &AuthSettings, c: &Checker<'_>) -> Result<(), Confi
                 format!("expected a provider name of letters, digits and '_' (it appears in /.auth/login/<name> and <NAME>_AUTHENTICATION_SECRET), found {name:?}"),
             ));
         }
-        if Provider::builtin(name).is_some() {
+        if ProviderName::builtin(name).is_some() {
             return Err(c.fail(
                 &base,
                 format!("{name:?} is a built-in provider alias; choose another name"),

@@ -10,9 +10,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::digest;
 
-use super::validate::{ValidatedToken, ValidationPolicy};
+use super::token::{ValidatedToken, ValidationPolicy, sha256};
 
 /// Default number of cached tokens.
 pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
@@ -34,16 +33,6 @@ impl CacheKey {
             policy: policy.fingerprint(),
         }
     }
-}
-
-pub(crate) fn sha256(parts: &[&[u8]]) -> Digest {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    for part in parts {
-        ctx.update(part);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
 }
 
 #[derive(Debug)]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod issuers;
 pub mod jwks;
 pub mod metadata;
+mod token;
 pub mod token_client;
 pub mod validate;
 

@@ -5,15 +5,25 @@
 //! Keys come from the `WEBSITE_AUTH_ENCRYPTION_KEY` / `WEBSITE_AUTH_SIGNING_KEY` app settings
 //! (instances sharing them share sessions, as on App Service) or are generated once and kept in
 //! the store.
+//!
+//! Request cookies are parsed by the `cookie` crate. Sealing stays ours rather than the crate's
+//! private jar: the jar writes padded standard base64 where the cookies already issued carry
+//! unpadded base64url, so switching would sign out every session at upgrade, and the jar would
+//! add a second AES-GCM implementation next to aws-lc-rs.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::Cookie;
 use easyauth_store::{Store, StoreError};
 
+use crate::ids::random_hex;
+
+/// The session cookie (and its continuations `AppServiceAuthSession1`, `2`...).
 pub const SESSION_COOKIE: &str = "AppServiceAuthSession";
+/// The cookie that carries a sign-in in progress.
 pub const NONCE_COOKIE: &str = "Nonce";
 /// Cookie values above this are split; browsers cap a cookie (name + value) near 4,096 bytes.
 const CHUNK: usize = 3800;
@@ -24,7 +34,7 @@ pub const MAX_CHUNKS: usize = 16;
 pub struct CookieKeys {
     aead: LessSafeKey,
     /// Raw key for `X-ZUMO-AUTH` tokens (HS256).
-    pub signing: Vec<u8>,
+    pub(crate) signing: Vec<u8>,
     rng: SystemRandom,
 }
 
@@ -34,10 +44,13 @@ impl std::fmt::Debug for CookieKeys {
     }
 }
 
+/// Why the cookie keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// An app setting holds no 32-byte hexadecimal key.
     #[error("{0} must be 64 hexadecimal characters (32 bytes)")]
     BadAppSetting(&'static str),
+    /// The store that keeps generated keys failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,16 +63,6 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
     (0..32)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
         .collect()
-}
-
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    // Without entropy no key is safe to make: fail loudly rather than use zeros.
-    #[allow(clippy::expect_used)]
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the operating system's random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl CookieKeys {
@@ -171,6 +174,7 @@ impl CookieStyle {
         out
     }
 
+    /// A `Set-Cookie` value for one cookie.
     pub fn set(self, name: &str, value: &str) -> String {
         format!("{name}={value}{}", self.attributes())
     }
@@ -192,16 +196,16 @@ fn chunk_name(name: &str, i: usize) -> String {
     }
 }
 
-/// Reads one cookie's value from the request.
+/// Reads one cookie's value from the request (the first one of that name).
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 /// Reads a chunked cookie: `name`, then `name1`, `name2`... until one is missing. Returns the
