@@ -20,7 +20,7 @@ use easyauth_module::{
 };
 
 /// The app's own routes, with the module in front of them.
-pub async fn protected_app(
+pub(crate) async fn protected_app(
     settings: &AuthSettings,
     env: Environment,
 ) -> Result<Router, BuildError> {

@@ -25,6 +25,8 @@ pub struct AadAuthorization {
 }
 
 /// Why a validated identity is refused (403).
+// Each variant's message says which rule failed with which values; that is its documentation.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
     #[error(

@@ -76,6 +76,7 @@ fn has_encoded_escape(s: &str) -> bool {
 /// App Service supports).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exclusion {
+    /// Matches this path only.
     Exact(String),
     /// Matches the prefix itself and everything under it (`/api/*` matches `/api` and `/api/x`).
     Prefix(String),

@@ -10,8 +10,8 @@
 
 use axum::http::{HeaderMap, Uri, header};
 
-use crate::redirect::Origin;
 use crate::cookies::CookieStyle;
+use crate::redirect::Origin;
 
 /// The scheme and host of the site a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]

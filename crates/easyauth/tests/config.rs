@@ -131,10 +131,13 @@ fn tutorial_back_end_from_az_webapp_auth_show() {
             .is_some_and(|f| f.enabled)
     );
     assert_eq!(aliases(s), ["aad"]);
-    assert_eq!(s.default_provider(), Some(Provider::AzureActiveDirectory));
+    assert_eq!(
+        s.default_provider(),
+        Some(ProviderName::AzureActiveDirectory)
+    );
     assert_eq!(
         s.enabled_provider("azureactivedirectory"),
-        Some(Provider::AzureActiveDirectory)
+        Some(ProviderName::AzureActiveDirectory)
     );
 }
 
@@ -396,7 +399,7 @@ fn file_based_config_with_numeric_enums_and_doc_spellings() {
     assert_eq!(aliases(s), ["contosoidp"]);
     assert_eq!(
         s.default_provider(),
-        Some(Provider::Custom("ContosoIdP".into()))
+        Some(ProviderName::Custom("ContosoIdP".into()))
     );
 }
 
@@ -424,7 +427,10 @@ fn v1_authsettings_are_mapped_to_v2() {
         s.global_validation.redirect_to_provider.as_deref(),
         Some("azureactivedirectory")
     );
-    assert_eq!(s.default_provider(), Some(Provider::AzureActiveDirectory));
+    assert_eq!(
+        s.default_provider(),
+        Some(ProviderName::AzureActiveDirectory)
+    );
     assert!(s.login.token_store.enabled);
     assert_eq!(s.login.token_store.token_refresh_extension_hours, 24.0);
     assert_eq!(
@@ -557,10 +563,13 @@ fn two_custom_providers_plus_aad_and_redirect_to_provider() {
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     let s = &l.settings;
     assert_eq!(aliases(s), ["aad", "keycloak_dev", "okta"]);
-    assert_eq!(s.default_provider(), Some(Provider::Custom("Okta".into())));
+    assert_eq!(
+        s.default_provider(),
+        Some(ProviderName::Custom("Okta".into()))
+    );
     assert_eq!(
         s.enabled_provider("OKTA"),
-        Some(Provider::Custom("Okta".into()))
+        Some(ProviderName::Custom("Okta".into()))
     );
     assert_eq!(
         s.enabled_provider("retired"),
@@ -950,7 +959,7 @@ fn redirect_to_provider_must_name_an_enabled_provider() {
         );
         assert_eq!(
             parse_ok(&text).settings.default_provider(),
-            Some(Provider::AzureActiveDirectory),
+            Some(ProviderName::AzureActiveDirectory),
             "{alias}"
         );
     }

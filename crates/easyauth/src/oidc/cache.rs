@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-
 use super::token::{ValidatedToken, ValidationPolicy, sha256};
 
 /// Default number of cached tokens.

@@ -187,7 +187,6 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
     }
 }
 
-
 /// SHA-256 over the concatenated parts.
 pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -198,7 +197,6 @@ pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     out.copy_from_slice(ctx.finish().as_ref());
     out
 }
-
 
 /// A clock skew in whole seconds (saturating).
 pub(super) fn skew_secs(skew: Duration) -> i64 {

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::cache::{CacheKey, DEFAULT_CAPACITY, TokenCache};
-pub use super::token::{ValidatedToken, ValidationPolicy};
-use super::token::skew_secs;
 use super::http::OidcHttp;
 use super::issuers::TENANT_PLACEHOLDER;
 use super::jwks::{JwksCache, JwksSettings, KeyKind, KeyLookupError};
+use super::token::skew_secs;
+pub use super::token::{ValidatedToken, ValidationPolicy};
 
 /// Longest token accepted; Entra tokens with group claims stay far below this.
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
@@ -501,6 +501,7 @@ fn is_tenant_id(tid: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn policy() -> ValidationPolicy {
         ValidationPolicy::new(
