@@ -266,6 +266,35 @@ mod tests {
     }
 
     #[test]
+    fn cookie_headers_are_parsed_pair_by_pair() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            axum::http::header::COOKIE,
+            HeaderValue::from_static("junk; a=1;  AppServiceAuthSession=x=y ;b=2"),
+        );
+        headers.append(
+            axum::http::header::COOKIE,
+            HeaderValue::from_static("Nonce=n1; AppServiceAuthSession=second"),
+        );
+        assert_eq!(
+            cookie(&headers, SESSION_COOKIE).as_deref(),
+            Some("x=y"),
+            "the first of that name, whitespace trimmed, `=` kept in the value"
+        );
+        assert_eq!(cookie(&headers, NONCE_COOKIE).as_deref(), Some("n1"));
+        assert_eq!(
+            cookie(&headers, "junk"),
+            None,
+            "a pair without `=` is no cookie"
+        );
+        assert_eq!(
+            cookie(&headers, "appserviceauthsession"),
+            None,
+            "names are exact"
+        );
+    }
+
+    #[test]
     fn large_values_are_split_and_rejoined() {
         let style = CookieStyle { secure: true };
         let value = "x".repeat(9000);
