@@ -140,5 +140,22 @@ mod tests {
             ),
             "{audience}"
         );
+        // The advice follows the code, not words in the message.
+        let expired = advice(
+            StatusCode::UNAUTHORIZED,
+            Some(ReasonCode::TokenRejected),
+            "frontend",
+            "abc",
+            "backend",
+        );
+        assert!(
+            expired.contains("did not accept frontend's token"),
+            "{expired}"
+        );
+        let unknown = advice(StatusCode::FORBIDDEN, None, "frontend", "abc", "backend");
+        assert!(
+            unknown.starts_with("see backend's authorization settings"),
+            "{unknown}"
+        );
     }
 }
