@@ -13,6 +13,7 @@ use easyauth_platform::client::ArmClient;
 use easyauth_platform::platform::{Kind, Platform};
 use easyauth_platform::site::Site;
 use easyauth_platform::state::PlatformState;
+use easyauth_testkit::{Form, form_of};
 
 mod common;
 use common::{client_credentials, echo_app, https, options, sp_token, temp_dir};
@@ -36,14 +37,7 @@ async fn start(dir: &Path) -> Platform {
 /// A browser: cookies, no automatic redirects (each hop is checked), the local CA.
 fn browser(state: &PlatformState) -> reqwest::Client {
     let pem = std::fs::read(&state.ca_file).expect("CA");
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
+    easyauth_testkit::Browser::new(&pem).client().clone()
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -56,43 +50,8 @@ fn location(r: &reqwest::Response) -> String {
     base.join(loc).expect("location").to_string()
 }
 
-/// The first form of a page: its absolute action and its hidden fields.
-fn form_of(page_url: &str, html: &str) -> (String, Vec<(String, String)>) {
-    let start = html
-        .find("<form method=\"post\" action=\"")
-        .unwrap_or_else(|| panic!("no form in {html}"));
-    let rest = &html[start + "<form method=\"post\" action=\"".len()..];
-    let action =
-        html_escape::decode_html_entities(&rest[..rest.find('"').expect("quote")]).into_owned();
-    let form = &rest[..rest.find("</form>").expect("form end")];
-    let mut fields = Vec::new();
-    for part in form.split("<input type=\"hidden\" name=\"").skip(1) {
-        let name = &part[..part.find('"').expect("name")];
-        let value = part
-            .split("value=\"")
-            .nth(1)
-            .map(|v| &v[..v.find('"').expect("value")])
-            .unwrap_or("");
-        fields.push((
-            html_escape::decode_html_entities(name).into_owned(),
-            html_escape::decode_html_entities(value).into_owned(),
-        ));
-    }
-    let action = url::Url::parse(page_url)
-        .expect("url")
-        .join(&action)
-        .expect("action")
-        .to_string();
-    (action, fields)
-}
-
 fn csrf_of(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let at = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf in {html}"));
-    let rest = &html[at + marker.len()..];
-    rest[..rest.find('"').expect("quote")].to_owned()
+    easyauth_testkit::html_hidden(html, "csrf").unwrap_or_else(|| panic!("no csrf in {html}"))
 }
 
 /// Opens `/` and signs in as the demo user, following every hop; returns Home's HTML.
@@ -117,7 +76,7 @@ async fn sign_in(b: &reqwest::Client, state: &PlatformState) -> String {
     let page = b.get(&authorize).send().await.expect("authorize");
     let page_url = page.url().to_string();
     let html = page.text().await.expect("sign-in page");
-    let (action, mut fields) = form_of(&page_url, &html);
+    let Form { action, mut fields } = form_of(&page_url, &html);
     fields.push(("login".into(), demo.username.clone()));
     fields.push(("passwd".into(), demo.password.clone()));
     let r = b.post(&action).form(&fields).send().await.expect("sign in");

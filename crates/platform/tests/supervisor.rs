@@ -3,45 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use easyauth_platform::supervisor::{
     AppCommand, AppProcess, ProcessStatus, SupervisorTiming, wait_for_port,
 };
+use easyauth_testkit::temp_dir;
 
 /// The bound of every wait; reaching it fails the test.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!(
-            "easyauth-supervisor-{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn fast() -> SupervisorTiming {
     SupervisorTiming {
@@ -107,8 +77,8 @@ fn pid_gone(pid: i32) -> bool {
 
 #[tokio::test]
 async fn env_is_passed_and_parent_env_is_inherited() {
-    let dir = TempDir::new();
-    let out = dir.file("env");
+    let dir = temp_dir("supervisor");
+    let out = dir.join("env");
     let line = format!(
         "printf '%s %s\\n%s\\n' \"$PORT\" \"$APPSETTING_GREETING\" \"$PATH\" > '{}.tmp' && mv '{0}.tmp' '{0}'; exec sleep 300",
         out.display()
@@ -134,16 +104,16 @@ async fn env_is_passed_and_parent_env_is_inherited() {
 
 #[tokio::test]
 async fn argv_command_runs_in_cwd() {
-    let dir = TempDir::new();
+    let dir = temp_dir("supervisor");
     let command = AppCommand::argv(vec![
         "sh".into(),
         "-c".into(),
         "pwd > where; exec sleep 300".into(),
     ])
     .expect("non-empty")
-    .with_cwd(&dir.0);
+    .with_cwd(dir.path());
     let app = AppProcess::spawn_with_timing("api", 3, command, BTreeMap::new(), fast());
-    let out = dir.file("where");
+    let out = dir.join("where");
     eventually("the child to write its directory", || {
         read(&out).ends_with('\n')
     })
@@ -151,15 +121,15 @@ async fn argv_command_runs_in_cwd() {
     let written = PathBuf::from(read(&out).trim());
     assert_eq!(
         written.canonicalize().expect("written dir exists"),
-        dir.0.canonicalize().expect("temp dir exists")
+        dir.canonicalize().expect("temp dir exists")
     );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn crashing_command_is_restarted_with_back_off() {
-    let dir = TempDir::new();
-    let runs = dir.file("runs");
+    let dir = temp_dir("supervisor");
+    let runs = dir.join("runs");
     let line = format!("echo run >> '{}'; echo oops >&2; exit 3", runs.display());
     let app = AppProcess::spawn_with_timing(
         "crash",
@@ -179,8 +149,8 @@ async fn crashing_command_is_restarted_with_back_off() {
 
 #[tokio::test]
 async fn clean_exit_is_restarted_too() {
-    let dir = TempDir::new();
-    let runs = dir.file("runs");
+    let dir = temp_dir("supervisor");
+    let runs = dir.join("runs");
     let line = format!("echo run >> '{}'; exit 0", runs.display());
     let app =
         AppProcess::spawn_with_timing("once", 4, AppCommand::shell(&line), BTreeMap::new(), fast());
@@ -190,8 +160,8 @@ async fn clean_exit_is_restarted_too() {
 
 #[tokio::test]
 async fn status_reports_back_off_with_the_reason() {
-    let dir = TempDir::new();
-    let runs = dir.file("runs");
+    let dir = temp_dir("supervisor");
+    let runs = dir.join("runs");
     let line = format!("echo run >> '{}'; exit 7", runs.display());
     let app = AppProcess::spawn_with_timing(
         "web",
@@ -223,8 +193,8 @@ async fn status_reports_back_off_with_the_reason() {
 
 #[tokio::test]
 async fn restart_gives_the_new_child_the_new_environment() {
-    let dir = TempDir::new();
-    let out = dir.file("value");
+    let dir = temp_dir("supervisor");
+    let out = dir.join("value");
     let line = format!(
         "echo \"$APPSETTING_COLOR\" > '{}.tmp' && mv '{0}.tmp' '{0}'; exec sleep 300",
         out.display()
@@ -253,8 +223,8 @@ async fn restart_gives_the_new_child_the_new_environment() {
 
 #[tokio::test]
 async fn restart_while_backing_off_starts_immediately() {
-    let dir = TempDir::new();
-    let runs = dir.file("runs");
+    let dir = temp_dir("supervisor");
+    let runs = dir.join("runs");
     let line = format!("echo \"$RUN\" >> '{}'; exit 1", runs.display());
     let app = AppProcess::spawn_with_timing(
         "web",
@@ -301,8 +271,8 @@ async fn stop_while_backing_off_cancels_the_retry() {
 
 #[tokio::test]
 async fn stop_kills_the_whole_process_group() {
-    let dir = TempDir::new();
-    let pidfile = dir.file("pid");
+    let dir = temp_dir("supervisor");
+    let pidfile = dir.join("pid");
     let line = format!(
         "sleep 300 & echo $! > '{}.tmp' && mv '{0}.tmp' '{0}'; wait",
         pidfile.display()
@@ -323,8 +293,8 @@ async fn stop_kills_the_whole_process_group() {
 
 #[tokio::test]
 async fn stop_sigkills_a_child_that_ignores_sigterm() {
-    let dir = TempDir::new();
-    let pidfile = dir.file("pid");
+    let dir = temp_dir("supervisor");
+    let pidfile = dir.join("pid");
     let line = format!(
         "trap '' TERM; sleep 300 & echo $! > '{}.tmp' && mv '{0}.tmp' '{0}'; wait",
         pidfile.display()
@@ -342,8 +312,8 @@ async fn stop_sigkills_a_child_that_ignores_sigterm() {
 
 #[tokio::test]
 async fn dropping_every_handle_stops_the_app() {
-    let dir = TempDir::new();
-    let pidfile = dir.file("pid");
+    let dir = temp_dir("supervisor");
+    let pidfile = dir.join("pid");
     let line = format!(
         "sleep 300 & echo $! > '{}.tmp' && mv '{0}.tmp' '{0}'; wait",
         pidfile.display()

@@ -4,8 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,6 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use easyauth_samples::common::{Settings, now};
 use easyauth_samples::{backend, frontend};
+use easyauth_testkit::TestIdp;
+use easyauth_testkit::tenant::{ALICE, API, API_SECRET, TID, WEB};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -531,17 +531,10 @@ async fn graph_mode_reports_configuration_and_provider_errors() {
 
 // ---- on-behalf-of against the local identity provider ----
 
-const TID: &str = "b8f2e4a1-5c3d-4e6f-9a7b-1c2d3e4f5a6b";
-const ALICE: &str = "f2a9c5e0-7b1d-4c3e-8f6a-2b4c6d8e0a1c";
-const WEB: &str = "3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c";
-const API: &str = "7a4c2e1f-3b5d-4c6e-9f8a-0b1c2d3e4f5a";
-const API_SECRET: &str = "api-secret-value-0123456789";
-
 fn directory() -> String {
     json!({
         "tenant": {"id": TID, "domain": "contoso.onmicrosoft.com"},
-        "users": [{"id": ALICE, "userPrincipalName": "alice@contoso.onmicrosoft.com", "displayName": "Alice Smith",
-                   "givenName": "Alice", "surname": "Smith", "mail": "alice@contoso.onmicrosoft.com", "password": "alice-pw"}],
+        "users": [easyauth_testkit::tenant::alice()],
         "applications": [
             {"appId": WEB, "displayName": "frontend", "web": {"redirectUris": ["https://frontend.test/.auth/login/aad/callback"]},
              "passwordCredentials": [{"secretText": "web-secret-value-0123456789"}]},
@@ -556,62 +549,19 @@ fn directory() -> String {
 }
 
 struct Provider {
-    base: String,
-    keys: easyauth_entra::SigningKeys,
-    ca_pem: String,
-    ca_dir: PathBuf,
-    handle: axum_server::Handle<SocketAddr>,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        let _ = std::fs::remove_dir_all(&self.ca_dir);
-    }
+    idp: TestIdp,
 }
 
 /// The local identity provider (and its Graph `/v1.0/me`) over TLS on a loopback port.
 async fn provider() -> Provider {
-    use axum_server::tls_rustls::RustlsConfig;
-    use easyauth_entra::{Idp, IdpConfig, Seed, SigningKeys};
-    use easyauth_store::MemoryStore;
-
-    let store = Arc::new(MemoryStore::new());
-    let keys = SigningKeys::load_or_create(store.as_ref()).await.unwrap();
-    let ca_dir = std::env::temp_dir().join(format!("easyauth-samples-test-{}", std::process::id()));
-    let ca = easyauth_pki::LocalCa::load_or_create(&ca_dir).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let base = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let seed = Seed::parse("dir.json", &directory()).unwrap();
-    let idp = Idp::start(store, IdpConfig::new(&base), &seed)
-        .await
-        .unwrap();
-    let tls = RustlsConfig::from_config(ca.server_config(&["127.0.0.1".into()]).unwrap());
-    let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls)
-        .unwrap()
-        .handle(handle.clone());
-    let app = idp.router();
-    tokio::spawn(async move {
-        server.serve(app.into_make_service()).await.unwrap();
-    });
-    handle.listening().await.unwrap();
     Provider {
-        base,
-        keys,
-        ca_pem: ca.cert_pem().to_owned(),
-        ca_dir,
-        handle,
+        idp: TestIdp::start(&directory()).await,
     }
 }
 
 impl Provider {
     fn issuer(&self) -> String {
-        format!("{}/{TID}/v2.0", self.base)
+        self.idp.issuer(TID)
     }
 
     /// A user access token for the back end, signed by the provider, as the front end's
@@ -623,7 +573,8 @@ impl Provider {
             "exp": t + 3600, "azp": WEB, "oid": ALICE, "tid": TID, "ver": "2.0",
             "scp": "user_impersonation", "name": "Alice Smith", "sub": "s",
         });
-        self.keys
+        self.idp
+            .keys
             .sign(easyauth_entra::HeaderStyle::V2, &claims)
             .unwrap()
     }
@@ -635,9 +586,9 @@ impl Provider {
                 ("WEBSITE_AUTH_CLIENT_ID", API),
                 ("WEBSITE_AUTH_OPENID_ISSUER", &self.issuer()),
                 ("MICROSOFT_PROVIDER_AUTHENTICATION_SECRET", secret),
-                ("GRAPH_URL", &self.base),
+                ("GRAPH_URL", &self.idp.base),
             ]),
-            self.ca_pem.as_bytes(),
+            self.idp.ca_pem().as_bytes(),
         )
         .unwrap()
     }

@@ -1,8 +1,10 @@
 //! The behaviour every [`Store`] backend must show, as one executable suite.
 //!
-//! [`run`] panics with `"<check>: <what went wrong>"` on the first violation. Every check works
-//! in its own namespace (ids carry a per-run prefix, times are chosen per check), so the suite
-//! can run against a store that already holds data, or twice against the same store.
+//! [`run`] runs every [`Check`] and panics with `"<check>: <what went wrong>"` on the first
+//! violation; [`check`] runs one. [`conformance_tests!`](crate::conformance_tests) turns the suite
+//! into one named test per check for a backend, so a failing test names its check. Every check
+//! works in its own namespace (ids carry a per-run prefix, times are chosen per check), so the
+//! suite can run against a store that already holds data, or twice against the same store.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,25 +16,154 @@ const NOW: i64 = 1_700_000_000;
 /// The time window (`PURGE_BASE ..= PURGE_BASE + 1000`) that only the purge check uses.
 const PURGE_BASE: i64 = 1_000_000;
 
+/// One check of the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    ObjectsCrud,
+    ObjectsIsolation,
+    TenantIds,
+    RefreshInsertGet,
+    RefreshRotate,
+    RefreshRotateInactive,
+    RefreshRotateConflictingNew,
+    RefreshRotateRace,
+    RefreshRevokeFamily,
+    RefreshRevokeForUser,
+    EphemeralGetPutDelete,
+    EphemeralConsume,
+    EphemeralConsumeRace,
+    SettingsCreateOnce,
+    SigningKeys,
+    PurgeExpired,
+}
+
+impl Check {
+    /// Every check, in the order [`run`] runs them.
+    pub const ALL: [Check; 16] = [
+        Check::ObjectsCrud,
+        Check::ObjectsIsolation,
+        Check::TenantIds,
+        Check::RefreshInsertGet,
+        Check::RefreshRotate,
+        Check::RefreshRotateInactive,
+        Check::RefreshRotateConflictingNew,
+        Check::RefreshRotateRace,
+        Check::RefreshRevokeFamily,
+        Check::RefreshRevokeForUser,
+        Check::EphemeralGetPutDelete,
+        Check::EphemeralConsume,
+        Check::EphemeralConsumeRace,
+        Check::SettingsCreateOnce,
+        Check::SigningKeys,
+        Check::PurgeExpired,
+    ];
+
+    /// The check's name, as its failures and generated tests name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::ObjectsCrud => "objects_crud",
+            Check::ObjectsIsolation => "objects_isolation",
+            Check::TenantIds => "tenant_ids",
+            Check::RefreshInsertGet => "refresh_insert_get",
+            Check::RefreshRotate => "refresh_rotate",
+            Check::RefreshRotateInactive => "refresh_rotate_inactive",
+            Check::RefreshRotateConflictingNew => "refresh_rotate_conflicting_new",
+            Check::RefreshRotateRace => "refresh_rotate_race",
+            Check::RefreshRevokeFamily => "refresh_revoke_family",
+            Check::RefreshRevokeForUser => "refresh_revoke_for_user",
+            Check::EphemeralGetPutDelete => "ephemeral_get_put_delete",
+            Check::EphemeralConsume => "ephemeral_consume",
+            Check::EphemeralConsumeRace => "ephemeral_consume_race",
+            Check::SettingsCreateOnce => "settings_create_once",
+            Check::SigningKeys => "signing_keys",
+            Check::PurgeExpired => "purge_expired",
+        }
+    }
+}
+
 /// Runs every check against `store`, panicking on the first violation.
 pub async fn run(store: &dyn Store) {
+    for c in Check::ALL {
+        check(store, c).await;
+    }
+}
+
+/// Runs one check against `store`, in a namespace of its own; panics on a violation.
+pub async fn check(store: &dyn Store, check: Check) {
     let ns = Ns::new();
-    objects_crud(store, &ns).await;
-    objects_isolation(store, &ns).await;
-    tenant_ids(store, &ns).await;
-    refresh_insert_get(store, &ns).await;
-    refresh_rotate(store, &ns).await;
-    refresh_rotate_inactive(store, &ns).await;
-    refresh_rotate_conflicting_new(store, &ns).await;
-    refresh_rotate_race(store, &ns).await;
-    refresh_revoke_family(store, &ns).await;
-    refresh_revoke_for_user(store, &ns).await;
-    ephemeral_get_put_delete(store, &ns).await;
-    ephemeral_consume(store, &ns).await;
-    ephemeral_consume_race(store, &ns).await;
-    settings_create_once(store, &ns).await;
-    signing_keys(store, &ns).await;
-    purge_expired(store, &ns).await;
+    match check {
+        Check::ObjectsCrud => objects_crud(store, &ns).await,
+        Check::ObjectsIsolation => objects_isolation(store, &ns).await,
+        Check::TenantIds => tenant_ids(store, &ns).await,
+        Check::RefreshInsertGet => refresh_insert_get(store, &ns).await,
+        Check::RefreshRotate => refresh_rotate(store, &ns).await,
+        Check::RefreshRotateInactive => refresh_rotate_inactive(store, &ns).await,
+        Check::RefreshRotateConflictingNew => refresh_rotate_conflicting_new(store, &ns).await,
+        Check::RefreshRotateRace => refresh_rotate_race(store, &ns).await,
+        Check::RefreshRevokeFamily => refresh_revoke_family(store, &ns).await,
+        Check::RefreshRevokeForUser => refresh_revoke_for_user(store, &ns).await,
+        Check::EphemeralGetPutDelete => ephemeral_get_put_delete(store, &ns).await,
+        Check::EphemeralConsume => ephemeral_consume(store, &ns).await,
+        Check::EphemeralConsumeRace => ephemeral_consume_race(store, &ns).await,
+        Check::SettingsCreateOnce => settings_create_once(store, &ns).await,
+        Check::SigningKeys => signing_keys(store, &ns).await,
+        Check::PurgeExpired => purge_expired(store, &ns).await,
+    }
+}
+
+/// One `#[tokio::test]` per [`Check`] for a backend, in a module named `$module`: each test is
+/// named after its check, and calls `$run` (an `async` closure taking the [`Check`]) to open the
+/// backend and run it with [`check`]. The calling crate needs `tokio` with the `macros` and
+/// `rt-multi-thread` features (the race checks run on two worker threads).
+///
+/// ```ignore
+/// easyauth_store::conformance_tests!(memory_store_conforms, |check| async move {
+///     easyauth_store::conformance::check(&easyauth_store::MemoryStore::new(), check).await;
+/// });
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($module:ident, $run:expr) => {
+        $crate::conformance_tests!(@tests $module, $run,
+        objects_crud ObjectsCrud,
+        objects_isolation ObjectsIsolation,
+        tenant_ids TenantIds,
+        refresh_insert_get RefreshInsertGet,
+        refresh_rotate RefreshRotate,
+        refresh_rotate_inactive RefreshRotateInactive,
+        refresh_rotate_conflicting_new RefreshRotateConflictingNew,
+        refresh_rotate_race RefreshRotateRace,
+        refresh_revoke_family RefreshRevokeFamily,
+        refresh_revoke_for_user RefreshRevokeForUser,
+        ephemeral_get_put_delete EphemeralGetPutDelete,
+        ephemeral_consume EphemeralConsume,
+        ephemeral_consume_race EphemeralConsumeRace,
+        settings_create_once SettingsCreateOnce,
+        signing_keys SigningKeys,
+        purge_expired PurgeExpired,
+        );
+    };
+    (@tests $module:ident, $run:expr, $($name:ident $variant:ident,)*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    ($run)($crate::conformance::Check::$variant).await;
+                }
+            )*
+
+            /// The list above and [`Check::ALL`] must not drift apart.
+            #[test]
+            fn every_check_has_its_test() {
+                assert_eq!(
+                    [$($crate::conformance::Check::$variant),*],
+                    $crate::conformance::Check::ALL
+                );
+            }
+        }
+    };
 }
 
 /// A per-run prefix for every id and key the suite writes.

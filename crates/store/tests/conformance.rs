@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use easyauth_store::{
     MemoryStore, ObjectKind, RefreshTokenRecord, SigningKeyRecord, SqliteStore, Store, StoreError,
@@ -14,32 +12,24 @@ use easyauth_store::{
 };
 
 /// A fresh directory under the system temp dir, removed (with everything in it) on drop.
-struct TempDir(PathBuf);
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(label: &str) -> Self {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "easyauth-store-{label}-{}-{nanos}-{seq}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("easyauth-store-{label}-"))
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     fn db(&self) -> PathBuf {
-        self.0.join("store.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.path().join("store.db")
     }
 }
 
@@ -58,20 +48,25 @@ fn token(hash: &str, expires_at: i64) -> RefreshTokenRecord {
     }
 }
 
-#[tokio::test]
-async fn memory_store_conforms() {
-    conformance::run(&MemoryStore::new()).await;
-}
+// One test per check and backend, named `<backend>::<check>`.
+easyauth_store::conformance_tests!(memory_store_conforms, |check| async move {
+    conformance::check(&MemoryStore::new(), check).await;
+});
 
-#[tokio::test]
-async fn sqlite_in_memory_conforms() {
+easyauth_store::conformance_tests!(sqlite_in_memory_conforms, |check| async move {
     let store = SqliteStore::open_in_memory().await.unwrap();
-    conformance::run(&store).await;
-}
+    conformance::check(&store, check).await;
+});
+
+easyauth_store::conformance_tests!(sqlite_file_conforms, |check| async move {
+    let dir = TempDir::new("conform");
+    let store = SqliteStore::open(&dir.db()).await.unwrap();
+    conformance::check(&store, check).await;
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_file_conforms() {
-    let dir = TempDir::new("conform");
+async fn sqlite_file_conforms_twice_on_one_database() {
+    let dir = TempDir::new("conform-twice");
     let store = SqliteStore::open(&dir.db()).await.unwrap();
     conformance::run(&store).await;
     // The suite namespaces its data, so a second run on the same database must pass too.
@@ -161,7 +156,7 @@ async fn sqlite_file_is_private() {
 #[tokio::test]
 async fn sqlite_open_fails_cleanly_for_missing_directory() {
     let dir = TempDir::new("missing");
-    let path = dir.0.join("no-such-dir").join("store.db");
+    let path = dir.path().join("no-such-dir").join("store.db");
     match SqliteStore::open(&path).await {
         Err(StoreError::Open { path: reported, .. }) => {
             assert!(reported.contains("no-such-dir"), "reported path {reported}");

@@ -1,5 +1,11 @@
 //! Shared harness for the identity provider's in-process HTTP tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,13 +20,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub const BASE: &str = "https://idp.test";
-pub const TID: &str = "b8f2e4a1-5c3d-4e6f-9a7b-1c2d3e4f5a6b";
-pub const ALICE: &str = "f2a9c5e0-7b1d-4c3e-8f6a-2b4c6d8e0a1c";
-pub const WEB: &str = "3f1b7c2a-9d4e-4f6a-8b1c-2d3e4f5a6b7c";
-pub const WEB_SECRET: &str = "web-secret-value-0123456789";
-pub const API: &str = "7a4c2e1f-3b5d-4c6e-9f8a-0b1c2d3e4f5a";
-pub const API_SECRET: &str = "api-secret-value-0123456789";
-pub const API2: &str = "5d2e8f1a-4b6c-4d7e-8f9a-0b1c2d3e4f5b";
+pub use easyauth_testkit::tenant::{ALICE, API, API_SECRET, API2, TID, WEB, WEB_SECRET};
 pub const PUBLIC: &str = "6e3f9a2b-5c7d-4e8f-9a0b-1c2d3e4f5a6c";
 pub const PREAUTH: &str = "8f4a0b3c-6d8e-4f9a-8b1c-2d3e4f5a6b7d";
 pub const PREAUTH_SCOPE: &str = "3c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
@@ -37,8 +37,7 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 pub fn directory() -> String {
     serde_json::json!({
         "tenant": {"id": TID, "domain": "contoso.onmicrosoft.com"},
-        "users": [{"id": ALICE, "userPrincipalName": "alice@contoso.onmicrosoft.com", "displayName": "Alice Smith",
-                   "givenName": "Alice", "surname": "Smith", "mail": "alice@contoso.onmicrosoft.com", "password": "alice-pw"}],
+        "users": [easyauth_testkit::tenant::alice()],
         "applications": [
             {"appId": WEB, "displayName": "web", "web": {"redirectUris": [REDIRECT, "http://localhost"],
               "implicitGrantSettings": {"enableIdTokenIssuance": true}},
@@ -122,10 +121,7 @@ pub fn html_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-pub fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("JWS");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
+pub use easyauth_testkit::jwt_claims as claims;
 
 impl Harness {
     pub async fn new() -> Harness {

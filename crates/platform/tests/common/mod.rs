@@ -1,25 +1,16 @@
-//! What the platform's integration tests share: a temp dir, the echo app, options on free
-//! ports, an HTTPS client that trusts the local CA, and the platform service principal's tokens.
+//! What the platform's integration tests share besides the test kit: the echo app, options on
+//! free ports, an HTTPS client that trusts the platform's local CA, and the platform service
+//! principal's tokens.
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use easyauth_platform::platform::Options;
 use easyauth_platform::state::PlatformState;
 use serde_json::Value;
 
-/// A fresh directory under the system temp dir.
-pub(crate) fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "easyauth-{name}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+pub(crate) use easyauth_testkit::temp_dir;
 
 /// tests/e2e/apps/echo_app.py: answers every request with what it received.
 pub(crate) fn echo_app() -> PathBuf {
@@ -40,14 +31,7 @@ pub(crate) fn options(dir: &Path) -> Options {
 
 /// An HTTPS client that trusts the platform's local CA (no cookies, no redirects followed).
 pub(crate) fn https(state: &PlatformState) -> reqwest::Client {
-    let pem = std::fs::read(&state.ca_file).expect("local CA");
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
+    easyauth_testkit::https_client(&std::fs::read(&state.ca_file).expect("local CA"))
 }
 
 /// The token endpoint's answer to a client-credentials request of `client_id` for `scope`.
