@@ -289,3 +289,36 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     let end = start + tag[start..].find('"')?;
     Some(html_escape::decode_html_entities(&tag[start..end]).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_are_read_as_the_identity_provider_writes_them() {
+        // The sign-in page: a relative action, entity-encoded values, visible inputs skipped.
+        let html = "<form method=\"post\" action=\"/t/login?a=1&amp;b=2\">\
+            <input type=\"hidden\" name=\"ctx\" value=\"x&quot;y\">\
+            <input type=\"hidden\" name=\"csrf\" value=\"c1\">\
+            <input type=\"email\" name=\"login\" value=\"\"></form>";
+        let form = form_of("https://idp.test/t/oauth2/v2.0/authorize?x", html);
+        assert_eq!(form.action, "https://idp.test/t/login?a=1&b=2");
+        assert_eq!(
+            form.fields,
+            [
+                ("ctx".to_owned(), "x\"y".to_owned()),
+                ("csrf".to_owned(), "c1".to_owned())
+            ]
+        );
+        assert_eq!(html_hidden(html, "ctx").as_deref(), Some("x\"y"));
+        assert_eq!(html_hidden(html, "login"), None);
+
+        // The form_post page: an upper-case method and an absolute action.
+        let html = "<body onload=\"document.forms[0].submit()\"><form method=\"POST\" \
+            name=\"hiddenform\" action=\"https://app.test/cb\">\
+            <input type=\"hidden\" name=\"code\" value=\"k\"></form>";
+        let form = form_of("https://idp.test/", html);
+        assert_eq!(form.action, "https://app.test/cb");
+        assert_eq!(form.fields, [("code".to_owned(), "k".to_owned())]);
+    }
+}
