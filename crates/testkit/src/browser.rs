@@ -274,7 +274,7 @@ pub fn form_of(page_url: &str, html: &str) -> Form {
     Form { action, fields }
 }
 
-/// The value of the hidden field `name` in `html`, if any.
+/// The value of the field `name` in `html` (`name="..." value="..."`), if any.
 pub fn html_hidden(html: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\" value=\"");
     let start = html.find(&needle)? + needle.len();
@@ -311,7 +311,7 @@ mod tests {
             ]
         );
         assert_eq!(html_hidden(html, "ctx").as_deref(), Some("x\"y"));
-        assert_eq!(html_hidden(html, "login"), None);
+        assert_eq!(html_hidden(html, "nonce"), None);
 
         // The form_post page: an upper-case method and an absolute action.
         let html = "<body onload=\"document.forms[0].submit()\"><form method=\"POST\" \
