@@ -13,11 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, Method, Uri};
 use base64::Engine;
-use easyauth_module::build::{AppSettings, Environment, build};
-use easyauth_module::config::AuthSettings;
-use easyauth_module::oidc::OidcHttp;
-use easyauth_module::pipeline::proxy_service;
-use easyauth_module::proxy::Upstream;
+use easyauth_module::{AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack};
 use easyauth_store::MemoryStore;
 use easyauth_testkit::tenant::{ALICE, ALICE_PASSWORD, ALICE_UPN, API, TID, WEB, WEB_SECRET};
 use easyauth_testkit::{
@@ -101,10 +97,16 @@ impl Site {
             http: OidcHttp::with_extra_root_pem(idp.ca_pem().as_bytes()).unwrap(),
             development: true,
         };
-        let module = Arc::new(build(&loaded.settings, env).await.expect("module"));
-        let upstream =
-            Upstream::new(&url::Url::parse(&app.url).unwrap(), Duration::from_secs(30)).unwrap();
-        let router = Router::new().fallback_service(proxy_service(module, upstream));
+        // What `easyauth proxy` serves: the module in front of the app.
+        let stack = ProxyStack::build(
+            &loaded.settings,
+            env,
+            &url::Url::parse(&app.url).unwrap(),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("module");
+        let router = Router::new().fallback_service(stack.into_service());
         let module = if https {
             serve_tls(listener, &idp.ca, router).await
         } else {
