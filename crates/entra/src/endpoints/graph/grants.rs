@@ -157,7 +157,9 @@ async fn create(call: &Call) -> Result<Response, GraphError> {
     };
     store(call, &dir, &grant).await?;
     let updated = dir.with_grant(grant.clone());
-    let object = to_graph(&updated, &grant).unwrap_or_default();
+    let object = to_graph(&updated, &grant).ok_or_else(|| {
+        GraphError::Internal("the new object's client or resource is not in the directory".into())
+    })?;
     call.idp.replace_directory(updated);
     Ok(call.entity(StatusCode::CREATED, "oauth2PermissionGrants", object))
 }

@@ -158,7 +158,9 @@ async fn create(
         )
         .await?;
     let updated = dir.with_assignment(assignment.clone());
-    let object = to_graph(&updated, &assignment).unwrap_or_default();
+    let object = to_graph(&updated, &assignment).ok_or_else(|| {
+        GraphError::Internal("the new object's client or resource is not in the directory".into())
+    })?;
     call.idp.replace_directory(updated);
     Ok(call.entity(StatusCode::CREATED, "appRoleAssignments", object))
 }
