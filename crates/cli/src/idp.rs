@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use easyauth_entra::directory::demo::{self, DemoSecrets};
-use easyauth_entra::{Idp, IdpConfig, Seed};
+use easyauth_entra::{HttpsServer, Idp, IdpConfig, InitialDirectory, Seed};
 use easyauth_pki::LocalCa;
 use easyauth_store::{SqliteStore, Store};
 
@@ -19,19 +19,10 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     let data_dir = std::fs::canonicalize(&args.data_dir).unwrap_or(args.data_dir.clone());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE)).await?);
 
-    let (seed, demo_secrets) = match &args.directory {
-        Some(path) => {
-            let seed = Seed::load(path)?;
-            for field in &seed.ignored_fields {
-                tracing::warn!(file = %path.display(), path = %field, "unknown field in the directory file was ignored");
-            }
-            (seed, None)
-        }
-        None => {
-            let secrets = demo::secrets(store.as_ref()).await?;
-            (demo::seed(&secrets), Some(secrets))
-        }
-    };
+    let InitialDirectory {
+        seed,
+        demo: demo_secrets,
+    } = InitialDirectory::file_or_demo(args.directory.as_deref(), store.as_ref()).await?;
 
     let listen = args.listen;
     let public_url = match &args.public_url {
@@ -71,13 +62,7 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
 
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
-    listener.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )?
-    .handle(handle.clone());
+    let server = HttpsServer::new(idp.clone(), listener, tls)?;
 
     print_banner(
         &idp,
@@ -88,15 +73,8 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
         demo_secrets.as_ref(),
         &seed,
     );
-    tokio::spawn(easyauth_store::purge_periodically(
-        store,
-        Duration::from_secs(600),
-    ));
-    tokio::spawn(shutdown_on_signal(handle));
-    server
-        .serve(idp.router().into_make_service())
-        .await
-        .context("the https server failed")?;
+    tokio::spawn(shutdown_on_signal(server.handle()));
+    server.serve().await.context("the https server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

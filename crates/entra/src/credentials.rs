@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use aws_lc_rs::pbkdf2;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use x509_parser::pem::Pem;
 
 use crate::util::{b64url, b64url_decode, ct_eq, random_token, sha256, sha256_hex};
 
@@ -90,15 +91,12 @@ pub(crate) struct ClientCertificate {
 impl ClientCertificate {
     pub(crate) fn parse(key: &str) -> Result<ClientCertificate, String> {
         let der = if key.contains("-----BEGIN") {
-            let body: String = key
-                .lines()
-                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-                .skip(1)
-                .take_while(|l| !l.starts_with("-----END"))
-                .collect();
-            STANDARD
-                .decode(body.trim())
-                .map_err(|e| format!("bad PEM body: {e}"))?
+            // The first CERTIFICATE block; other blocks (a private key pasted along) are skipped.
+            let pem = Pem::iter_from_buffer(key.as_bytes())
+                .find(|block| block.as_ref().map_or(true, |b| b.label == "CERTIFICATE"))
+                .ok_or("no CERTIFICATE block in the PEM text")?
+                .map_err(|e| format!("bad PEM: {e}"))?;
+            pem.contents
         } else {
             let compact: String = key.chars().filter(|c| !c.is_whitespace()).collect();
             STANDARD
@@ -129,6 +127,44 @@ pub fn generate_secret(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A self-signed RSA certificate: its DER and its PEM text.
+    fn rsa_certificate() -> (Vec<u8>, String) {
+        use aws_lc_rs::encoding::AsDer;
+        let pair =
+            aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key");
+        let pkcs8 = pair.as_der().expect("PKCS#8").as_ref().to_vec();
+        let key =
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.into(), &rcgen::PKCS_RSA_SHA256)
+                .expect("rcgen key");
+        let cert = rcgen::CertificateParams::default()
+            .self_signed(&key)
+            .expect("certificate");
+        (cert.der().to_vec(), cert.pem())
+    }
+
+    #[test]
+    fn client_certificates_parse_from_pem_or_base64_der() {
+        let (der, pem) = rsa_certificate();
+        let expected = b64url(&sha256(&der));
+        let from_pem = ClientCertificate::parse(&pem).expect("PEM");
+        assert_eq!(from_pem.x5t_s256, expected);
+        // A private key pasted before the certificate is skipped, not taken for it.
+        let with_key =
+            format!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{pem}");
+        assert_eq!(
+            ClientCertificate::parse(&with_key)
+                .expect("PEM after a key")
+                .x5t_s256,
+            expected
+        );
+        let from_base64 = ClientCertificate::parse(&STANDARD.encode(&der)).expect("base64");
+        assert_eq!(from_base64.x5t_s256, expected);
+        let no_certificate = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(ClientCertificate::parse(no_certificate).is_err());
+        let broken = pem.replace('M', "!");
+        assert!(ClientCertificate::parse(&broken).is_err());
+    }
 
     #[test]
     fn password_hashes_verify_only_the_right_password() {

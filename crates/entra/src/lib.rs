@@ -21,6 +21,7 @@ pub mod keys;
 mod log;
 mod pages;
 pub mod scopes;
+mod server;
 mod session;
 mod signin;
 pub mod tokens;
@@ -31,9 +32,10 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::hmac;
 use easyauth_store::Store;
 
-pub use directory::{Directory, Seed, demo};
+pub use directory::{Directory, InitialDirectory, InitialDirectoryError, Seed, demo};
 pub use error::EntraError;
 pub use keys::{HeaderStyle, SigningKeys};
+pub use server::HttpsServer;
 
 /// Lifetimes and addresses. Lifetimes are in seconds.
 #[derive(Debug, Clone)]

@@ -67,7 +67,8 @@ impl Idp {
             user_id: user_id.to_owned(),
             auth_time: now(),
         };
-        let json = serde_json::to_string(&session).unwrap_or_default();
+        let json = serde_json::to_string(&session)
+            .map_err(|e| crate::EntraError::Internal(e.to_string()))?;
         self.store
             .put_ephemeral(
                 SESSION_KIND,
@@ -95,7 +96,11 @@ impl Idp {
     /// Ends the session named by the request's cookie; returns the clearing `Set-Cookie`.
     pub(crate) async fn end_session(&self, headers: &HeaderMap) -> String {
         if let Some(session) = self.current_session(headers).await {
-            let _ = self.store.delete_ephemeral(SESSION_KIND, &session.id).await;
+            // The cookie is cleared either way; a session left in the store would still be
+            // honoured until it expires, so say so.
+            if let Err(e) = self.store.delete_ephemeral(SESSION_KIND, &session.id).await {
+                tracing::warn!(error = %e, "cannot end the sign-in session in the store");
+            }
         }
         Cookie::build((SESSION_COOKIE, ""))
             .path("/")

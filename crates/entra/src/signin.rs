@@ -141,9 +141,11 @@ async fn read(idp: &Idp, key: &str) -> Result<Failures, SignInFailure> {
         .get_ephemeral(LOCKOUT_KIND, key, now())
         .await
         .map_err(|e| SignInFailure::Unavailable(e.to_string()))?;
-    Ok(json
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default())
+    // A record that does not parse is a failure, not a clean slate: reading it as zero wrong
+    // passwords would lift a lockout.
+    json.map_or(Ok(Failures::default()), |j| {
+        serde_json::from_str(&j).map_err(|e| SignInFailure::Unavailable(e.to_string()))
+    })
 }
 
 /// Counts a wrong password; the failure that reaches the threshold locks the account.

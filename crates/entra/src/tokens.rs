@@ -297,7 +297,7 @@ impl Idp {
         user: &User,
         data: &RefreshData,
         family: Option<&str>,
-    ) -> (String, RefreshTokenRecord) {
+    ) -> Result<(String, RefreshTokenRecord), EntraError> {
         let value = random_token(48);
         let issued_at = now();
         let record = RefreshTokenRecord {
@@ -306,13 +306,13 @@ impl Idp {
             tenant_id: dir.tenant.id.clone(),
             client_id: client.app_id.clone(),
             user_id: user.id.clone(),
-            data: serde_json::to_string(data).unwrap_or_default(),
+            data: serde_json::to_string(data).map_err(|e| EntraError::Internal(e.to_string()))?,
             issued_at,
             expires_at: issued_at + self.config.refresh_token_lifetime,
             used_at: None,
             revoked: false,
         };
-        (value, record)
+        Ok((value, record))
     }
 }
 

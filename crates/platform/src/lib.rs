@@ -16,6 +16,7 @@ pub mod platform;
 mod runtime;
 mod seed;
 pub mod site;
+mod start_error;
 mod startup;
 pub mod state;
 pub mod supervisor;

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use easyauth_arm::Arm;
+use easyauth_entra::InitialDirectory;
 use easyauth_module::oidc::OidcHttp;
 use easyauth_pki::LocalCa;
 use futures_util::future::join_all;
@@ -23,6 +24,8 @@ use crate::explain::Callers;
 use crate::runtime::{Ports, Runtime};
 use crate::seed::{self, Home};
 use crate::site::Site;
+pub use crate::start_error::StartError;
+use crate::start_error::io;
 use crate::startup;
 use crate::state::{AppState, DemoUser, PlatformState};
 
@@ -44,21 +47,6 @@ pub struct Options {
     pub arm_port: u16,
     /// The local portal's port on 127.0.0.1; 0 = any free port.
     pub portal_port: u16,
-}
-
-/// Start-up failures; `Display` is what the user sees.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    Io(String),
-    #[error("{0}")]
-    Config(String),
-    #[error("app {app}: {reason}")]
-    App { app: String, reason: String },
-}
-
-pub(crate) fn io(context: &str) -> impl Fn(std::io::Error) -> StartError + '_ {
-    move |e| StartError::Io(format!("{context}: {e}"))
 }
 
 /// What a site is: the tutorial, a site file, or a bare platform.
@@ -115,7 +103,8 @@ impl Platform {
             "is another `easyauth up` running? `--portal-port 0` picks a free port",
         )?;
         // 2. The directory, and the platform's own service principal and the portal in it.
-        let (mut seed, demo) = startup::directory(&site, store.as_ref()).await?;
+        let InitialDirectory { mut seed, demo } =
+            InitialDirectory::file_or_demo(site.directory.as_deref(), store.as_ref()).await?;
         let (client, client_secret) =
             startup::platform_client(store.as_ref(), &seed.tenant.id).await?;
         let client_id = client.app_id.clone();
@@ -237,11 +226,9 @@ impl Platform {
                 register_callback(&mut seed, &client_id, &b.url);
             }
         }
-        let idp = startup::start_idp(store.clone(), &idp_url, &seed).await?;
-        let mut handles = vec![
-            startup::serve_https(idp_listener, &ca, idp.router(), "the identity provider")?,
-            hostingstart_handle,
-        ];
+        let (idp, idp_handle) =
+            startup::start_idp(store.clone(), &idp_url, &seed, idp_listener, &ca).await?;
+        let mut handles = vec![idp_handle, hostingstart_handle];
         let runtime = Arc::new(Runtime {
             apps: Default::default(),
             http: http.clone(),

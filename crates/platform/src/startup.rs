@@ -5,7 +5,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::response::IntoResponse;
 use easyauth_arm::{ArmConfig, Mirror, WebApp};
@@ -14,14 +13,14 @@ use easyauth_entra::directory::{
     ARM_APP_ID, ARM_USER_IMPERSONATION_ID, AppRoleAssignment, Application, GRAPH_APP_ID,
     PasswordCredential, PermissionGrant, RequiredResourceAccess, ResourceAccess, WebApplication,
 };
-use easyauth_entra::{Idp, IdpConfig, Seed};
+use easyauth_entra::{HttpsServer, Idp, IdpConfig, Seed};
 use easyauth_pki::LocalCa;
 use easyauth_store::{SqliteStore, Store};
 
 use crate::origin;
-use crate::platform::{StartError, io};
 use crate::runtime::{Bound, Ports, bind_app, pick_address};
-use crate::site::{Placeholders, Site};
+use crate::site::Placeholders;
+use crate::start_error::{StartError, io};
 
 pub(crate) async fn open_store(path: &Path) -> Result<Arc<dyn Store>, StartError> {
     let store = SqliteStore::open(path)
@@ -40,28 +39,6 @@ pub(crate) fn bind_local(
     let listener = origin::bind(addr, what).map_err(|e| StartError::Io(format!("{e} ({hint})")))?;
     let port = listener.local_addr().map_err(io(what))?.port();
     Ok((listener, format!("https://127.0.0.1:{port}")))
-}
-
-/// The site's directory file, or the demo tenant with this data dir's generated secrets.
-pub(crate) async fn directory(
-    site: &Site,
-    store: &dyn Store,
-) -> Result<(Seed, Option<DemoSecrets>), StartError> {
-    match &site.directory {
-        Some(path) => {
-            let seed = Seed::load(path).map_err(|e| StartError::Config(e.to_string()))?;
-            for field in &seed.ignored_fields {
-                tracing::warn!(file = %path.display(), path = %field, "unknown field in the directory file was ignored");
-            }
-            Ok((seed, None))
-        }
-        None => {
-            let secrets = demo::secrets(store)
-                .await
-                .map_err(|e| StartError::Io(e.to_string()))?;
-            Ok((demo::seed(&secrets), Some(secrets)))
-        }
-    }
 }
 
 /// The platform's app role assignments on Microsoft Graph: `Application.ReadWrite.All` and
@@ -244,6 +221,13 @@ pub(crate) fn demo_user_name() -> String {
     format!("alice@{}", demo::TENANT_DOMAIN)
 }
 
+/// The loopback server certificate from the local CA that every platform listener presents.
+fn loopback_tls(ca: &LocalCa) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    ca.server_config(&hosts)
+        .map_err(|e| StartError::Io(e.to_string()))
+}
+
 /// Serves `router` over https on `listener` with a certificate from the local CA.
 pub(crate) fn serve_https(
     listener: std::net::TcpListener,
@@ -251,10 +235,7 @@ pub(crate) fn serve_https(
     router: axum::Router,
     what: &'static str,
 ) -> Result<axum_server::Handle<SocketAddr>, StartError> {
-    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-    let tls = ca
-        .server_config(&hosts)
-        .map_err(|e| StartError::Io(e.to_string()))?;
+    let tls = loopback_tls(ca)?;
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(
         listener,
@@ -270,20 +251,27 @@ pub(crate) fn serve_https(
     Ok(handle)
 }
 
-/// Seeds and starts the identity provider (it serves once the listener is handed to it).
+/// Seeds and starts the identity provider, and serves it over https on `listener` (with the
+/// store's purge, which the library runs for as long as it serves).
 pub(crate) async fn start_idp(
     store: Arc<dyn Store>,
     idp_url: &str,
     seed: &Seed,
-) -> Result<Arc<Idp>, StartError> {
-    let idp = Idp::start(store.clone(), IdpConfig::new(idp_url), seed)
+    listener: std::net::TcpListener,
+    ca: &LocalCa,
+) -> Result<(Arc<Idp>, axum_server::Handle<SocketAddr>), StartError> {
+    const WHAT: &str = "the identity provider";
+    let idp = Idp::start(store, IdpConfig::new(idp_url), seed)
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
-    tokio::spawn(easyauth_store::purge_periodically(
-        store,
-        Duration::from_secs(600),
-    ));
-    Ok(idp)
+    let server = HttpsServer::new(idp.clone(), listener, loopback_tls(ca)?).map_err(io(WHAT))?;
+    let handle = server.handle();
+    tokio::spawn(async move {
+        if let Err(e) = server.serve().await {
+            tracing::error!(error = %e, "{WHAT} failed");
+        }
+    });
+    Ok((idp, handle))
 }
 
 /// App Service's page for a web app with nothing deployed yet, served on 127.0.0.1 for every

@@ -142,7 +142,8 @@ pub enum ProcessStatus {
     Stopped,
 }
 
-enum Control {
+/// What an [`AppProcess`] handle asks of the task supervising its process.
+enum ProcessControl {
     Restart(BTreeMap<String, String>, oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
@@ -203,7 +204,7 @@ pub struct AppProcess {
 
 struct Inner {
     name: String,
-    control: mpsc::UnboundedSender<Control>,
+    control: mpsc::UnboundedSender<ProcessControl>,
     status: watch::Receiver<ProcessStatus>,
     restarts: Arc<AtomicU64>,
     tail: OutputTail,
@@ -317,7 +318,7 @@ impl AppProcess {
         if self
             .inner
             .control
-            .send(Control::Restart(env, done_tx))
+            .send(ProcessControl::Restart(env, done_tx))
             .is_ok()
         {
             // An error means the supervisor ended (stopped meanwhile): nothing to wait for.
@@ -329,7 +330,12 @@ impl AppProcess {
     /// period, then reaps; no further restarts. Idempotent; returns once the child is gone.
     pub async fn stop(&self) {
         let (done_tx, done_rx) = oneshot::channel();
-        if self.inner.control.send(Control::Stop(done_tx)).is_ok() {
+        if self
+            .inner
+            .control
+            .send(ProcessControl::Stop(done_tx))
+            .is_ok()
+        {
             let _ = done_rx.await;
         }
     }
@@ -403,7 +409,7 @@ struct Supervisor {
     timing: SupervisorTiming,
     status: watch::Sender<ProcessStatus>,
     restarts: Arc<AtomicU64>,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: mpsc::UnboundedReceiver<ProcessControl>,
     tail: OutputTail,
 }
 
@@ -450,12 +456,12 @@ impl Supervisor {
                     self.restarts.fetch_add(1, Ordering::Relaxed);
                 }
                 control = self.control.recv() => match control {
-                    Some(Control::Restart(env, ack)) => {
+                    Some(ProcessControl::Restart(env, ack)) => {
                         self.env = env;
                         attempt = 0;
                         restart_ack = Some(ack);
                     }
-                    Some(Control::Stop(ack)) => {
+                    Some(ProcessControl::Stop(ack)) => {
                         self.notice("stopped").await;
                         self.status.send_replace(ProcessStatus::Stopped);
                         let _ = ack.send(());
@@ -519,8 +525,8 @@ impl Supervisor {
             control = self.control.recv() => {
                 terminate(&mut child, guard.pgid, self.timing.stop_grace).await;
                 match control {
-                    Some(Control::Restart(env, ack)) => Next::RestartNow(env, ack),
-                    Some(Control::Stop(ack)) => Next::Stop(Some(ack)),
+                    Some(ProcessControl::Restart(env, ack)) => Next::RestartNow(env, ack),
+                    Some(ProcessControl::Stop(ack)) => Next::Stop(Some(ack)),
                     None => Next::Stop(None),
                 }
             }

@@ -3,6 +3,7 @@
 //! snapshot that the endpoints read without touching the store on the hot path.
 
 pub mod demo;
+mod initial;
 pub mod model;
 pub mod seed;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use easyauth_store::{ObjectKind, Store, StoreError};
 
+pub use initial::{InitialDirectory, InitialDirectoryError};
 pub use model::*;
 pub use seed::{
     ARM_APP_ID, ARM_RESOURCE, AZURE_CLI_APP_ID, DirectoryError, GRAPH_APP_ID, GRAPH_RESOURCE, Seed,
@@ -107,17 +109,17 @@ impl Directory {
         let t = &seed.tenant.id;
         let json = |v: &dyn erased::Json| v.to_json();
         store
-            .put_object(ObjectKind::Tenant, t, t, &json(&seed.tenant))
+            .put_object(ObjectKind::Tenant, t, t, &json(&seed.tenant)?)
             .await?;
         for u in &seed.users {
             store
-                .put_object(ObjectKind::User, t, &u.id, &json(u))
+                .put_object(ObjectKind::User, t, &u.id, &json(u)?)
                 .await?;
         }
         for a in &seed.applications {
             let mut a = a.clone();
             a.seed_fingerprint = None;
-            let fingerprint = crate::util::sha256_hex(json(&a).as_bytes());
+            let fingerprint = crate::util::sha256_hex(json(&a)?.as_bytes());
             let stored = store
                 .get_object(ObjectKind::Application, t, &a.app_id)
                 .await?;
@@ -126,13 +128,13 @@ impl Directory {
             }
             a.seed_fingerprint = Some(fingerprint);
             store
-                .put_object(ObjectKind::Application, t, &a.app_id, &json(&a))
+                .put_object(ObjectKind::Application, t, &a.app_id, &json(&a)?)
                 .await?;
         }
         for g in &seed.grants {
             let mut g = g.clone();
             g.seed_fingerprint = None;
-            let fingerprint = crate::util::sha256_hex(json(&g).as_bytes());
+            let fingerprint = crate::util::sha256_hex(json(&g)?.as_bytes());
             let stored = store
                 .get_object(ObjectKind::PermissionGrant, t, &g.id)
                 .await?;
@@ -141,12 +143,12 @@ impl Directory {
             }
             g.seed_fingerprint = Some(fingerprint);
             store
-                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(&g))
+                .put_object(ObjectKind::PermissionGrant, t, &g.id, &json(&g)?)
                 .await?;
         }
         for a in &seed.assignments {
             store
-                .put_object(ObjectKind::AppRoleAssignment, t, &a.id, &json(a))
+                .put_object(ObjectKind::AppRoleAssignment, t, &a.id, &json(a)?)
                 .await?;
         }
         Ok(())
@@ -396,12 +398,11 @@ impl Directory {
 
 mod erased {
     pub(super) trait Json {
-        fn to_json(&self) -> String;
+        fn to_json(&self) -> Result<String, super::StoreError>;
     }
     impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            // Serialising these plain structs cannot fail.
-            serde_json::to_string(self).unwrap_or_default()
+        fn to_json(&self) -> Result<String, super::StoreError> {
+            serde_json::to_string(self).map_err(|e| super::StoreError::Corrupt(e.to_string()))
         }
     }
 }

@@ -37,8 +37,8 @@ pub(crate) fn router(idp: Arc<Idp>) -> Router {
             "/{tenant}/oauth2/v2.0/authorize",
             get(authorize::get).post(authorize::post),
         )
-        .route("/{tenant}/login", post(authorize::login))
-        .route("/{tenant}/consent", post(authorize::consent))
+        .route("/{tenant}/login", post(authorize::submit_sign_in))
+        .route("/{tenant}/consent", post(authorize::submit_consent))
         .route("/{tenant}/oauth2/v2.0/token", any(token::token))
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",

@@ -4,6 +4,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod delegated;
 mod device_code;
 mod on_behalf_of;
 mod refresh_token;
@@ -23,6 +24,7 @@ use crate::scopes::Scopes;
 use crate::tokens::{
     AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope,
 };
+use delegated::Delegation;
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub(crate) const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -123,10 +125,7 @@ pub(crate) fn check_user_grant(dir: &Directory, g: &UserGrant<'_>) -> Result<(),
     if let Some(resource) = token_scopes.single_resource(g.token_scope)?
         && !consent::missing(dir, g.client, resource, Some(&g.user.id)).is_empty()
     {
-        return Err(EntraError::ConsentRequired {
-            client_id: g.client.app_id.clone(),
-            client_name: g.client.display_name.clone(),
-        });
+        return Err(delegated::consent_required(g.client));
     }
     Ok(())
 }
@@ -145,26 +144,13 @@ pub(crate) async fn user_tokens(
     let oidc = granted.oidc;
     let mut response = match token_scopes.single_resource(g.token_scope)? {
         Some(resource) => {
-            let missing = consent::missing(dir, client, resource, Some(&user.id));
-            if !missing.is_empty() {
-                return Err(EntraError::ConsentRequired {
-                    client_id: client.app_id.clone(),
-                    client_name: client.display_name.clone(),
-                });
-            }
-            let spec = AccessTokenSpec {
+            let delegation = Delegation {
                 client,
                 acr: g.acr,
-                resource: &resource.app,
-                identifier: &resource.identifier,
-                user: Some(user),
-                scp: Some(consent::effective(dir, client, resource, Some(&user.id)).join(" ")),
-                roles: dir.assigned_roles(&resource.app, &user.id, "User"),
+                user,
+                resource,
             };
-            let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
-            let mut r = TokenResponse::bearer(at, lifetime);
-            r.scope = Some(response_scope(&resource.requested, &oidc));
-            r
+            delegated::access_token(ctx.idp, dir, &delegation, &oidc)?
         }
         None => {
             // Only OpenID Connect scopes: a token for Graph's userinfo, as Entra issues.
@@ -203,7 +189,7 @@ pub(crate) async fn user_tokens(
             auth_time: g.auth_time,
             confidential: g.acr != ClientAcr::Public,
         };
-        let (value, rt) = ctx.idp.new_refresh_token(dir, client, user, &data, None);
+        let (value, rt) = ctx.idp.new_refresh_token(dir, client, user, &data, None)?;
         ctx.idp.store.insert_refresh_token(&rt).await?;
         response.refresh_token = Some(value);
     }

@@ -8,11 +8,11 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::GrantContext;
-use crate::consent;
+use super::delegated::{self, Delegation};
 use crate::error::EntraError;
 use crate::keys::VerifyError;
 use crate::scopes::Scopes;
-use crate::tokens::{AccessTokenSpec, IdTokenSpec, RefreshData, TokenResponse, response_scope};
+use crate::tokens::{IdTokenSpec, RefreshData};
 use crate::util::now;
 
 /// Clock skew tolerated on the assertion's times.
@@ -88,24 +88,13 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
             scope: raw.into(),
             reason: "Name the downstream API.".into(),
         })?;
-    if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty() {
-        return Err(EntraError::ConsentRequired {
-            client_id: client.app_id.clone(),
-            client_name: client.display_name.clone(),
-        });
-    }
-    let spec = AccessTokenSpec {
+    let delegation = Delegation {
         client: &client,
         acr,
-        resource: &resource.app,
-        identifier: &resource.identifier,
-        user: Some(user),
-        scp: Some(consent::effective(dir, &client, resource, Some(&user.id)).join(" ")),
-        roles: dir.assigned_roles(&resource.app, &user.id, "User"),
+        user,
+        resource,
     };
-    let (token, lifetime) = idp.access_token(dir, &spec)?;
-    let mut response = TokenResponse::bearer(token, lifetime);
-    response.scope = Some(response_scope(&resource.requested, &scopes.oidc));
+    let mut response = delegated::access_token(idp, dir, &delegation, &scopes.oidc)?;
     let auth_time = claims.get("iat").and_then(Value::as_i64).unwrap_or(now);
     if scopes.oidc.openid {
         let spec = IdTokenSpec {
@@ -121,7 +110,7 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
             auth_time,
             confidential: true,
         };
-        let (value, rt) = idp.new_refresh_token(dir, &client, user, &data, None);
+        let (value, rt) = idp.new_refresh_token(dir, &client, user, &data, None)?;
         idp.store.insert_refresh_token(&rt).await?;
         response.refresh_token = Some(value);
     }

@@ -7,10 +7,11 @@
 use axum::response::Response;
 
 use super::GrantContext;
+use super::delegated::{self, Delegation};
 use crate::consent;
 use crate::error::EntraError;
 use crate::scopes::Scopes;
-use crate::tokens::{AccessTokenSpec, IdTokenSpec, RefreshData, TokenResponse, response_scope};
+use crate::tokens::{IdTokenSpec, RefreshData};
 use crate::util::{now, sha256_hex};
 
 pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraError> {
@@ -80,15 +81,12 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty()
         || (!signed_in_for && scp.is_empty())
     {
-        return Err(EntraError::ConsentRequired {
-            client_id: client.app_id.clone(),
-            client_name: client.display_name.clone(),
-        });
+        return Err(delegated::consent_required(&client));
     }
 
     let (value, successor) =
         ctx.idp
-            .new_refresh_token(dir, &client, user, &data, Some(&record.family_id));
+            .new_refresh_token(dir, &client, user, &data, Some(&record.family_id))?;
     if !store.rotate_refresh_token(&hash, &successor, now).await? {
         // Another request exchanged this token first: treat it as reuse.
         store.revoke_refresh_family(&record.family_id).await?;
@@ -96,23 +94,18 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
             "The refresh token was already used.".into(),
         ));
     }
-    let spec = AccessTokenSpec {
-        client: &client,
-        acr,
-        resource: &resource.app,
-        identifier: &resource.identifier,
-        user: Some(user),
-        scp: Some(scp.join(" ")),
-        roles: dir.assigned_roles(&resource.app, &user.id, "User"),
-    };
-    let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
-    let mut response = TokenResponse::bearer(at, lifetime);
     let oidc = if ctx.params.get("scope").is_some() {
         scopes.oidc
     } else {
         original.oidc
     };
-    response.scope = Some(response_scope(&resource.requested, &oidc));
+    let delegation = Delegation {
+        client: &client,
+        acr,
+        user,
+        resource,
+    };
+    let mut response = delegated::access_token(ctx.idp, dir, &delegation, &oidc)?;
     response.refresh_token = Some(value);
     if oidc.openid {
         let spec = IdTokenSpec {

@@ -155,9 +155,12 @@ async fn create(call: &Call) -> Result<Response, GraphError> {
         scope,
         seed_fingerprint: None,
     };
-    store(call, &dir, &grant).await?;
+    // The answer is built before anything is written, so a failure leaves nothing half-done.
     let updated = dir.with_grant(grant.clone());
-    let object = to_graph(&updated, &grant).unwrap_or_default();
+    let object = to_graph(&updated, &grant).ok_or_else(|| {
+        GraphError::Internal("the new object's client or resource is not in the directory".into())
+    })?;
+    store(call, &dir, &grant).await?;
     call.idp.replace_directory(updated);
     Ok(call.entity(StatusCode::CREATED, "oauth2PermissionGrants", object))
 }

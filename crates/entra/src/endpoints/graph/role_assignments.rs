@@ -148,6 +148,11 @@ async fn create(
         resource_id: resource.app_id.clone(),
         app_role_id: role_id,
     };
+    // The answer is built before anything is written, so a failure leaves nothing half-done.
+    let updated = dir.with_assignment(assignment.clone());
+    let object = to_graph(&updated, &assignment).ok_or_else(|| {
+        GraphError::Internal("the new object's client or resource is not in the directory".into())
+    })?;
     call.idp
         .store
         .put_object(
@@ -157,8 +162,6 @@ async fn create(
             &to_json(&assignment)?,
         )
         .await?;
-    let updated = dir.with_assignment(assignment.clone());
-    let object = to_graph(&updated, &assignment).unwrap_or_default();
     call.idp.replace_directory(updated);
     Ok(call.entity(StatusCode::CREATED, "appRoleAssignments", object))
 }
