@@ -3,6 +3,7 @@
 mod az;
 mod idp;
 mod proxy;
+mod runtime;
 mod sample;
 mod up;
 mod webapp;
@@ -26,7 +27,8 @@ struct Cli {
     /// Log line format.
     #[arg(long, env = "EASYAUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
-    /// Async worker threads (default: one per core; 1 = a single-threaded scheduler).
+    /// Async worker threads (default: one per CPU the process may use; 1, or a single usable CPU,
+    /// = a single-threaded scheduler).
     #[arg(long, env = "EASYAUTH_WORKER_THREADS", global = true)]
     worker_threads: Option<usize>,
 }
@@ -116,17 +118,7 @@ pub(crate) struct IdpArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_format);
-    // One worker: tokio's current-thread scheduler does the same work without the
-    // multi-thread scheduler's cross-thread bookkeeping (blocking work still has its own pool).
-    let mut runtime = match cli.worker_threads {
-        Some(1) | Some(0) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    runtime.enable_all();
-    if let Some(n) = cli.worker_threads.filter(|n| *n > 1) {
-        runtime.worker_threads(n);
-    }
-    let runtime = match runtime.build() {
+    let runtime = match runtime::build(cli.worker_threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
