@@ -59,6 +59,7 @@ fn parse(args: &[String]) -> Result<Options> {
         proxy: ProxyOptions::default(),
     };
     let mut duration_given = false;
+    let mut quick = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -100,6 +101,14 @@ fn parse(args: &[String]) -> Result<Options> {
                     .parse()
                     .context("--rounds N")?;
             }
+            "--callgrind-requests" => {
+                opts.proxy.callgrind_requests = it
+                    .next()
+                    .context("--callgrind-requests needs a value")?
+                    .parse()
+                    .context("--callgrind-requests N")?;
+            }
+            "--quick" => quick = true,
             "--idle-connections" => {
                 opts.proxy.idle_connections = it
                     .next()
@@ -109,12 +118,21 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             other => bail!(
                 "unknown option `{other}` (expected --only idp|proxy|deploy, --duration SECS, --connections N, \
-                 --skip-peer, --proxy-connections N, --idle-connections N, --rounds N)"
+                 --skip-peer, --proxy-connections N, --idle-connections N, --rounds N, \
+                 --callgrind-requests N, --quick)"
             ),
         }
     }
+    // A smoke run of every step: short, one round, few counted requests.
+    if quick {
+        opts.duration = 2;
+        opts.proxy.duration = 2;
+        opts.proxy.rounds = 1;
+        opts.proxy.callgrind_requests = 200;
+    }
     if opts.duration == 0
         || opts.duration > 120
+        || opts.proxy.callgrind_requests == 0
         || opts.connections == 0
         || opts.proxy.connections == 0
         || opts.proxy.idle_connections == 0
@@ -124,10 +142,10 @@ fn parse(args: &[String]) -> Result<Options> {
     {
         bail!(
             "--duration must be 1..=120, --connections and --proxy-connections > 0, \
-             --idle-connections 1..=10000, --rounds 1..=9"
+             --idle-connections 1..=10000, --rounds 1..=9, --callgrind-requests > 0"
         );
     }
-    if duration_given {
+    if duration_given && !quick {
         opts.proxy.duration = opts.duration;
     }
     Ok(opts)
@@ -217,7 +235,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         Some(format!(
             "{}\n{}",
             generated_line("proxy"),
-            bench_proxy::render(&report)
+            bench_proxy::render(&root, &report)?
         ))
     } else {
         None
@@ -228,7 +246,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         Some(format!(
             "{}\n{}",
             generated_line("deploy"),
-            crate::bench_deploy::render(&report)
+            crate::bench_deploy::render(&root, &report)?
         ))
     } else {
         None
@@ -825,161 +843,109 @@ fn render(
         &["--version"],
     );
     let pct = |x: f64| if signs > 0.0 { 100.0 * x / signs } else { 0.0 };
-
-    let mut md = String::new();
-    let _ = writeln!(md, "{}", generated_line("idp"));
-    let _ = writeln!(
-        md,
-        "## Identity provider: `client_credentials` tokens per second on one core\n"
-    );
-    let _ = writeln!(
-        md,
-        "**Question:** how many OAuth 2.0 `client_credentials` tokens per second does one CPU core issue, \
-         compared with the RSA-2048 signing ceiling (every token is an RS256 JWT, so one RSA signature per token)?\n"
-    );
-    let _ = writeln!(
-        md,
-        "| | what (server pinned to core 0) | tokens or signs per second | vs (a) |\n|---|---|---:|---:|"
-    );
-    let _ = writeln!(
-        md,
-        "| (a) | `taskset -c 0 openssl speed -seconds 5 rsa2048` (sign/s; mean of {signs_before:.0} before and {signs_after:.0} after (b)) | {signs:.0} | 100 % |"
-    );
-    let _ = writeln!(
-        md,
-        "| (b) | `easyauth idp --worker-threads 1` | {:.0} | **{:.1} %** (target ≥ 90 %) |",
-        easyauth.tokens_per_s(),
-        pct(easyauth.tokens_per_s())
-    );
-    match peer {
-        Some(p) => {
-            let _ = writeln!(
-                md,
-                "| (c) | node `oidc-provider` (client_credentials, RS256 JWT access tokens) | {:.0} | {:.1} % |",
-                p.tokens_per_s(),
-                pct(p.tokens_per_s())
-            );
-        }
-        None => {
-            let _ = writeln!(
-                md,
-                "| (c) | node `oidc-provider` | skipped (`--skip-peer`) | |"
-            );
-        }
-    }
-    let verdict = if pct(easyauth.tokens_per_s()) >= 90.0 {
+    let rate = easyauth.tokens_per_s();
+    let peer_row = match peer {
+        Some(p) => format!(
+            "| (c) | node `oidc-provider` (client_credentials, RS256 JWT access tokens) | {:.0} | {:.1} % |",
+            p.tokens_per_s(),
+            pct(p.tokens_per_s())
+        ),
+        None => "| (c) | node `oidc-provider` | skipped (`--skip-peer`) | |".to_owned(),
+    };
+    let verdict = if pct(rate) >= IDP_TARGET_PCT {
         "meets"
     } else {
         "does NOT meet"
     };
-    let _ = writeln!(
-        md,
-        "\neasyauth reaches {:.1} % of the single-core RSA-2048 signing rate: it {verdict} the 90 % target.\n",
-        pct(easyauth.tokens_per_s())
-    );
-
-    let per_token_us = 1e6 / easyauth.tokens_per_s().max(1e-9);
+    let per_token_us = 1e6 / rate.max(1e-9);
     let per_sign_us = 1e6 / signs.max(1e-9);
     let per_plain_us = 1e6 / discovery.tokens_per_s().max(1e-9);
-    let _ = writeln!(
-        md,
-        "Where the time goes (one core): a token costs {per_token_us:.0} µs, one RSA-2048 signature \
-         (openssl) {per_sign_us:.0} µs, so {:.0} µs per token are spent outside the signature. For \
-         comparison the same server answers a request that needs no signature (the v2 discovery \
-         document, same TLS keep-alive load) in {per_plain_us:.0} µs ({:.0} answers/s). \
-         Reaching 90 % needs at most {:.0} µs per token outside the signature.\n",
-        per_token_us - per_sign_us,
-        discovery.tokens_per_s(),
-        per_sign_us / 0.9 - per_sign_us
-    );
-    let _ = writeln!(md, "{PROFILE_NOTE}");
-    let _ = writeln!(md, "### Load details\n");
-    let _ = writeln!(
-        md,
-        "| server | requests | non-200 | socket errors | duration | p50 latency | p99 latency |\n|---|---:|---:|---:|---:|---:|---:|"
-    );
-    let mut row = |name: &str, l: &Load| {
-        let _ = writeln!(
-            md,
+    let load_row = |name: &str, l: &Load| {
+        format!(
             "| {name} | {} | {} | {} | {:.1} s | {:.2} ms | {:.2} ms |",
             l.requests, l.non200, l.socket_errors, l.duration_s, l.p50_ms, l.p99_ms
-        );
+        )
     };
-    row("easyauth idp (token endpoint)", easyauth);
-    row("easyauth idp (GET discovery, no signing)", discovery);
+    let mut load_rows = vec![
+        load_row("easyauth idp (token endpoint)", easyauth),
+        load_row("easyauth idp (GET discovery, no signing)", discovery),
+    ];
+    let mut peer_versions = String::new();
     if let Some(p) = peer {
-        row("oidc-provider", p);
-    }
-
-    let _ = writeln!(md, "\n### Method\n");
-    let _ = writeln!(
-        md,
-        "- Load: `taskset -c 1 wrk -t1 -c{} -d{}s` with a Lua script that POSTs a form-encoded \
-         `client_credentials` request (client_secret_post) on keep-alive HTTPS connections and counts \
-         every non-200 answer; the run fails if there is any.",
-        opts.connections, opts.duration
-    );
-    let _ = writeln!(
-        md,
-        "- (b) `taskset -c 0 target/release/easyauth idp --worker-threads 1` with a generated directory: \
-         one daemon app with a secret and one `Application` app role assigned on a v2 API; \
-         `scope=api://<api>/.default`; TLS certificate from its own local CA; default log settings."
-    );
-    let _ = writeln!(
-        md,
-        "- (c) `taskset -c 0 node bench/node/server.mjs`: oidc-provider with one confidential client, \
-         `features.clientCredentials` + `features.resourceIndicators` (`accessTokenFormat: 'jwt'`, RS256, \
-         RSA-2048 key), HTTPS with an `openssl req -x509` certificate, in-memory adapter."
-    );
-    let _ = writeln!(
-        md,
-        "- After the token load, the same easyauth process is loaded for {} s with `GET \
-         /<tenant>/v2.0/.well-known/openid-configuration` (same wrk settings) for the no-signature comparison.",
-        opts.duration.min(5)
-    );
-    let _ = writeln!(
-        md,
-        "- Both servers run one at a time on core 0 while wrk runs on core 1; a curl request checks that \
-         each token endpoint answers 200 with an `access_token` before the load starts."
-    );
-
-    let _ = writeln!(md, "\n### Machine and versions\n");
-    let _ = writeln!(md, "- CPU: {cpu}; `nproc` = {nproc}; kernel {kernel}");
-    let _ = writeln!(
-        md,
-        "- easyauth: {easyauth_version} (git {git}), release profile"
-    );
-    let _ = writeln!(md, "- rustc: {}", first_line("rustc", &["--version"]));
-    let _ = writeln!(md, "- openssl: {}", first_line("openssl", &["version"]));
-    let _ = writeln!(md, "- wrk: {}", first_line("wrk", &["-v"]));
-    if peer.is_some() {
-        let _ = writeln!(md, "- node: {}", first_line("node", &["--version"]));
-        let _ = writeln!(
-            md,
-            "- oidc-provider: {}",
+        load_rows.push(load_row("oidc-provider", p));
+        peer_versions = format!(
+            "- node: {}\n- oidc-provider: {}",
+            first_line("node", &["--version"]),
             package_version(&root.join("bench/node/node_modules/oidc-provider/package.json"))
         );
     }
-    Ok(md)
+    let body = crate::template::report(
+        root,
+        "idp",
+        &[
+            ("SIGNS_BEFORE", format!("{signs_before:.0}")),
+            ("SIGNS_AFTER", format!("{signs_after:.0}")),
+            ("SIGNS", format!("{signs:.0}")),
+            ("EASYAUTH_RATE", format!("{rate:.0}")),
+            ("EASYAUTH_PCT", format!("{:.1}", pct(rate))),
+            ("TARGET_PCT", format!("{IDP_TARGET_PCT:.0}")),
+            ("PEER_ROW", peer_row),
+            ("VERDICT", verdict.to_owned()),
+            ("PER_TOKEN_US", format!("{per_token_us:.0}")),
+            ("PER_SIGN_US", format!("{per_sign_us:.0}")),
+            ("OUTSIDE_US", format!("{:.0}", per_token_us - per_sign_us)),
+            ("PER_PLAIN_US", format!("{per_plain_us:.0}")),
+            ("PLAIN_RATE", format!("{:.0}", discovery.tokens_per_s())),
+            (
+                "BUDGET_US",
+                format!(
+                    "{:.0}",
+                    per_sign_us / (IDP_TARGET_PCT / 100.0) - per_sign_us
+                ),
+            ),
+            ("LOAD_ROWS", load_rows.join("\n")),
+            ("CONNECTIONS", opts.connections.to_string()),
+            ("DURATION", opts.duration.to_string()),
+            ("DISCOVERY_DURATION", opts.duration.min(5).to_string()),
+            ("CPU", cpu),
+            ("NPROC", nproc),
+            ("KERNEL", kernel),
+            ("EASYAUTH_VERSION", easyauth_version),
+            ("GIT", git),
+            ("RUSTC", first_line("rustc", &["--version"])),
+            ("OPENSSL", first_line("openssl", &["version"])),
+            ("WRK", first_line("wrk", &["-v"])),
+            ("PEER_VERSIONS", peer_versions),
+        ],
+    )?;
+    Ok(format!("{}\n{body}", generated_line("idp")))
 }
 
-/// A profile taken by hand (not regenerated): where the time outside the signature goes.
-const PROFILE_NOTE: &str = "### Profile of the token endpoint (perf record, 2026-11-21; not regenerated)\n\n\
-`perf record --call-graph dwarf` on `easyauth idp --worker-threads 1` under the same wrk load: \
-87.8 % of the server's time is inside the RSA signature (`SigningKeys::sign` -> aws-lc \
-`rsa_default_private_transform`, including the blinding and the post-sign verification that \
-`openssl speed` also performs); easyauth's own request handling (form parsing, client \
-authentication, scope resolution, claims, JSON, base64, the log line) is about 1.2 %; the rest \
-is transport: hyper, rustls and above all the kernel (6.6 % in `writev`, which on loopback also \
-runs the receiving side's TCP stack on the server's core). The gap to 90 % is therefore the \
-cost of serving HTTPS at all (the discovery row below measures it), not work in the token \
-path. aws-lc's RSA-2048 sign alone, in a tight loop on core 0, ran at 4,355 signs/s against \
-openssl's 4,017 in the same minute; `openssl speed` itself varies by up to 10 % between runs on \
-this machine.\n";
+/// The issue's target: tokens/s as a share of `openssl speed rsa2048` signs/s on one core.
+const IDP_TARGET_PCT: f64 = 95.0;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_idp_template_and_its_values_agree() -> Result<()> {
+        let opts = parse(&[])?;
+        let load = Load {
+            requests: 1000,
+            duration_s: 1.0,
+            ..Load::default()
+        };
+        let runs = EasyauthLoad {
+            tokens: load.clone(),
+            discovery: load.clone(),
+        };
+        let root = repo_root();
+        let md = render(&root, &opts, (1100.0, 1000.0), &runs, None)?;
+        assert!(md.contains("**95.2 %** (target ≥ 95 %)"), "{md}");
+        assert!(render(&root, &opts, (1.0, 1.0), &runs, Some(&load))?.contains("oidc-provider"));
+        Ok(())
+    }
 
     #[test]
     fn parses_openssl_speed() {

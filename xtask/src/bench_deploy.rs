@@ -6,7 +6,6 @@
 //!
 //! There is no peer to run side by side: the thing imitated is App Service itself.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -124,76 +123,75 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-pub(crate) fn render(r: &Report) -> String {
+/// The deploy section of docs/benchmarks.md: bench/templates/deploy.md, filled.
+pub(crate) fn render(root: &Path, r: &Report) -> Result<String> {
     let startup = median(&r.az_startup);
     let deploy = median(&r.deploys);
-    let mut md = String::from(
-        "## Platform: the tutorial's Azure CLI commands and Kudu zip deploy\n\n\
-**Question:** how long does each of the tutorial's `az` commands take against `easyauth up`, \
-and how long from a zip arriving at Kudu to `RuntimeSuccessful` for the Express front end with \
-a warm package cache (target ≤ 3 s)?\n\n",
-    );
     let verdict = if deploy <= 3.0 {
         "meets"
     } else {
         "does NOT meet"
     };
-    let _ = writeln!(
-        md,
-        "Zip deploy to `RuntimeSuccessful`: median **{deploy:.2} s** over {} deploys \
-(min {:.2} s, max {:.2} s) of a {} KiB zip: it {verdict} the 3 s target.\n",
-        r.deploys.len(),
-        r.deploys.iter().copied().fold(f64::INFINITY, f64::min),
-        r.deploys.iter().copied().fold(0.0, f64::max),
-        r.zip_bytes / 1024
-    );
-    let _ = writeln!(
-        md,
-        "| command (as the tutorial types it) | end to end | minus az's start-up ({startup:.2} s) |\n|---|---:|---:|"
-    );
-    for (label, s) in &r.commands {
-        let _ = writeln!(
-            md,
-            "| `{label}` | {s:.2} s | {:.2} s |",
-            (s - startup).max(0.0)
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\naz's own start-up: `az account show --output none` (loads az and the signed-in profile, no network call), median of {} runs ({}).\n",
-        r.az_startup.len(),
-        r.az_startup
-            .iter()
-            .map(|s| format!("{s:.2} s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    md.push_str(
-        "### Method\n\n\
-- `target/release/easyauth up --bare` with a generated directory (the e2e suite's), on free loopback ports; \
-the Azure CLI from PyPI in the environment `easyauth env` prints (parsed once, so the times are az's \
-own, without a shell); each command run once, in the tutorial's order, from the app's folder for `webapp up`.\n\
-- `webapp up` includes the Oryx-like build (`npm install` with the machine's npm cache) and the start; \
-the first one also creates the group and the plan.\n\
-- Zip deploy: the front end's folder zipped (without `node_modules`), `POST /api/zipdeploy?isAsync=true` \
-with the publishing credentials, then `GET /api/deployments/latest` every 20 ms until `complete` \
-(status 4, which ARM's `deploymentStatus` reports as `RuntimeSuccessful`); the wall time from \
-before the upload to that answer. The npm cache is warm from the `webapp up` runs.\n\
-- No peer runs side by side: the real App Service (tens of seconds per deploy) cannot run here.\n\n",
-    );
-    let _ = writeln!(
-        md,
-        "### Versions\n\n- azure-cli {}\n- node {}\n- `nproc` = {}",
-        r.az,
-        r.node,
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
-    );
-    md
+    let rows: Vec<String> = r
+        .commands
+        .iter()
+        .map(|(label, s)| format!("| `{label}` | {s:.2} s | {:.2} s |", (s - startup).max(0.0)))
+        .collect();
+    let times: Vec<String> = r.az_startup.iter().map(|s| format!("{s:.2} s")).collect();
+    crate::template::report(
+        root,
+        "deploy",
+        &[
+            ("DEPLOY_S", format!("{deploy:.2}")),
+            ("DEPLOYS", r.deploys.len().to_string()),
+            (
+                "DEPLOY_MIN_S",
+                format!(
+                    "{:.2}",
+                    r.deploys.iter().copied().fold(f64::INFINITY, f64::min)
+                ),
+            ),
+            (
+                "DEPLOY_MAX_S",
+                format!("{:.2}", r.deploys.iter().copied().fold(0.0, f64::max)),
+            ),
+            ("ZIP_KIB", (r.zip_bytes / 1024).to_string()),
+            ("VERDICT", verdict.to_owned()),
+            ("STARTUP_S", format!("{startup:.2}")),
+            ("COMMAND_ROWS", rows.join("\n")),
+            ("STARTUP_RUNS", r.az_startup.len().to_string()),
+            ("STARTUP_TIMES", times.join(", ")),
+            ("AZ", r.az.clone()),
+            ("NODE", r.node.clone()),
+            (
+                "NPROC",
+                std::thread::available_parallelism()
+                    .map_or(0, std::num::NonZero::get)
+                    .to_string(),
+            ),
+        ],
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deploy_template_and_its_values_agree() -> Result<()> {
+        let r = Report {
+            az_startup: vec![0.5],
+            commands: vec![("az webapp up".into(), 10.0)],
+            zip_bytes: 4096,
+            deploys: vec![2.0, 2.5],
+            az: "2.0".into(),
+            node: "v20".into(),
+        };
+        let md = render(&crate::util::repo_root(), &r)?;
+        assert!(md.contains("| `az webapp up` | 10.00 s | 9.50 s |"), "{md}");
+        assert!(md.contains("median **2.25 s**"), "{md}");
+        Ok(())
+    }
 
     #[test]
     fn median_of_odd_and_even() {

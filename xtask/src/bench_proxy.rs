@@ -17,7 +17,6 @@
 //! The templates and helper scripts live in bench/proxy/. Every server started here is stopped
 //! (SIGTERM, then SIGKILL after 5 s) when the step ends, also when it fails.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::bench::{Load, Server, curl, first_line, free_port};
+use crate::bench_callgrind::{self, Count};
+use crate::template::fill;
 use crate::util::{self, Steps, ensure_debian_packages, output};
 
 const TENANT_ID: &str = "5e1a9c3b-7d2f-4b8e-a6c4-1f0e2d3c4b5a";
@@ -55,6 +56,8 @@ pub(crate) struct ProxyOptions {
     pub idle_connections: u32,
     /// Rounds of (a), (b), (c), (d) back to back; the table shows the median of each figure.
     pub rounds: u32,
+    /// Requests counted under callgrind for each of nginx, the cookie and the bearer shape.
+    pub callgrind_requests: u32,
 }
 
 impl Default for ProxyOptions {
@@ -64,6 +67,7 @@ impl Default for ProxyOptions {
             connections: PEAK_CONNECTIONS,
             idle_connections: 1000,
             rounds: 3,
+            callgrind_requests: 2000,
         }
     }
 }
@@ -163,6 +167,8 @@ pub(crate) struct Memory {
     pub busy_max_kib: u64,
     pub busy_requests_per_s: f64,
     pub busy_p99_ms: f64,
+    /// nginx (a) under the same `wrk -c<idle connections>` load, for its p99.
+    pub nginx_busy: Option<Load>,
     pub hwm_kib: u64,
 }
 
@@ -178,11 +184,27 @@ pub(crate) struct ProxyReport {
     pub bearer: Row,
     pub apache: Row,
     pub memory: Memory,
+    /// User-space instructions per request under callgrind: nginx, cookie, bearer.
+    pub instructions: Instructions,
     pub versions: Vec<(String, String)>,
 }
 
+/// The callgrind counts of one run (same number of requests each).
+#[derive(Debug, Clone)]
+pub(crate) struct Instructions {
+    pub nginx: Count,
+    pub cookie: Count,
+    pub bearer: Count,
+}
+
 pub(crate) fn ensure_tools() -> Result<()> {
-    let mut packages = vec!["nginx", "apache2", "libapache2-mod-auth-openidc", "wrk"];
+    let mut packages = vec![
+        "nginx",
+        "apache2",
+        "libapache2-mod-auth-openidc",
+        "wrk",
+        "valgrind",
+    ];
     for (tool, package) in [
         ("python3", "python3"),
         ("curl", "curl"),
@@ -438,18 +460,106 @@ pub(crate) fn run(
         &format!("proxy: easyauth resident memory under wrk -t1 -c{idle_n} -d5s (cookie)"),
         || busy_memory(&dir, easyauth_port, easyauth_pid, &creds, idle_n),
     )?;
+    let nginx_busy = steps.step(
+        &format!("proxy: (a) nginx under the same wrk -t1 -c{idle_n} -d5s, for its p99"),
+        || {
+            Wrk::new(&dir, &creds, idle_n, 5).run(
+                "a-nginx-busy",
+                &url(nginx_port),
+                Auth::None,
+                Some(nginx.child.id()),
+            )
+        },
+    )?;
     easyauth.ensure_running()?;
     let hwm_kib = status_kib(easyauth_pid, "VmHWM")?;
 
     let versions = versions(&bin);
-    for server in [
-        &mut apache,
-        &mut nginx,
-        &mut nostore,
-        &mut easyauth,
-        &mut upstream,
-        &mut idp,
-    ] {
+    // The wall-clock part is over; the callgrind runs reuse the ports, the sign-in (the proxy's
+    // data dir holds the session and the cookie keys) and the token.
+    for server in [&mut apache, &mut nginx, &mut nostore, &mut easyauth] {
+        server.stop();
+    }
+    let requests = opts.callgrind_requests;
+    let instructions = steps.step(
+        &format!(
+            "proxy: instructions per request under callgrind ({requests} requests each: nginx, cookie, bearer)"
+        ),
+        || {
+            let cg = dir.join("callgrind");
+            std::fs::create_dir_all(&cg).context("creating target/bench/proxy/callgrind")?;
+            let nginx_dir = cg.join("nginx");
+            std::fs::create_dir_all(&nginx_dir)?;
+            let conf = nginx_dir.join("nginx.conf");
+            std::fs::write(
+                &conf,
+                fill(
+                    &templates.join("nginx-proxy.conf"),
+                    &[
+                        ("DIR", nginx_dir.display().to_string()),
+                        ("PORT", nginx_port.to_string()),
+                        ("UPSTREAM_PORT", upstream_port.to_string()),
+                    ],
+                )?,
+            )
+            .context("writing the callgrind nginx.conf")?;
+            let nginx_cmd: Vec<String> = vec![
+                "nginx".into(),
+                "-g".into(),
+                "master_process off;".into(),
+                "-p".into(),
+                nginx_dir.display().to_string(),
+                "-e".into(),
+                nginx_dir.join("error.log").display().to_string(),
+                "-c".into(),
+                conf.display().to_string(),
+            ];
+            let env = vec![
+                ("SSL_CERT_FILE", ca.display().to_string()),
+                (
+                    "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET",
+                    WEBAPP_SECRET.to_owned(),
+                ),
+            ];
+            let easyauth_cmd = easyauth_command(&bin, &dir, "easyauth", easyauth_port, upstream_port);
+            let target = |name, command, env, headers| bench_callgrind::Target {
+                name,
+                command,
+                env,
+                port: if name == "nginx" { nginx_port } else { easyauth_port },
+                headers,
+                dir: &cg,
+            };
+            Ok(Instructions {
+                nginx: bench_callgrind::count(
+                    &templates,
+                    &target("nginx", nginx_cmd, Vec::new(), Vec::new()),
+                    requests,
+                )?,
+                cookie: bench_callgrind::count(
+                    &templates,
+                    &target(
+                        "easyauth-cookie",
+                        easyauth_cmd.clone(),
+                        env.clone(),
+                        vec![format!("Cookie: {}", creds.cookie)],
+                    ),
+                    requests,
+                )?,
+                bearer: bench_callgrind::count(
+                    &templates,
+                    &target(
+                        "easyauth-bearer",
+                        easyauth_cmd,
+                        env,
+                        vec![format!("Authorization: Bearer {}", creds.bearer)],
+                    ),
+                    requests,
+                )?,
+            })
+        },
+    )?;
+    for server in [&mut upstream, &mut idp] {
         server.stop();
     }
     let mut rows = rows.into_iter();
@@ -473,8 +583,10 @@ pub(crate) fn run(
             busy_max_kib,
             busy_requests_per_s: busy.rate(),
             busy_p99_ms: busy.p99_ms,
+            nginx_busy: Some(nginx_busy.load),
             hwm_kib,
         },
+        instructions,
         versions,
     })
 }
@@ -548,27 +660,6 @@ fn start_idp(bin: &Path, dir: &Path, port: u16, proxy_ports: &[u16]) -> Result<(
     Ok((server, ca))
 }
 
-fn fill(template: &Path, pairs: &[(&str, String)]) -> Result<String> {
-    let mut text = std::fs::read_to_string(template)
-        .with_context(|| format!("reading {}", template.display()))?;
-    for (key, value) in pairs {
-        text = text.replace(&format!("@{key}@"), value);
-    }
-    if let Some(i) = text.find('@').filter(|&i| {
-        text[i + 1..]
-            .split('@')
-            .next()
-            .is_some_and(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-    }) {
-        bail!(
-            "{}: placeholder left unfilled near `{}`",
-            template.display(),
-            &text[i..(i + 30).min(text.len())]
-        );
-    }
-    Ok(text)
-}
-
 fn start_nginx(
     template: &Path,
     dir: &Path,
@@ -630,6 +721,7 @@ fn auth_settings(idp_port: u16, token_store: bool) -> String {
     )
 }
 
+/// `easyauth proxy` for the proxy under test, as `easyauth_command` runs it.
 fn start_easyauth(
     bin: &Path,
     dir: &Path,
@@ -644,19 +736,12 @@ fn start_easyauth(
     let settings = pdir.join("authsettings.json");
     std::fs::write(&settings, auth_settings(idp_port, token_store))
         .context("writing authsettings.json")?;
+    let argv = easyauth_command(bin, dir, subdir, port, upstream_port);
     let mut server = Server::spawn(
         name,
         Command::new("taskset")
             .args(["-c", "0"])
-            .arg(bin)
-            .args(["proxy", "--worker-threads", "1", "--upstream"])
-            .arg(format!("http://127.0.0.1:{upstream_port}"))
-            .arg("--auth-settings")
-            .arg(&settings)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(pdir.join("data"))
-            .args(["--public-url", &format!("http://127.0.0.1:{port}")])
+            .args(&argv)
             .env("SSL_CERT_FILE", ca)
             .env("MICROSOFT_PROVIDER_AUTHENTICATION_SECRET", WEBAPP_SECRET)
             .env_remove("EASYAUTH_LOG"),
@@ -664,6 +749,33 @@ fn start_easyauth(
     )?;
     server.wait_ready(&format!("http://127.0.0.1:{port}/.auth/version"), ca)?;
     Ok(server)
+}
+
+/// The command line of `easyauth proxy` with the settings and data dir under `dir/subdir`.
+fn easyauth_command(
+    bin: &Path,
+    dir: &Path,
+    subdir: &str,
+    port: u16,
+    upstream_port: u16,
+) -> Vec<String> {
+    let pdir = dir.join(subdir);
+    vec![
+        bin.display().to_string(),
+        "proxy".into(),
+        "--worker-threads".into(),
+        "1".into(),
+        "--upstream".into(),
+        format!("http://127.0.0.1:{upstream_port}"),
+        "--auth-settings".into(),
+        pdir.join("authsettings.json").display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--data-dir".into(),
+        pdir.join("data").display().to_string(),
+        "--public-url".into(),
+        format!("http://127.0.0.1:{port}"),
+    ]
 }
 
 fn credentials(
@@ -1189,36 +1301,17 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "**met**" } else { "**missed**" }
 }
 
-/// The proxy section of docs/benchmarks.md (a `##` heading and its subsections).
-pub(crate) fn render(r: &ProxyReport) -> String {
-    let mut md = String::new();
-    let c = r.opts.connections;
-    let d = r.opts.duration;
+/// The proxy section of docs/benchmarks.md: bench/templates/proxy.md, filled.
+pub(crate) fn render(root: &Path, r: &ProxyReport) -> Result<String> {
     let n = r.opts.rounds;
     let a = summarize(&r.nginx.peak);
     let b = summarize(&r.cookie.peak);
     let cc = summarize(&r.bearer.peak);
     let dd = summarize(&r.apache.peak);
-    let _ = writeln!(
-        md,
-        "## Authentication module: `easyauth proxy` against nginx and Apache + mod_auth_openidc\n"
-    );
-    let _ = writeln!(
-        md,
-        "**Question (issue 3):** what does App Service's authentication, done by `easyauth proxy` on one \
-         core, cost next to a plain reverse proxy and next to the usual Apache module? All four proxies \
-         forward to the same upstream (nginx `return 200`), one at a time on core 0; wrk and the \
-         upstream share core 1. Figures are medians of {n} rounds of {d} s (a, b, c, d back to back \
-         in each round).\n"
-    );
-    let _ = writeln!(
-        md,
-        "| | proxy (core 0) | credential | requests/s at peak (`wrk -t1 -c{c}`), median | p50 | p99 | best round: requests/s, p99 | core 0 busy outside the proxy |\n|---|---|---|---:|---:|---:|---:|---:|"
-    );
-    let row = |md: &mut String, tag: &str, what: &str, cred: &str, runs: &[Run]| {
+
+    let peak_row = |tag: &str, what: &str, cred: &str, runs: &[Run]| {
         let (l, top) = (summarize(runs), best(runs));
-        let _ = writeln!(
-            md,
+        format!(
             "| {tag} | {what} | {cred} | **{:.0}** | {} | {} | {:.0}, {} | {:.0} % |",
             l.rate,
             ms(l.p50_ms),
@@ -1226,72 +1319,53 @@ pub(crate) fn render(r: &ProxyReport) -> String {
             top.rate,
             ms(top.p99_ms),
             l.other_pct
-        );
+        )
     };
-    row(
-        &mut md,
-        "(a)",
-        "nginx, 1 worker, upstream keepalive 32",
-        "none",
-        &r.nginx.peak,
-    );
-    row(
-        &mut md,
-        "(b)",
-        "`easyauth proxy --worker-threads 1`",
-        "`AppServiceAuthSession` cookie (token store on)",
-        &r.cookie.peak,
-    );
-    row(
-        &mut md,
-        "(b′)",
-        "`easyauth proxy --worker-threads 1`, second instance with `tokenStore.enabled: false`",
-        "`AppServiceAuthSession` cookie (session in the cookie)",
-        &r.cookie_no_store.peak,
-    );
-    row(
-        &mut md,
-        "(c)",
-        "`easyauth proxy --worker-threads 1`",
-        "`Authorization: Bearer` (RS256 access token)",
-        &r.bearer.peak,
-    );
-    row(
-        &mut md,
-        "(d)",
-        "Apache + mod_auth_openidc `AuthType oauth20`, 1 process × 256 threads",
-        "`Authorization: Bearer` (same token)",
-        &r.apache.peak,
-    );
-    row(
-        &mut md,
-        "ref.",
-        "no proxy: wrk straight to the upstream (one run)",
-        "none",
-        std::slice::from_ref(&r.upstream_direct),
-    );
+    let peak_rows = [
+        peak_row(
+            "(a)",
+            "nginx, 1 worker, upstream keepalive 32",
+            "none",
+            &r.nginx.peak,
+        ),
+        peak_row(
+            "(b)",
+            "`easyauth proxy --worker-threads 1`",
+            "`AppServiceAuthSession` cookie (token store on)",
+            &r.cookie.peak,
+        ),
+        peak_row(
+            "(b′)",
+            "`easyauth proxy --worker-threads 1`, second instance with `tokenStore.enabled: false`",
+            "`AppServiceAuthSession` cookie (session in the cookie)",
+            &r.cookie_no_store.peak,
+        ),
+        peak_row(
+            "(c)",
+            "`easyauth proxy --worker-threads 1`",
+            "`Authorization: Bearer` (RS256 access token)",
+            &r.bearer.peak,
+        ),
+        peak_row(
+            "(d)",
+            "Apache + mod_auth_openidc `AuthType oauth20`, 1 process × 256 threads",
+            "`Authorization: Bearer` (same token)",
+            &r.apache.peak,
+        ),
+        peak_row(
+            "ref.",
+            "no proxy: wrk straight to the upstream (one run)",
+            "none",
+            std::slice::from_ref(&r.upstream_direct),
+        ),
+    ];
 
-    // Targets.
-    let _ = writeln!(
-        md,
-        "\n### Targets (from the issue; reported, never asserted)\n"
-    );
-    let _ = writeln!(
-        md,
-        "Judged twice: on the medians of the {n} rounds, and on each proxy's best round (highest \
-         req/s, lowest p99); interference from other work on the machine only ever makes a run \
-         slower, so the best round is the closer estimate of what the proxy can do, the median the \
-         more conservative one.\n"
-    );
-    let _ = writeln!(
-        md,
-        "| target | median of {n} rounds | | best round | |\n|---|---|---|---|---|"
-    );
+    // Targets, judged on the medians and on the best rounds.
     let pick = |f: fn(&[Run]) -> Summary, row: &Row, paced: bool| {
         f(if paced { &row.paced } else { &row.peak })
     };
-    let mut cells: Vec<[String; 2]> = vec![Default::default(); 3];
-    let mut oks: Vec<[bool; 2]> = vec![[false; 2]; 3];
+    let mut cells: Vec<[String; 2]> = vec![Default::default(); 4];
+    let mut oks: Vec<[bool; 2]> = vec![[false; 2]; 4];
     for (k, f) in [summarize as fn(&[Run]) -> Summary, best]
         .into_iter()
         .enumerate()
@@ -1311,152 +1385,168 @@ pub(crate) fn render(r: &ProxyReport) -> String {
             b2.rate / a.rate.max(1e-9)
         );
         oks[0][k] = ratio >= 1.0;
-        let ratio = c.rate / d.rate.max(1e-9);
+        let ratio = c.rate / a.rate.max(1e-9);
         cells[1][k] = format!(
+            "(c)/(a) = **{ratio:.2}** ({:.0} vs {:.0} req/s)",
+            c.rate, a.rate
+        );
+        oks[1][k] = ratio >= 1.0;
+        let ratio = c.rate / d.rate.max(1e-9);
+        cells[2][k] = format!(
             "(c)/(d) = **{ratio:.2}** ({:.0} vs {:.0} req/s)",
             c.rate, d.rate
         );
-        oks[1][k] = ratio >= 3.0;
+        oks[2][k] = ratio >= 3.0;
         let (pa, pb, pc) = (
             pick(f, &r.nginx, true),
             pick(f, &r.cookie, true),
             pick(f, &r.bearer, true),
         );
         let (added_b, added_c) = (pb.p99_ms - pa.p99_ms, pc.p99_ms - pa.p99_ms);
-        cells[2][k] = format!(
+        cells[3][k] = format!(
             "cookie {} − {} = **{added_b:+.2} ms**; bearer {} − {} = **{added_c:+.2} ms**",
             ms(pb.p99_ms),
             ms(pa.p99_ms),
             ms(pc.p99_ms),
             ms(pa.p99_ms)
         );
-        oks[2][k] = added_b < 1.0 && added_c < 1.0;
+        oks[3][k] = added_b < 1.0 && added_c < 1.0;
     }
     let half = b.rate.min(cc.rate) / 2.0;
-    for (i, target) in [
-        "(b) ≥ (a): cookie session throughput at least nginx's without auth (judged on (b))".to_owned(),
+    let mut target_rows: Vec<String> = [
+        "(b) ≥ (a): cookie session throughput at least nginx's without auth".to_owned(),
+        "(c) ≥ (a): bearer throughput at least nginx's without auth".to_owned(),
         "(c) ≥ 3 × (d): bearer throughput three times Apache + mod_auth_openidc".to_owned(),
         format!("< 1 ms of added p99 at half of peak load (paced, ≈ {half:.0} req/s offered to each; p99 − nginx's p99)"),
     ]
     .iter()
     .enumerate()
-    {
-        let _ = writeln!(
-            md,
+    .map(|(i, target)| {
+        format!(
             "| {target} | {} | {} | {} | {} |",
             cells[i][0],
             verdict(oks[i][0]),
             cells[i][1],
             verdict(oks[i][1])
-        );
-    }
+        )
+    })
+    .collect();
     let m = &r.memory;
     let mib = |k: u64| k as f64 / 1024.0;
     let mb = |k: u64| k as f64 * 1024.0 / 1e6;
-    let _ = writeln!(
-        md,
-        "| ≤ 30 MB resident with 1,000 open connections | {:.1} MB ({:.1} MiB) VmRSS with {} idle keep-alive connections, of which {:.1} MiB anonymous and {:.1} MiB file-backed (the mapped binary); {:.1} MB at most under `wrk -c{}` | {} | (one measurement) | |",
+    target_rows.push(format!(
+        "| ≤ 30 MB resident with {} idle keep-alive connections | {:.1} MB ({:.1} MiB) VmRSS, of which {:.1} MiB anonymous and {:.1} MiB file-backed (the mapped binary) | {} | (one measurement) | |",
+        r.opts.idle_connections,
         mb(m.idle_kib),
         mib(m.idle_kib),
-        r.opts.idle_connections,
         mib(m.idle_anon_kib),
         mib(m.idle_file_kib),
-        mb(m.busy_max_kib),
-        r.opts.idle_connections,
-        verdict(mb(m.idle_kib) <= 30.0 && mb(m.busy_max_kib) <= 30.0)
-    );
-    let _ = writeln!(
-        md,
-        "\nFor comparison, the p99 added at peak (`-c{c}`, not a target): cookie {:+.2} ms, bearer {:+.2} ms, \
-         Apache {:+.2} ms over nginx's {}.",
-        b.p99_ms - a.p99_ms,
-        cc.p99_ms - a.p99_ms,
-        dd.p99_ms - a.p99_ms,
-        ms(a.p99_ms)
-    );
+        verdict(mb(m.idle_kib) <= 30.0)
+    ));
+
+    let i = &r.instructions;
+    let instruction_rows: Vec<String> = [
+        ("(a)", "nginx, `master_process off`", &i.nginx),
+        (
+            "(b)",
+            "`easyauth proxy --worker-threads 1`, cookie",
+            &i.cookie,
+        ),
+        (
+            "(c)",
+            "`easyauth proxy --worker-threads 1`, bearer",
+            &i.bearer,
+        ),
+    ]
+    .iter()
+    .map(|(tag, what, count)| {
+        format!(
+            "| {tag} | {what} | {:.0} | {:.2} × |",
+            count.per_request(),
+            count.per_request() / i.nginx.per_request().max(1.0)
+        )
+    })
+    .collect();
+    let profiles: Vec<String> = [&i.nginx, &i.cookie, &i.bearer]
+        .iter()
+        .filter_map(|c| c.profile.file_name())
+        .map(|f| format!("`{}`", f.to_string_lossy()))
+        .collect();
 
     let pa = summarize(&r.nginx.paced);
-    let pb = summarize(&r.cookie.paced);
-    let pb2 = summarize(&r.cookie_no_store.paced);
-    let pc = summarize(&r.bearer.paced);
-    let pd = summarize(&r.apache.paced);
-    // Paced details.
-    let _ = writeln!(md, "\n### Paced load (about half of easyauth's peak)\n");
-    let _ = writeln!(
-        md,
-        "Every proxy got the same schedule: {} connections, each pausing {PACED_DELAY_MS} ms after every answer \
-         (medians of {n} rounds).\n",
-        r.paced_connections
-    );
-    let _ = writeln!(
-        md,
-        "| | proxy | achieved requests/s | p50 | p99 | p99 − (a)'s p99 | core 0 busy outside the proxy |\n|---|---|---:|---:|---:|---:|---:|"
-    );
-    for (tag, what, p) in [
-        ("(a)", "nginx", &pa),
-        ("(b)", "easyauth, cookie", &pb),
-        ("(b′)", "easyauth, cookie, token store off", &pb2),
-        ("(c)", "easyauth, bearer", &pc),
-        ("(d)", "Apache + mod_auth_openidc", &pd),
-    ] {
-        let _ = writeln!(
-            md,
+    let paced_rows: Vec<String> = [
+        ("(a)", "nginx", pa),
+        ("(b)", "easyauth, cookie", summarize(&r.cookie.paced)),
+        (
+            "(b′)",
+            "easyauth, cookie, token store off",
+            summarize(&r.cookie_no_store.paced),
+        ),
+        ("(c)", "easyauth, bearer", summarize(&r.bearer.paced)),
+        (
+            "(d)",
+            "Apache + mod_auth_openidc",
+            summarize(&r.apache.paced),
+        ),
+    ]
+    .iter()
+    .map(|(tag, what, p)| {
+        format!(
             "| {tag} | {what} | {:.0} | {} | {} | {:+.2} ms | {:.0} % |",
             p.rate,
             ms(p.p50_ms),
             ms(p.p99_ms),
             p.p99_ms - pa.p99_ms,
             p.other_pct
-        );
-    }
+        )
+    })
+    .collect();
 
-    let _ = writeln!(
-        md,
-        "\n### Memory of `easyauth proxy` (VmRSS, /proc/PID/status)\n"
-    );
-    let _ = writeln!(md, "| when | resident |\n|---|---:|");
-    let _ = writeln!(
-        md,
-        "| after start-up and the sign-in | {:.1} MiB |",
-        mib(m.start_kib)
-    );
-    let _ = writeln!(
-        md,
-        "| after the peak loads | {:.1} MiB |",
-        mib(m.after_load_kib)
-    );
-    let _ = writeln!(
-        md,
-        "| {} idle keep-alive connections open ({} sockets in the process, with the upstream pool), each after one cookie request | {:.1} MiB ({:.1} anonymous + {:.1} file-backed) |",
-        r.opts.idle_connections,
-        m.idle_open,
-        mib(m.idle_kib),
-        mib(m.idle_anon_kib),
-        mib(m.idle_file_kib)
-    );
-    let _ = writeln!(
-        md,
-        "| under `wrk -t1 -c{} -d5s` with the cookie ({:.0} req/s, p99 {}), highest sample | {:.1} MiB |",
-        r.opts.idle_connections,
-        m.busy_requests_per_s,
-        ms(m.busy_p99_ms),
-        mib(m.busy_max_kib)
-    );
-    let _ = writeln!(
-        md,
-        "| peak over the whole run (VmHWM) | {:.1} MiB |",
-        mib(m.hwm_kib)
-    );
+    let memory_rows = [
+        format!(
+            "| after start-up and the sign-in | {:.1} MiB |",
+            mib(m.start_kib)
+        ),
+        format!(
+            "| after the peak loads | {:.1} MiB |",
+            mib(m.after_load_kib)
+        ),
+        format!(
+            "| {} idle keep-alive connections open ({} sockets in the process, with the upstream pool), each after one cookie request | {:.1} MiB ({:.1} anonymous + {:.1} file-backed) |",
+            r.opts.idle_connections,
+            m.idle_open,
+            mib(m.idle_kib),
+            mib(m.idle_anon_kib),
+            mib(m.idle_file_kib)
+        ),
+        format!(
+            "| under `wrk -t1 -c{} -d5s` with the cookie ({:.0} req/s, p99 {}), highest sample | {:.1} MiB |",
+            r.opts.idle_connections,
+            m.busy_requests_per_s,
+            ms(m.busy_p99_ms),
+            mib(m.busy_max_kib)
+        ),
+        format!(
+            "| peak over the whole run (VmHWM) | {:.1} MiB |",
+            mib(m.hwm_kib)
+        ),
+    ];
+    let busy_p99 = match &m.nginx_busy {
+        Some(nb) => format!(
+            "{} busy connections (`wrk -t1 -c{} -d5s`): easyauth with the cookie p99 **{}** ({:.0} req/s); nginx (a) in the same run p99 **{}** ({:.0} req/s).",
+            r.opts.idle_connections,
+            r.opts.idle_connections,
+            ms(m.busy_p99_ms),
+            m.busy_requests_per_s,
+            ms(nb.p99_ms),
+            nb.rate()
+        ),
+        None => String::new(),
+    };
 
-    let _ = writeln!(md, "\n### Every run\n");
-    let _ = writeln!(
-        md,
-        "| run | requests | non-2xx | socket errors | duration | requests/s | p50 | p99 | core 0 busy outside the proxy |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    );
-    let mut detail = |name: &str, run: &Run| {
+    let run_row = |name: &str, run: &Run| {
         let l = &run.load;
-        let _ = writeln!(
-            md,
+        format!(
             "| {name} | {} | {} | {} | {:.1} s | {:.0} | {} | {} | {:.0} % |",
             l.requests,
             l.non200,
@@ -1466,10 +1556,10 @@ pub(crate) fn render(r: &ProxyReport) -> String {
             ms(l.p50_ms),
             ms(l.p99_ms),
             run.other_core0_pct
-        );
+        )
     };
-    detail("upstream alone", &r.upstream_direct);
-    for (kind, pick) in [("peak", 0), ("paced", 1)] {
+    let mut run_rows = vec![run_row("upstream alone", &r.upstream_direct)];
+    for (kind, paced) in [("peak", false), ("paced", true)] {
         for round in 0..n as usize {
             for (name, row) in [
                 ("(a) nginx", &r.nginx),
@@ -1478,208 +1568,110 @@ pub(crate) fn render(r: &ProxyReport) -> String {
                 ("(c) easyauth bearer", &r.bearer),
                 ("(d) apache", &r.apache),
             ] {
-                let runs = if pick == 0 { &row.peak } else { &row.paced };
+                let runs = if paced { &row.paced } else { &row.peak };
                 if let Some(run) = runs.get(round) {
-                    detail(&format!("{name}, {kind} {}", round + 1), run);
+                    run_rows.push(run_row(&format!("{name}, {kind} {}", round + 1), run));
                 }
             }
         }
     }
+    let versions: Vec<String> = r
+        .versions
+        .iter()
+        .map(|(k, v)| format!("- {k}: {v}"))
+        .collect();
 
-    let _ = writeln!(md, "\n### Method\n");
-    let _ = writeln!(
-        md,
-        "- One run of the proxy part of `cargo xtask bench` (alone: `--only proxy`; xtask/src/bench_proxy.rs; \
-         configs and scripts in bench/proxy/). Servers on free loopback ports, files under target/bench/proxy, every server \
-         stopped at the end."
-    );
-    let _ = writeln!(
-        md,
-        "- Peak: `taskset -c 1 wrk -t1 -c{c} -d{d}s --timeout 10s -s <script>` on keep-alive HTTP/1.1 \
-         connections; the Lua script sets the credential header and counts every non-2xx answer (the \
-         run fails on any, and on socket errors). Each proxy got a 2 s warm-up first (connections, \
-         JWKS fetches, caches). {n} rounds of a, b, c, d back to back; the tables show the median of \
-         each figure over the rounds, \"Every run\" shows them all."
-    );
-    let _ = writeln!(
-        md,
-        "- Before each round the bench waits (at most {} s) for a second in which less than {QUIET_BUSY_PCT:.0} % \
-         of the machine is busy, since other people build and test on it.",
-        QUIET_WAIT.as_secs()
-    );
-    let _ = writeln!(
-        md,
-        "- \"Core 0 busy outside the proxy\": from /proc/stat (core 0 busy time) minus the CPU time of \
-         the proxy's process tree (/proc/PID/stat) over the run. It is other people's work on this \
-         shared machine plus interrupt and loopback work the kernel does not charge to the proxy; \
-         for the proxy it is time taken away from it."
-    );
-    let _ = writeln!(
-        md,
-        "- Half load: Debian's wrk 4.1 has no wrk2 `-R`. Instead each connection pauses {PACED_DELAY_MS} ms \
-         (wrk's `delay()` hook) after every answer; the number of connections was calibrated on (a) \
-         to give half of min((b), (c))'s peak, and the same schedule was offered to every proxy. This \
-         is still a closed loop (a slow answer delays the next request, so it understates queueing \
-         compared with a true constant-rate load), and the latency wrk records excludes the pause. \
-         \"Added p99\" is easyauth's p99 minus nginx's p99 under the same schedule."
-    );
-    let _ = writeln!(
-        md,
-        "- Upstream: `nginx` 1 worker, `return 200` (24-byte body), keep-alive, no access log, \
-         `taskset -c 1`, i.e. on wrk's core; it is the same process for all four proxies. The \
-         \"upstream alone\" row is wrk straight to it (on one core with wrk)."
-    );
-    let _ = writeln!(
-        md,
-        "- (a) bench/proxy/nginx-proxy.conf: `worker_processes 1`, `upstream {{ keepalive 32; }}`, \
-         `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, no access log."
-    );
-    let _ = writeln!(
-        md,
-        "- (b)/(c) one process: `taskset -c 0 easyauth --worker-threads 1 proxy --upstream http://127.0.0.1:<up> \
-         --auth-settings <file> --public-url http://127.0.0.1:<port>` with `SSL_CERT_FILE=<idp data>/ca.pem` \
-         and `MICROSOFT_PROVIDER_AUTHENTICATION_SECRET`; authsettingsV2 (ARM shape): Entra provider with \
-         `openIdIssuer` = the local IdP's v2 issuer, `allowedAudiences: [api://<client id>]`, \
-         `defaultAuthorizationPolicy.allowedApplications: [<daemon app>]`, token store on, \
-         `unauthenticatedClientAction: Return401`, default log level (no line per allowed request)."
-    );
-    let _ = writeln!(
-        md,
-        "- (b) credential: bench/proxy/credentials.py signs in once before the load like a browser \
-         (`/.auth/login/aad` → the IdP's login page `login`/`passwd` → consent accepted → the \
-         answer (form_post page or redirect) delivered to `/.auth/login/aad/callback`) and hands \
-         the `AppServiceAuthSession` cookie to wrk. Every request is decrypted (AES-256-GCM), its \
-         session looked up (token store in SQLite behind the module's short-lived in-process \
-         session cache) and forwarded with `X-MS-CLIENT-PRINCIPAL*` and `X-MS-TOKEN-AAD-*` headers. \
-         One browser session for all connections, as one signed-in user reloading a page."
-    );
-    let _ = writeln!(
-        md,
-        "- (b′) the same, against a second `easyauth proxy` (same settings but \
-         `login.tokenStore.enabled: false`, its own data dir) pinned to core 0 too, idle while the \
-         others run: the whole session travels in the (larger) cookie."
-    );
-    let _ = writeln!(
-        md,
-        "- (c)/(d) credential: one `client_credentials` v2 access token (RS256, `aud` = the web app's \
-         client id, `azp` = the daemon app listed in allowedApplications) from `easyauth idp \
-         --access-token-lifetime 3600`. Every request carries the same token, so easyauth answers \
-         from its validated-token cache after the first one (signature, issuer, audience and \
-         lifetime are checked once per token, the authorization rules on every request); \
-         mod_auth_openidc verifies the RS256 signature on every request."
-    );
-    let _ = writeln!(
-        md,
-        "- (d) bench/proxy/apache-oidc.conf: `taskset -c 0 apache2 -f <conf> -DFOREGROUND`, mpm_event \
-         with `ServerLimit 1`, `StartServers 1`, `ThreadsPerChild 256` (one process, a thread for \
-         every connection of both loads), `KeepAlive On`, `MaxKeepAliveRequests 0`, no access log; \
-         `AuthType oauth20`, `OIDCOAuthVerifyJwksUri https://<idp>/<tenant>/discovery/v2.0/keys` \
-         with `OIDCCABundlePath` = the IdP's CA (server-level directives), `Require claim \
-         aud:<client id>`; `ProxyPass / http://127.0.0.1:<up>/` (mod_proxy_http's connection \
-         pool). Checked before the load: 200 with the token, 401 without and with a bad one."
-    );
-    let _ = writeln!(
-        md,
-        "- Memory: bench/proxy/idle_conns.py opens {} connections to easyauth, sends one \
-         cookie-authenticated request on each, reads the answers and keeps them all open and idle; \
-         VmRSS is sampled 5 times over 1 s after a 1 s pause. Then `wrk -c{}` for 5 s with VmRSS \
-         sampled every 100 ms.",
-        r.opts.idle_connections, r.opts.idle_connections
-    );
-    let _ = writeln!(
-        md,
-        "- The easyauth IdP runs on core 1 (idle during the loads: tokens are fetched before, \
-         mod_auth_openidc caches the JWKS). Other people build Rust on this machine at the same \
-         time; expect several percent of noise between runs."
-    );
-    let _ = writeln!(md, "\n{PROXY_NOTES}");
-    let _ = writeln!(md, "\n### Versions\n");
-    for (k, v) in &r.versions {
-        let _ = writeln!(md, "- {k}: {v}");
-    }
-    md
+    crate::template::report(
+        root,
+        "proxy",
+        &[
+            ("ROUNDS", n.to_string()),
+            ("DURATION", r.opts.duration.to_string()),
+            ("CONNECTIONS", r.opts.connections.to_string()),
+            ("PEAK_ROWS", peak_rows.join("\n")),
+            ("TARGET_ROWS", target_rows.join("\n")),
+            (
+                "PEAK_ADDED_COOKIE",
+                format!("{:+.2} ms", b.p99_ms - a.p99_ms),
+            ),
+            (
+                "PEAK_ADDED_BEARER",
+                format!("{:+.2} ms", cc.p99_ms - a.p99_ms),
+            ),
+            (
+                "PEAK_ADDED_APACHE",
+                format!("{:+.2} ms", dd.p99_ms - a.p99_ms),
+            ),
+            ("PEAK_NGINX_P99", ms(a.p99_ms)),
+            ("INSTRUCTION_ROWS", instruction_rows.join("\n")),
+            ("WARM_UP", bench_callgrind::WARM_UP_REQUESTS.to_string()),
+            ("COUNTED", i.nginx.requests.to_string()),
+            ("PROFILES", profiles.join(", ")),
+            ("PACED_CONNECTIONS", r.paced_connections.to_string()),
+            ("PACED_DELAY_MS", PACED_DELAY_MS.to_string()),
+            ("PACED_ROWS", paced_rows.join("\n")),
+            ("MEMORY_ROWS", memory_rows.join("\n")),
+            ("BUSY_P99", busy_p99),
+            ("RUN_ROWS", run_rows.join("\n")),
+            ("QUIET_WAIT_S", QUIET_WAIT.as_secs().to_string()),
+            ("QUIET_BUSY_PCT", format!("{QUIET_BUSY_PCT:.0}")),
+            ("IDLE_CONNECTIONS", r.opts.idle_connections.to_string()),
+            ("VERSIONS", versions.join("\n")),
+        ],
+    )
 }
-
-/// Observations made by hand on 2026-11-21 (perf, /proc), not regenerated by the command.
-const PROXY_NOTES: &str = "### Findings from profiling (by hand, 2026-11-21; not regenerated)\n\n\
-- **A store read on every request was the expensive part of a cookie request (now fixed).** \
-`perf record -g -p <pid>` for 8 s under `wrk -c50` with the cookie, at commit 7ee7781: 23.6 % of \
-the proxy's samples on the `sqlx-sqlite-worker` thread, 26 % in the kernel's \
-`finish_task_switch` and 18 % in futex wait/wake. Each request handed a query to sqlx's SQLite \
-thread and waited for the answer, two context switches per request on one core. It served 6.0k \
-req/s against 15.7k for the bearer path in the same minute. With the token store off (b′), \
-commits 5ba7061 to 9471091 had the same cost in a different place: `Module::cookie_record` asked \
-the store on every request whether the self-contained session was revoked. Same profile (23.9 % \
-on the SQLite thread, 29 % `finish_task_switch`, 20 % futex); 7.8k req/s against 22k for (b). \
-The module now caches both lookups for 5 s: the session since 9471091, the revocation check \
-since 39fff08. (b), (b′) and (c) now run at the same speed.\n\
-- **A deep copy of the session on every request (fixed in f7b86f3).** perf under `wrk -c50` \
-with the cookie, at 5580b2a: malloc/free 15 % and base64 + serde_json escaping 2.4 % of the \
-proxy's samples. The session cache handed out a copy of the record (claims, three tokens) per \
-request, and the principal and token headers were rebuilt from it each time. The cache now \
-shares the record, and the injected headers are built once per session (and per validated \
-bearer token) and cloned by reference count. Same minute, same setup, one core: cookie 23.9k \
--> 31.7 to 34.9k req/s; the module with authentication off (`platform.enabled: false`, all \
-five layers, no identity) does 40.2k, which bounds what the layers alone cost.\n\
-- **Where a cookie request's time went before that (no single hot spot).** perf, 8 s under \
-`wrk -c50` with the cookie, at 9471091: kernel 50 % (loopback TCP for both hops; the `writev` of each answer \
-also wakes the receiver), libc 21 % (malloc/free about 16 %, memmove 3 %), easyauth's own \
-binary 28 %. Building `X-MS-CLIENT-PRINCIPAL` and `X-MS-TOKEN-*` (serde_json escaping, base64) is \
-about 3 % of that. easyauth makes fewer system calls per request than nginx: 4.1 against 6.0 \
-(`perf stat -e raw_syscalls:sys_enter`, 131,558 and 247,130 requests). The gap to nginx, about \
-16 µs per request at peak, is user-space work spread over hyper's server and client, the five \
-middleware layers (axum's `from_fn` boxes a future per layer and request) and the allocator. \
-Fewer allocations per request, or a faster allocator, are the levers; the authentication \
-itself is cheap.\n\
-- **Memory per keep-alive connection is about 20 KiB once it has carried a request.** 1,000 \
-connections that sent nothing add 2.5 KiB each. 1,000 connections that each made one request to \
-`/.auth/version` (no store, no upstream) add 19.5 KiB each: hyper's HTTP/1 read buffer (8 KiB) \
-and write buffer (8 KiB), kept for the whole life of the connection, plus the connection task. \
-On top of about 13.5 MiB at start (about 12 MiB of it is the mapped binary, file-backed), that \
-puts 1,000 idle connections at 33 to 40 MiB. Meeting 30 MB would need a smaller base, or idle \
-connections that give their buffers back. `MALLOC_ARENA_MAX=1` made no difference (37.8 MiB \
-against 37.5). Under `wrk -c1000` the upstream pool (`pool_max_idle_per_host` 256) also opens \
-about 100 upstream connections, and the allocator keeps what it has freed, so RSS peaks at \
-64 to 92 MiB in the runs so far.\n\
-- **Apache without the auth module.** The same Apache process with `Require all granted` \
-instead of `AuthType oauth20` proxied about 9.5k req/s on core 0; with mod_auth_openidc it \
-does 3 to 4k. The JWKS is fetched once (the IdP's log shows one keys request), so the cost is \
-per-request JWT parsing and verification and its cache locking. test-tools.md's 12.7k req/s \
-for mod_auth_openidc came from a setup that was not held to one core.\n\
-- **(c) against (d) is not like for like on CPU work.** easyauth verifies each distinct bearer \
-token once and then serves it from its validated-token cache; on every request it only checks \
-the cache entry's lifetime and the authorization rules. mod_auth_openidc verifies the RS256 \
-signature on every request. With a different token on every request, easyauth would pay one \
-RSA-2048 verification per request (about 16 µs, `openssl speed`); that case was not measured \
-here.\n\
-- **Allocator trade-off (tried, not adopted).** With mimalloc as the global allocator, one \
-round in the same minute: cookie 26.9k -> 32.1k req/s (+19 %), bearer 26.0k -> 31.4k, (b)/(a) \
-0.55 -> 0.63; but 1,000 idle connections went from 39.4 MiB to 60.5 MiB (54.7 MiB with \
-`MIMALLOC_PURGE_DELAY=0`, which also gave back most of the speed). glibc malloc stays: the \
-memory target is missed by less, and a sidecar's memory is paid by every app.\n";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn the_proxy_template_and_its_values_agree() -> Result<()> {
+        let run = Run {
+            load: Load {
+                requests: 1000,
+                duration_s: 1.0,
+                ..Load::default()
+            },
+            other_core0_pct: 0.0,
+        };
+        let row = Row {
+            peak: vec![run.clone()],
+            paced: vec![run.clone()],
+        };
+        let count = |instructions| Count {
+            requests: 100,
+            instructions,
+            profile: PathBuf::from("callgrind.x.out"),
+        };
+        let r = ProxyReport {
+            opts: ProxyOptions::default(),
+            upstream_direct: run,
+            paced_connections: 10,
+            nginx: row.clone(),
+            cookie: row.clone(),
+            cookie_no_store: row.clone(),
+            bearer: row.clone(),
+            apache: row,
+            memory: Memory::default(),
+            instructions: Instructions {
+                nginx: count(1_000_000),
+                cookie: count(2_500_000),
+                bearer: count(3_000_000),
+            },
+            versions: vec![("nginx".into(), "1.22".into())],
+        };
+        let md = render(&crate::util::repo_root(), &r)?;
+        assert!(md.contains("| 25000 | 2.50 × |"), "{md}");
+        assert!(md.contains("- nginx: 1.22"), "{md}");
+        Ok(())
+    }
+
+    #[test]
     fn median_of_odd_and_even_counts() {
         assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
         assert!((median(vec![4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-9);
         assert!(median(Vec::new()).abs() < 1e-9);
-    }
-
-    #[test]
-    fn placeholders_must_all_be_filled() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("xtask-fill-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let t = dir.join("t.conf");
-        std::fs::write(&t, "listen @PORT@; root @DIR@; mail a@b.c\n")?;
-        assert!(fill(&t, &[("PORT", "1".into())]).is_err());
-        let ok = fill(&t, &[("PORT", "1".into()), ("DIR", "/x".into())])?;
-        assert_eq!(ok, "listen 1; root /x; mail a@b.c\n");
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(())
     }
 
     #[test]

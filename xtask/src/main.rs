@@ -6,9 +6,11 @@
 //! non-zero exit status.
 
 mod bench;
+mod bench_callgrind;
 mod bench_deploy;
 mod bench_proxy;
 mod fuzz;
+mod template;
 mod test;
 mod util;
 
@@ -20,11 +22,14 @@ usage: cargo xtask <command> [options]
 commands:
   test [--skip-lint] [--only-e2e] [--no-e2e] [-- <pytest args>]
         tools + Python venv + npm packages, cargo fmt/clippy, cargo nextest, e2e suite (pytest)
-  bench [--only idp|proxy] [--duration SECS] [--connections N] [--skip-peer]
-        [--proxy-connections N] [--idle-connections N] [--rounds N]
+  bench [--only idp|proxy|deploy] [--duration SECS] [--connections N] [--skip-peer]
+        [--proxy-connections N] [--idle-connections N] [--rounds N] [--callgrind-requests N]
+        [--quick]
         idp:   client_credentials tokens/s on one core: openssl speed, easyauth idp, node oidc-provider
         proxy: easyauth proxy (session cookie, bearer token) vs nginx (no auth) vs Apache +
-               mod_auth_openidc: req/s, p99 at peak and at half load, memory with 1,000 connections
+               mod_auth_openidc: req/s, p99 at peak and at half load, memory with 1,000 connections,
+               instructions per request under callgrind (nginx, cookie, bearer)
+        --quick: 2 s runs, one round, 200 counted requests (checks that every step runs)
         writes docs/benchmarks.md (both parts by default; a part not re-run keeps its section)
   fuzz [--seconds N] [--target NAME] [--sanitizer none|address]
         coverage-guided fuzzing (cargo-fuzz, installed into target/tools) of every parser of
