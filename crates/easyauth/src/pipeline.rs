@@ -1,22 +1,27 @@
-//! The per-request pipeline as small tower layers, each with one concern:
+//! The per-request pipeline as small stages, each with one concern:
 //!
 //! `strip` (spoofable headers out, request context in) → `routes` (`/.auth/*`) → `identify`
 //! (cookie | X-ZUMO-AUTH | bearer) → `authorize` (403 rules, CSRF, the unauthenticated action)
 //! → `inject` (principal and token headers) → the app.
 //!
-//! [`EasyAuthLayer`] stacks them so a Rust app can embed the module in-process; the reverse proxy
-//! is the same stack in front of [`crate::Upstream`] ([`crate::ProxyStack`]).
+//! [`EasyAuthLayer`] runs them in order inside one tower service, so a Rust app can embed the
+//! module in-process; the reverse proxy is the same service in front of [`crate::Upstream`]
+//! ([`crate::ProxyStack`]). One service rather than a layer per stage: each
+//! `axum::middleware::from_fn` layer boxes a future and a service and clones the rest of the
+//! stack on every request, which was most of the module's own cost per proxied request.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, ServiceBuilder};
+use tower::{Layer, Service};
 
 use crate::context::{RequestContext, is_browser, peer, site_of};
 use crate::headers::{apply_connection, strip_front_end, strip_other_upgrades, strip_reserved};
@@ -59,15 +64,88 @@ where
     type Service = BoxedService;
 
     fn layer(&self, inner: S) -> BoxedService {
-        let m = self.module.clone();
-        let stack = ServiceBuilder::new()
-            .layer(from_fn_with_state(m.clone(), strip))
-            .layer(from_fn_with_state(m.clone(), routes))
-            .layer(from_fn_with_state(m.clone(), identify))
-            .layer(from_fn_with_state(m.clone(), authorize))
-            .layer(from_fn_with_state(m, inject))
-            .service(inner);
-        BoxCloneSyncService::new(stack)
+        BoxCloneSyncService::new(EasyAuthService {
+            module: self.module.clone(),
+            inner,
+        })
+    }
+}
+
+/// The stages in front of `inner`.
+#[derive(Debug, Clone)]
+struct EasyAuthService<S> {
+    module: Arc<Module>,
+    inner: S,
+}
+
+impl<S> Service<Request> for EasyAuthService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The clone takes the place of the service that was polled ready, which goes with
+        // this request (tower's usual hand-over).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let module = self.module.clone();
+        Box::pin(async move { Ok(run(&module, request, inner).await) })
+    }
+}
+
+/// One request through every stage.
+async fn run<S>(m: &Arc<Module>, mut request: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let own_scheme = match strip(m, &mut request) {
+        Ok(scheme) => scheme,
+        Err(response) => return response,
+    };
+    let mut response = if is_route(m, &request) {
+        crate::routes::handle(m, request).await
+    } else {
+        guard(m, request, inner).await
+    };
+    // App Service sends HSTS on every https response (middleware 1.4.13).
+    if own_scheme == "https"
+        && !response
+            .headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
+/// Stages 3 to 5 and the app.
+async fn guard<S>(m: &Module, request: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let request = match identify(m, request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let mut request = match authorize(m, request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    inject(m, &mut request);
+    match inner.call(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
@@ -80,7 +158,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Stage 1: remove every client-supplied identity/token header; work out scheme and host.
-async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+/// `Ok` carries the module's own scheme for the response (HSTS); `Err` is the answer.
+fn strip(m: &Module, request: &mut Request) -> Result<&'static str, Response> {
     let zumo = request
         .headers()
         .get("x-zumo-auth")
@@ -140,13 +219,13 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
     };
     let Some(site) = site else {
         tracing::warn!(target: "easyauth::module", status = 400, path = %request.uri().path(), "request refused: no well-formed Host (host[:port])");
-        return bad_request(
-            &m,
+        return Err(bad_request(
+            m,
             &Refusal::new(
                 ReasonCode::NoSite,
                 "the request has no well-formed Host header (host[:port])",
             ),
-        );
+        ));
     };
     // requireHttps: App Service sends http requests to https. Here that applies when the site
     // itself is https; a plain-http site (local development) is left alone.
@@ -160,10 +239,10 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         if let Ok(v) = HeaderValue::from_str(&target) {
             r.headers_mut().insert(header::LOCATION, v);
         }
-        return r;
+        return Err(r);
     }
     let forwarded = Forwarded {
-        for_chain: forwarded_for(headers, peer(&request), trust_chain),
+        for_chain: forwarded_for(headers, peer(request), trust_chain),
         proto: site.scheme,
         host: site.host.clone(),
     };
@@ -177,34 +256,18 @@ async fn strip(State(m): State<Arc<Module>>, mut request: Request, next: Next) -
         excluded,
         preflight,
     });
-    let mut response = next.run(request).await;
-    // App Service sends HSTS on every https response (middleware 1.4.13).
-    if own_scheme == "https"
-        && !response
-            .headers()
-            .contains_key(header::STRICT_TRANSPORT_SECURITY)
-    {
-        response.headers_mut().insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    response
+    Ok(own_scheme)
 }
 
 /// Stage 2: the module's own routes under the API prefix (and a custom logout path).
-async fn routes(State(m): State<Arc<Module>>, request: Request, next: Next) -> Response {
+fn is_route(m: &Module, request: &Request) -> bool {
     let path = request.uri().path();
     let prefix = m.settings.api_prefix.as_str();
-    let ours = path == prefix
+    path == prefix
         || path
             .strip_prefix(prefix)
             .is_some_and(|rest| rest.starts_with('/'))
-        || m.settings.logout_path.as_deref() == Some(path);
-    if ours {
-        return crate::routes::handle(&m, request).await;
-    }
-    next.run(request).await
+        || m.settings.logout_path.as_deref() == Some(path)
 }
 
 /// `(excluded, preflight)` as the strip stage worked them out.
@@ -215,21 +278,21 @@ fn flags(request: &Request) -> (bool, bool) {
         .map_or((false, false), |c| (c.excluded, c.preflight))
 }
 
-/// Stage 3: who is calling.
-async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+/// Stage 3: who is calling. `Err` is the answer (401, or 400 without the first stage).
+async fn identify(m: &Module, mut request: Request) -> Result<Request, Response> {
     let (excluded, preflight) = flags(&request);
     if preflight {
         request.extensions_mut().insert(Identity::Anonymous);
-        return next.run(request).await;
+        return Ok(request);
     }
     let Some(site) = site_of(request.extensions()) else {
-        return bad_request(
-            &m,
+        return Err(bad_request(
+            m,
             &Refusal::new(
                 ReasonCode::NoSite,
                 "the request did not pass the module's first stage",
             ),
-        );
+        ));
     };
     let zumo = request
         .extensions()
@@ -239,37 +302,38 @@ async fn identify(State(m): State<Arc<Module>>, mut request: Request, next: Next
     match identified {
         Ok(identity) => {
             request.extensions_mut().insert(identity);
-            next.run(request).await
+            Ok(request)
         }
         Err(e) if excluded => {
             tracing::info!(target: "easyauth::module", reason = %e, path = %request.uri().path(), "credential ignored on an excluded path");
             request.extensions_mut().insert(Identity::Anonymous);
-            next.run(request).await
+            Ok(request)
         }
         Err(e) => {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");
             let response =
-                unauthorized(&m, site_of(request.extensions()), &Refusal::from(&e)).await;
-            finish_body(&request, response)
+                unauthorized(m, site_of(request.extensions()), &Refusal::from(&e)).await;
+            Err(finish_body(&request, response))
         }
     }
 }
 
-/// Stage 4: built-in authorization, the CSRF rule, and the unauthenticated action.
-async fn authorize(State(m): State<Arc<Module>>, request: Request, next: Next) -> Response {
-    let identity = request
-        .extensions()
-        .get::<Identity>()
-        .cloned()
-        .unwrap_or(Identity::Anonymous);
+/// Stage 4: built-in authorization, the CSRF rule, and the unauthenticated action. `Err` is
+/// the answer that stops the request.
+async fn authorize(m: &Module, request: Request) -> Result<Request, Response> {
     let (excluded, preflight) = flags(&request);
     if preflight {
-        return next.run(request).await;
+        return Ok(request);
     }
+    // The body is not `Sync`: only the head is borrowed across the await.
     let (parts, body) = request.into_parts();
-    match refusal(&m, &identity, excluded, &parts).await {
-        Some(response) => finish_body(&Request::from_parts(parts, body), response),
-        None => next.run(Request::from_parts(parts, body)).await,
+    let identity = parts
+        .extensions
+        .get::<Identity>()
+        .unwrap_or(&Identity::Anonymous);
+    match refusal(m, identity, excluded, &parts).await {
+        Some(response) => Err(finish_body(&Request::from_parts(parts, body), response)),
+        None => Ok(Request::from_parts(parts, body)),
     }
 }
 
@@ -357,7 +421,7 @@ fn finish_body(request: &Request, mut response: Response) -> Response {
 }
 
 /// Stage 5: the headers App Service gives the app.
-async fn inject(State(m): State<Arc<Module>>, mut request: Request, next: Next) -> Response {
+fn inject(m: &Module, request: &mut Request) {
     let injected = request
         .extensions()
         .get::<Identity>()
@@ -368,7 +432,6 @@ async fn inject(State(m): State<Arc<Module>>, mut request: Request, next: Next) 
             headers.insert(name.clone(), value.clone());
         }
     }
-    next.run(request).await
 }
 
 /// App Service's CSRF rule: a cookie-authenticated, state-changing request from a browser needs

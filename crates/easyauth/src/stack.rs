@@ -51,14 +51,15 @@ impl ProxyStack {
     pub fn new(module: Arc<Module>, upstream: Upstream) -> ProxyStack {
         // Shared, not cloned per request: cloning the pooled client is several reference counts.
         let upstream = Arc::new(upstream);
-        let app = tower::service_fn(move |request: Request| {
+        let app = tower::service_fn(move |mut request: Request| {
             let upstream = upstream.clone();
             async move {
                 // The strip stage always records the context; the fallback only guards embedding.
+                // Nothing after this point reads the context, so it is taken rather than copied.
                 let forwarded = request
-                    .extensions()
-                    .get::<RequestContext>()
-                    .map(|c| c.forwarded.clone())
+                    .extensions_mut()
+                    .remove::<RequestContext>()
+                    .map(|c| c.forwarded)
                     .unwrap_or_else(|| Forwarded {
                         for_chain: peer(&request).to_string(),
                         proto: "http",
