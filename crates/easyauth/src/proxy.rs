@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -51,6 +52,9 @@ pub struct Forwarded {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     scheme_authority: String,
+    /// The same, parsed once: most apps live at `/`, where the request's own path and query
+    /// are reused as they are.
+    authority: Authority,
     base_path: String,
     client: Client<HttpConnector, Body>,
     timeout: Duration,
@@ -75,10 +79,34 @@ impl Upstream {
         };
         Ok(Upstream {
             scheme_authority: format!("http://{authority}"),
+            authority: authority
+                .parse()
+                .map_err(|_| UpstreamError::BadUrl(url.to_string()))?,
             base_path: url.path().trim_end_matches('/').to_owned(),
             client,
             timeout,
         })
+    }
+
+    /// The app's URI for a request's target.
+    fn target(&self, request: &Uri) -> Option<Uri> {
+        match request.path_and_query() {
+            Some(pq) if self.base_path.is_empty() => {
+                let mut parts = axum::http::uri::Parts::default();
+                parts.scheme = Some(Scheme::HTTP);
+                parts.authority = Some(self.authority.clone());
+                parts.path_and_query = Some(pq.clone());
+                Uri::from_parts(parts).ok()
+            }
+            pq => format!(
+                "{}{}{}",
+                self.scheme_authority,
+                self.base_path,
+                pq.map_or("/", |p| p.as_str())
+            )
+            .parse()
+            .ok(),
+        }
     }
 
     /// Sends `request` (already authenticated, with the module's headers) to the app.
@@ -87,12 +115,7 @@ impl Upstream {
         mut request: Request<Body>,
         forwarded: &Forwarded,
     ) -> Response<Body> {
-        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = format!(
-            "{}{}{}",
-            self.scheme_authority, self.base_path, path_and_query
-        );
-        let Ok(uri) = uri.parse::<Uri>() else {
+        let Some(uri) = self.target(request.uri()) else {
             return plain(StatusCode::BAD_REQUEST, "bad request target");
         };
         // Only WebSocket is tunnelled; the strip stage removed every other `Upgrade`, and this
@@ -178,7 +201,16 @@ fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
         }
     };
     set(headers, "x-forwarded-for", &f.for_chain);
-    set(headers, "x-forwarded-proto", f.proto);
+    match f.proto {
+        // The usual two without copying the value.
+        "http" | "https" => {
+            headers.insert(
+                HeaderName::from_static("x-forwarded-proto"),
+                HeaderValue::from_static(f.proto),
+            );
+        }
+        other => set(headers, "x-forwarded-proto", other),
+    }
     set(headers, "x-forwarded-host", &f.host);
 }
 
