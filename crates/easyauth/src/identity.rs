@@ -162,14 +162,14 @@ impl Module {
     ) -> Result<(String, Arc<ValidatedToken>), CredentialError> {
         let mut last = None;
         for provider in &self.providers {
-            let policy = match provider.bearer_policy().await {
+            let policy = match provider.prepared_bearer_policy().await {
                 Ok(p) => p,
                 Err(e) => {
                     last = Some(CredentialError::NoProvider(e));
                     continue;
                 }
             };
-            match self.validator.validate(token, &policy).await {
+            match self.validator.validate_prepared(token, &policy).await {
                 Ok(t) => return Ok((provider.alias().to_owned(), t)),
                 Err(e) => last = Some(CredentialError::Bearer(e)),
             }

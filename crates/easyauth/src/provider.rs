@@ -8,7 +8,8 @@ use tokio::sync::OnceCell;
 
 use crate::authz::AadAuthorization;
 use crate::oidc::{
-    ClientCredentials, OidcHttp, ProviderMetadata, TokenClient, ValidationPolicy, aad_issuers,
+    ClientCredentials, OidcHttp, PreparedPolicy, ProviderMetadata, TokenClient, ValidationPolicy,
+    aad_issuers,
 };
 
 /// Which kind of provider: Entra's rules or a custom provider's.
@@ -56,6 +57,9 @@ pub struct IdentityProvider {
     pub settings: ProviderSettings,
     http: OidcHttp,
     metadata: OnceCell<Arc<ProviderMetadata>>,
+    /// [`Provider::bearer_policy`], built once with its fingerprint (it depends only on the
+    /// settings and the discovery document, both fixed once fetched).
+    bearer: OnceCell<Arc<PreparedPolicy>>,
 }
 
 impl IdentityProvider {
@@ -65,6 +69,7 @@ impl IdentityProvider {
             settings,
             http,
             metadata: OnceCell::new(),
+            bearer: OnceCell::new(),
         }
     }
 
@@ -125,6 +130,16 @@ impl IdentityProvider {
             audiences,
             md.jwks_uri.clone(),
         ))
+    }
+
+    /// [`Provider::bearer_policy`] for every request: built on first use, then shared.
+    pub async fn prepared_bearer_policy(&self) -> Result<Arc<PreparedPolicy>, String> {
+        self.bearer
+            .get_or_try_init(|| async {
+                Ok(Arc::new(PreparedPolicy::new(self.bearer_policy().await?)))
+            })
+            .await
+            .cloned()
     }
 
     /// Policy for ID tokens from sign-in: the audience is this app's client id.

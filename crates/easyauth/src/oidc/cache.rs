@@ -27,9 +27,14 @@ pub(crate) struct CacheKey {
 
 impl CacheKey {
     pub(crate) fn new(token: &str, policy: &ValidationPolicy) -> CacheKey {
+        Self::with_fingerprint(token, policy.fingerprint())
+    }
+
+    /// The key for a policy whose fingerprint is already known.
+    pub(crate) fn with_fingerprint(token: &str, policy: Digest) -> CacheKey {
         CacheKey {
             token: sha256(&[token.as_bytes()]),
-            policy: policy.fingerprint(),
+            policy,
         }
     }
 }

@@ -22,6 +22,6 @@ pub use jwks::{JwksCache, JwksSettings, KeyKind};
 pub use metadata::{MetadataError, ProviderMetadata, discover_from_issuer, discovery_url};
 pub use token_client::{ClientCredentials, TokenClient, TokenError, TokenResponse};
 pub use validate::{
-    CompactJws, JwsHeader, Rejection, TokenValidator, ValidatedToken, ValidationPolicy,
-    ValidatorSettings, check_claims, decode_unverified,
+    CompactJws, JwsHeader, PreparedPolicy, Rejection, TokenValidator, ValidatedToken,
+    ValidationPolicy, ValidatorSettings, check_claims, decode_unverified,
 };

@@ -64,6 +64,33 @@ impl ValidationPolicy {
     }
 }
 
+/// A policy with its fingerprint worked out once: a provider's bearer policy is the same for
+/// every request, so its fingerprint (a SHA-256 over every field) need not be recomputed per
+/// token. The policy cannot change behind the fingerprint: it is only readable.
+#[derive(Debug, Clone)]
+pub struct PreparedPolicy {
+    policy: ValidationPolicy,
+    fingerprint: [u8; 32],
+}
+
+impl PreparedPolicy {
+    pub fn new(policy: ValidationPolicy) -> PreparedPolicy {
+        let fingerprint = policy.fingerprint();
+        PreparedPolicy {
+            policy,
+            fingerprint,
+        }
+    }
+
+    pub fn policy(&self) -> &ValidationPolicy {
+        &self.policy
+    }
+
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+}
+
 /// A token that passed validation: its claims plus convenience accessors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedToken {

@@ -22,7 +22,7 @@ use super::http::OidcHttp;
 use super::issuers::TENANT_PLACEHOLDER;
 use super::jwks::{JwksCache, JwksSettings, KeyKind, KeyLookupError};
 use super::token::skew_secs;
-pub use super::token::{ValidatedToken, ValidationPolicy};
+pub use super::token::{PreparedPolicy, ValidatedToken, ValidationPolicy};
 
 /// Longest token accepted; Entra tokens with group claims stay far below this.
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
@@ -247,6 +247,12 @@ pub fn decode_unverified(token: &str) -> Result<(JwsHeader, Map<String, Value>),
     Ok((header, claims))
 }
 
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl TokenValidator {
     pub fn new(http: OidcHttp) -> TokenValidator {
         Self::with_settings(http, ValidatorSettings::default())
@@ -275,10 +281,7 @@ impl TokenValidator {
         token: &str,
         policy: &ValidationPolicy,
     ) -> Result<Arc<ValidatedToken>, Rejection> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        self.validate_at(token, policy, now).await
+        self.validate_at(token, policy, unix_now()).await
     }
 
     /// Validates as if the Unix time were `now` (tests, replaying logged decisions).
@@ -289,7 +292,29 @@ impl TokenValidator {
         now: i64,
     ) -> Result<Arc<ValidatedToken>, Rejection> {
         check_len(token)?;
-        let key = CacheKey::new(token, policy);
+        self.validate_keyed(token, policy, CacheKey::new(token, policy), now)
+            .await
+    }
+
+    /// Validates `token` under a prepared policy at the current time (the per-request path).
+    pub async fn validate_prepared(
+        &self,
+        token: &str,
+        prepared: &PreparedPolicy,
+    ) -> Result<Arc<ValidatedToken>, Rejection> {
+        check_len(token)?;
+        let key = CacheKey::with_fingerprint(token, prepared.fingerprint());
+        self.validate_keyed(token, prepared.policy(), key, unix_now())
+            .await
+    }
+
+    async fn validate_keyed(
+        &self,
+        token: &str,
+        policy: &ValidationPolicy,
+        key: CacheKey,
+        now: i64,
+    ) -> Result<Arc<ValidatedToken>, Rejection> {
         if let Some(hit) = self.cache.get(&key, now, policy.clock_skew) {
             return Ok(hit);
         }
