@@ -477,6 +477,12 @@ impl Server {
         }
     }
 
+    /// SIGKILL, for a server whose state on disk no longer matters.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub(crate) fn stop(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;

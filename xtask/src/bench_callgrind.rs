@@ -1,12 +1,14 @@
 //! The figure of the proxy benchmark that does not drift with the machine's load: user-space
 //! instructions per request, counted by `valgrind --tool=callgrind`.
 //!
-//! The server runs under callgrind with collection off; a client (bench/proxy/fixed_requests.py)
-//! sends warm-up requests on one keep-alive connection, collection is switched on
-//! (`callgrind_control -i on`, through valgrind's gdbserver), a fixed number of requests follow on
-//! the same connection, collection is switched off again and the server is stopped. The
-//! profile's total instruction count (`Ir`) over the request count is the figure; the profile is
-//! kept for `callgrind_annotate`. Start-up, warm-up and shutdown are not counted.
+//! The server runs under callgrind with instrumentation off; a client
+//! (bench/proxy/fixed_requests.py) sends warm-up requests on one keep-alive connection,
+//! instrumentation is switched on (`callgrind_control -i on`, through valgrind's gdbserver), a
+//! fixed number of requests follow on the same connection, the counts are dumped
+//! (`callgrind_control -d`, into `<profile>.1`) and the server is killed. The dump's total
+//! instruction count (`Ir`) over the request count is the figure; the dump is kept for
+//! `callgrind_annotate`. Start-up, warm-up and shutdown are not counted. (Killed, not stopped:
+//! nginx in single-process mode under valgrind does not always act on SIGTERM.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,7 +59,7 @@ fn valgrind_args(profile: &Path) -> Vec<String> {
     vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
-        "--collect-atstart=no".into(),
+        "--instr-atstart=no".into(),
         "--vgdb=yes".into(),
         format!("--callgrind-out-file={}", profile.display()),
     ]
@@ -67,6 +69,7 @@ fn valgrind_args(profile: &Path) -> Vec<String> {
 pub(crate) fn count(templates: &Path, target: &Target<'_>, requests: u32) -> Result<Count> {
     let profile = target.dir.join(format!("callgrind.{}.out", target.name));
     let _ = std::fs::remove_file(&profile);
+    let _ = std::fs::remove_file(dump_of(&profile));
     let mut argv = valgrind_args(&profile);
     argv.extend(target.command.iter().cloned());
     let mut cmd = Command::new(&argv[0]);
@@ -109,10 +112,11 @@ pub(crate) fn count(templates: &Path, target: &Target<'_>, requests: u32) -> Res
         std::thread::sleep(Duration::from_millis(500));
     }
     client(WARM_UP_REQUESTS)?;
-    callgrind_control(pid, "on")?;
+    callgrind_control(pid, &["-i", "on"])?;
     client(requests).with_context(|| format!("{}: the counted requests", target.name))?;
-    callgrind_control(pid, "off")?;
-    server.stop();
+    callgrind_control(pid, &["-d"])?;
+    server.kill();
+    let profile = dump_of(&profile);
     let instructions = total_instructions(&profile)?;
     println!(
         "    {}: {instructions} instructions for {requests} requests = {:.0} per request (profile {})",
@@ -128,14 +132,21 @@ pub(crate) fn count(templates: &Path, target: &Target<'_>, requests: u32) -> Res
     })
 }
 
-fn callgrind_control(pid: u32, instrumentation: &str) -> Result<()> {
+fn callgrind_control(pid: u32, args: &[&str]) -> Result<()> {
     output(
         Command::new("callgrind_control")
-            .args(["-i", instrumentation])
+            .args(args)
             .arg(pid.to_string()),
     )
-    .with_context(|| format!("callgrind_control -i {instrumentation} {pid}"))
+    .with_context(|| format!("callgrind_control {} {pid}", args.join(" ")))
     .map(|_| ())
+}
+
+/// The file of the first `callgrind_control -d` dump of a profile.
+fn dump_of(profile: &Path) -> PathBuf {
+    let mut name = profile.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
 }
 
 /// The `totals:` (or, failing that, `summary:`) line of a callgrind profile: its `Ir`.
