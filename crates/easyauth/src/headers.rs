@@ -48,8 +48,9 @@ pub(crate) fn strip_front_end(headers: &mut HeaderMap, keep_forwarded: bool) {
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| {
-            let c = canonical(k.as_str());
-            FRONT_END.contains(&c.as_str()) || (!keep_forwarded && c == "forwarded")
+            let name = k.as_str();
+            FRONT_END.iter().any(|f| canonical_eq(name, f))
+                || (!keep_forwarded && canonical_eq(name, "forwarded"))
         })
         .cloned()
         .collect();
@@ -121,23 +122,33 @@ pub(crate) fn strip_other_upgrades(headers: &mut HeaderMap) -> bool {
     true
 }
 
-/// Canonical form: lower-case, `_` → `-`.
-fn canonical(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                b.to_ascii_lowercase() as char
-            }
-        })
-        .collect()
+/// One byte of the canonical form: lower-case, `_` → `-`.
+fn canonical_byte(b: u8) -> u8 {
+    if b == b'_' { b'-' } else { b.to_ascii_lowercase() }
+}
+
+/// Whether `name`'s canonical form starts with `prefix` (itself canonical). Compared byte by
+/// byte rather than by building the canonical form: this runs for every header of every
+/// request.
+fn canonical_starts_with(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(n, p)| canonical_byte(n) == p)
+}
+
+/// Whether `name`'s canonical form is `exact` (itself canonical).
+fn canonical_eq(name: &str, exact: &str) -> bool {
+    name.len() == exact.len() && canonical_starts_with(name, exact)
 }
 
 /// Whether a client-supplied header with this name must be removed before proxying.
 pub(crate) fn is_reserved(name: &str) -> bool {
-    let c = canonical(name);
-    RESERVED_PREFIXES.iter().any(|p| c.starts_with(p)) || RESERVED_EXACT.contains(&c.as_str())
+    RESERVED_PREFIXES
+        .iter()
+        .any(|p| canonical_starts_with(name, p))
+        || RESERVED_EXACT.iter().any(|e| canonical_eq(name, e))
 }
 
 /// Removes every reserved header, in any spelling, from a request's headers. Returns how many
