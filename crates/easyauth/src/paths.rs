@@ -107,6 +107,10 @@ impl Exclusion {
 
 /// Whether the request path (raw, as received, without the query) is excluded.
 pub fn is_excluded(exclusions: &[Exclusion], raw_path: &str) -> bool {
+    // Most sites exclude nothing: no need to normalise the path of every request then.
+    if exclusions.is_empty() {
+        return false;
+    }
     match normalize(raw_path) {
         Some(path) => exclusions.iter().any(|e| e.matches(&path)),
         None => false,
