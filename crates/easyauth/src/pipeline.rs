@@ -65,6 +65,7 @@ where
 
     fn layer(&self, inner: S) -> BoxedService {
         BoxCloneSyncService::new(EasyAuthService {
+            configured_site: self.module.settings.configured_site().map(Arc::new),
             module: self.module.clone(),
             inner,
         })
@@ -75,6 +76,8 @@ where
 #[derive(Debug, Clone)]
 struct EasyAuthService<S> {
     module: Arc<Module>,
+    /// The settings' public URL as a site, worked out once rather than per request.
+    configured_site: Option<Arc<Site>>,
     inner: S,
 }
 
@@ -97,16 +100,22 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let module = self.module.clone();
-        Box::pin(async move { Ok(run(&module, request, inner).await) })
+        let configured = self.configured_site.clone();
+        Box::pin(async move { Ok(run(&module, configured.as_deref(), request, inner).await) })
     }
 }
 
 /// One request through every stage.
-async fn run<S>(m: &Arc<Module>, mut request: Request, inner: S) -> Response
+async fn run<S>(
+    m: &Arc<Module>,
+    configured: Option<&Site>,
+    mut request: Request,
+    inner: S,
+) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let own_scheme = match strip(m, &mut request) {
+    let own_scheme = match strip(m, configured, &mut request) {
         Ok(scheme) => scheme,
         Err(response) => return response,
     };
@@ -158,8 +167,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Stage 1: remove every client-supplied identity/token header; work out scheme and host.
-/// `Ok` carries the module's own scheme for the response (HSTS); `Err` is the answer.
-fn strip(m: &Module, request: &mut Request) -> Result<&'static str, Response> {
+/// `configured` is the settings' public URL as a site. `Ok` carries the module's own scheme for
+/// the response (HSTS); `Err` is the answer.
+fn strip(
+    m: &Module,
+    configured: Option<&Site>,
+    request: &mut Request,
+) -> Result<&'static str, Response> {
     let zumo = request
         .headers()
         .get("x-zumo-auth")
@@ -184,8 +198,8 @@ fn strip(m: &Module, request: &mut Request) -> Result<&'static str, Response> {
     let headers = request.headers();
     // The site: a configured public URL, else the host this request came to; a trusted forward
     // proxy may name another (`X-Forwarded-Host` / `-Proto`, or the custom headers).
-    let direct = match s.configured_site() {
-        Some(site) => Some(site),
+    let direct = match configured {
+        Some(site) => Some(site.clone()),
         None => Site::of_request(s.scheme, request.uri(), headers),
     };
     let own_scheme = direct.as_ref().map_or(s.scheme, |d| d.scheme);
