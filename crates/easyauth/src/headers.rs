@@ -124,7 +124,11 @@ pub(crate) fn strip_other_upgrades(headers: &mut HeaderMap) -> bool {
 
 /// One byte of the canonical form: lower-case, `_` → `-`.
 fn canonical_byte(b: u8) -> u8 {
-    if b == b'_' { b'-' } else { b.to_ascii_lowercase() }
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
 }
 
 /// Whether `name`'s canonical form starts with `prefix` (itself canonical). Compared byte by

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -116,8 +117,8 @@ where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let own_scheme = match strip(m, configured, &mut request) {
-        Ok(scheme) => scheme,
-        Err(response) => return response,
+        ControlFlow::Continue(scheme) => scheme,
+        ControlFlow::Break(response) => return response,
     };
     let mut response = if is_route(m, &request) {
         crate::routes::handle(m, request).await
@@ -173,7 +174,7 @@ fn strip(
     m: &Module,
     configured: Option<&Site>,
     request: &mut Request,
-) -> Result<&'static str, Response> {
+) -> ControlFlow<Response, &'static str> {
     let zumo = request
         .headers()
         .get("x-zumo-auth")
@@ -233,7 +234,7 @@ fn strip(
     };
     let Some(site) = site else {
         tracing::warn!(target: "easyauth::module", status = 400, path = %request.uri().path(), "request refused: no well-formed Host (host[:port])");
-        return Err(bad_request(
+        return ControlFlow::Break(bad_request(
             m,
             &Refusal::new(
                 ReasonCode::NoSite,
@@ -253,7 +254,7 @@ fn strip(
         if let Ok(v) = HeaderValue::from_str(&target) {
             r.headers_mut().insert(header::LOCATION, v);
         }
-        return Err(r);
+        return ControlFlow::Break(r);
     }
     let forwarded = Forwarded {
         for_chain: forwarded_for(headers, peer(request), trust_chain),
@@ -270,7 +271,7 @@ fn strip(
         excluded,
         preflight,
     });
-    Ok(own_scheme)
+    ControlFlow::Continue(own_scheme)
 }
 
 /// Stage 2: the module's own routes under the API prefix (and a custom logout path).
@@ -325,8 +326,7 @@ async fn identify(m: &Module, mut request: Request) -> Result<Request, Response>
         }
         Err(e) => {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");
-            let response =
-                unauthorized(m, site_of(request.extensions()), &Refusal::from(&e)).await;
+            let response = unauthorized(m, site_of(request.extensions()), &Refusal::from(&e)).await;
             Err(finish_body(&request, response))
         }
     }
