@@ -596,6 +596,46 @@ async fn code_flow_with_pkce_consent_refresh_rotation_and_reuse_detection() {
 }
 
 #[tokio::test]
+async fn a_sign_in_with_only_openid_scopes_refreshes_into_a_graph_userinfo_token() {
+    // The App Service module's default login scopes name no resource; Entra answers the sign-in
+    // and every refresh of it with a token for Graph, so `/.auth/refresh` works.
+    let h = Harness::new().await;
+    let mut browser = Browser::default();
+    let scope = "openid profile email offline_access";
+    let reply = h.sign_in(&mut browser, &code_query(scope, "")).await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+    let code = reply.redirect_params()["code"].clone();
+    let tokens = redeem(&h, &code).await.json();
+    let first = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(first["aud"], "https://graph.microsoft.com");
+    let refresh = |rt: String, scope: Option<&'static str>| {
+        let h = &h;
+        async move {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", WEB),
+                ("client_secret", WEB_SECRET),
+                ("refresh_token", rt.as_str()),
+            ];
+            form.extend(scope.map(|s| ("scope", s)));
+            h.token(&form).await
+        }
+    };
+    // Without `scope` (the sign-in's scopes apply), then naming the same OpenID scopes.
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for asked in [None, Some(scope)] {
+        let r = refresh(rt, asked).await;
+        assert_eq!(r.status, StatusCode::OK, "{asked:?}: {}", r.body);
+        let body = r.json();
+        let at = claims(body["access_token"].as_str().unwrap());
+        assert_eq!(at["aud"], first["aud"], "{asked:?}: Graph again");
+        assert_eq!(at["scp"], first["scp"], "{asked:?}");
+        assert_eq!(claims(body["id_token"].as_str().unwrap())["aud"], WEB);
+        rt = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+}
+
+#[tokio::test]
 async fn sign_in_page_rules() {
     let h = Harness::new().await;
     let mut browser = Browser::default();

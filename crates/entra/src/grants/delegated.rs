@@ -5,7 +5,7 @@
 
 use crate::Idp;
 use crate::consent;
-use crate::directory::{Application, Directory, User};
+use crate::directory::{Application, Directory, GRAPH_APP_ID, GRAPH_RESOURCE, User};
 use crate::error::EntraError;
 use crate::scopes::{OidcScopes, ResourceScopes};
 use crate::tokens::{AccessTokenSpec, ClientAcr, TokenResponse, response_scope};
@@ -50,5 +50,35 @@ pub(super) fn access_token(
     let (token, lifetime) = idp.access_token(dir, &spec)?;
     let mut response = TokenResponse::bearer(token, lifetime);
     response.scope = Some(response_scope(&d.resource.requested, oidc));
+    Ok(response)
+}
+
+/// The token response when only OpenID Connect scopes were asked for: an access token for
+/// Microsoft Graph's userinfo carrying those scopes, as Entra issues (the sign-in and every
+/// refresh of it answer the same way).
+pub(super) fn userinfo_token(
+    idp: &Idp,
+    dir: &Directory,
+    client: &Application,
+    acr: ClientAcr,
+    user: &User,
+    oidc: &OidcScopes,
+) -> Result<TokenResponse, EntraError> {
+    let graph = dir
+        .app(GRAPH_APP_ID)
+        .ok_or_else(|| EntraError::Internal("Graph is missing".into()))?;
+    let scp: Vec<&str> = oidc.names().filter(|n| *n != "offline_access").collect();
+    let spec = AccessTokenSpec {
+        client,
+        acr,
+        resource: graph,
+        identifier: GRAPH_RESOURCE,
+        user: Some(user),
+        scp: Some(scp.join(" ")),
+        roles: Vec::new(),
+    };
+    let (token, lifetime) = idp.access_token(dir, &spec)?;
+    let mut response = TokenResponse::bearer(token, lifetime);
+    response.scope = Some(response_scope(&[], oidc));
     Ok(response)
 }

@@ -16,14 +16,12 @@ use axum::response::Response;
 use crate::Idp;
 use crate::client_auth::ClientRequest;
 use crate::consent;
-use crate::directory::{Application, Directory, GRAPH_APP_ID, GRAPH_RESOURCE, User};
+use crate::directory::{Application, Directory, User};
 use crate::endpoints::form::Params;
 use crate::error::EntraError;
 use crate::log::LogFields;
 use crate::scopes::Scopes;
-use crate::tokens::{
-    AccessTokenSpec, ClientAcr, IdTokenSpec, RefreshData, TokenResponse, response_scope,
-};
+use crate::tokens::{ClientAcr, IdTokenSpec, RefreshData};
 use delegated::Delegation;
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -152,26 +150,7 @@ pub(crate) async fn user_tokens(
             };
             delegated::access_token(ctx.idp, dir, &delegation, &oidc)?
         }
-        None => {
-            // Only OpenID Connect scopes: a token for Graph's userinfo, as Entra issues.
-            let graph = dir
-                .app(GRAPH_APP_ID)
-                .ok_or_else(|| EntraError::Internal("Graph is missing".into()))?;
-            let scp: Vec<&str> = oidc.names().filter(|n| *n != "offline_access").collect();
-            let spec = AccessTokenSpec {
-                client,
-                acr: g.acr,
-                resource: graph,
-                identifier: GRAPH_RESOURCE,
-                user: Some(user),
-                scp: Some(scp.join(" ")),
-                roles: Vec::new(),
-            };
-            let (at, lifetime) = ctx.idp.access_token(dir, &spec)?;
-            let mut r = TokenResponse::bearer(at, lifetime);
-            r.scope = Some(response_scope(&[], &oidc));
-            r
-        }
+        None => delegated::userinfo_token(ctx.idp, dir, client, g.acr, user, &oidc)?,
     };
     if oidc.openid {
         let spec = IdTokenSpec {

@@ -60,28 +60,27 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let scope_raw = ctx.params.get("scope").unwrap_or(&data.scope);
     let scopes = Scopes::parse(dir, scope_raw)?;
     let original = Scopes::parse(dir, &data.scope)?;
+    // Neither this request nor the sign-in named a resource: only OpenID Connect scopes, answered
+    // with a token for Graph's userinfo like the sign-in was.
     let resource = match scopes.single_resource(scope_raw)? {
-        Some(r) => r,
-        None => original
-            .single_resource(&data.scope)?
-            .ok_or_else(|| EntraError::InvalidScope {
-                scope: scope_raw.into(),
-                reason: "Name the resource the token is for.".into(),
-            })?,
+        Some(r) => Some(r),
+        None => original.single_resource(&data.scope)?,
     };
-    // Refresh tokens are multi-resource, as Entra's are: one from a sign-in for ARM buys a Graph
-    // token too. A resource the sign-in did not name needs a grant of its own (consent,
-    // pre-authorization), not merely nothing missing: `/.default` of a resource the client was
-    // never granted anything on would otherwise yield a token with an empty `scp`.
-    let scp = consent::effective(dir, &client, resource, Some(&user.id));
-    let signed_in_for = original
-        .resources
-        .iter()
-        .any(|r| r.app.app_id == resource.app.app_id);
-    if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty()
-        || (!signed_in_for && scp.is_empty())
-    {
-        return Err(delegated::consent_required(&client));
+    if let Some(resource) = resource {
+        // Refresh tokens are multi-resource, as Entra's are: one from a sign-in for ARM buys a
+        // Graph token too. A resource the sign-in did not name needs a grant of its own
+        // (consent, pre-authorization), not merely nothing missing: `/.default` of a resource
+        // the client was never granted anything on would otherwise yield an empty `scp`.
+        let scp = consent::effective(dir, &client, resource, Some(&user.id));
+        let signed_in_for = original
+            .resources
+            .iter()
+            .any(|r| r.app.app_id == resource.app.app_id);
+        if !consent::missing(dir, &client, resource, Some(&user.id)).is_empty()
+            || (!signed_in_for && scp.is_empty())
+        {
+            return Err(delegated::consent_required(&client));
+        }
     }
 
     let (value, successor) =
@@ -99,13 +98,18 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     } else {
         original.oidc
     };
-    let delegation = Delegation {
-        client: &client,
-        acr,
-        user,
-        resource,
+    let mut response = match resource {
+        Some(resource) => {
+            let delegation = Delegation {
+                client: &client,
+                acr,
+                user,
+                resource,
+            };
+            delegated::access_token(ctx.idp, dir, &delegation, &oidc)?
+        }
+        None => delegated::userinfo_token(ctx.idp, dir, &client, acr, user, &oidc)?,
     };
-    let mut response = delegated::access_token(ctx.idp, dir, &delegation, &oidc)?;
     response.refresh_token = Some(value);
     if oidc.openid {
         let spec = IdTokenSpec {
