@@ -16,8 +16,10 @@ use tokio::sync::Mutex;
 
 use crate::auth::aad_client_id;
 use crate::origin::SwappableService;
-use crate::platform::APP_READY_TIMEOUT;
 use crate::supervisor::{AppCommand, AppProcess, ProcessStatus, wait_for_port};
+
+/// How long start-up waits for an app's port before reporting it as not listening yet.
+pub(crate) const APP_READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a request may wait for the app's response headers (App Service's 230 s).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(230);

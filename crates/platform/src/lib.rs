@@ -19,5 +19,6 @@ pub mod site;
 mod start_error;
 mod startup;
 pub mod state;
+mod store;
 pub mod supervisor;
 pub mod tutorial;

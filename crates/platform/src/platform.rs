@@ -29,8 +29,6 @@ use crate::start_error::io;
 use crate::startup;
 use crate::state::{AppState, DemoUser, PlatformState};
 
-/// How long start-up waits for an app's port before reporting it as not listening yet.
-pub(crate) const APP_READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STORE: &str = "easyauth.db";
 
 /// What `easyauth up` was asked for.
@@ -71,7 +69,7 @@ pub struct Platform {
 
 impl Platform {
     /// Starts everything; returns once every app's module is in place and the apps' ports
-    /// answer (or [`APP_READY_TIMEOUT`] passed: the app is then reported and keeps starting).
+    /// answer (or [`crate::app::APP_READY_TIMEOUT`] passed: the app is then reported and keeps starting).
     pub async fn start(site: Site, options: &Options, kind: Kind) -> Result<Platform, StartError> {
         let started = Instant::now();
         std::fs::create_dir_all(&options.data_dir).map_err(io(&format!(
@@ -84,7 +82,7 @@ impl Platform {
         );
         let http = OidcHttp::with_extra_root_pem(ca.cert_pem().as_bytes())
             .map_err(|e| StartError::Io(e.to_string()))?;
-        let store = startup::open_store(&data_dir.join(STORE)).await?;
+        let store = crate::store::open_store(&data_dir.join(STORE)).await?;
 
         // 1. The platform's own listeners, so that every URL is known (`--port 0` included).
         let (idp_listener, idp_url) = startup::bind_local(

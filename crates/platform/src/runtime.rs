@@ -155,7 +155,7 @@ impl Runtime {
         let (config, _) = Self::config_of(site)?;
         let apps_dir = self.data_dir.join("apps");
         std::fs::create_dir_all(&apps_dir).map_err(|e| format!("{}: {e}", apps_dir.display()))?;
-        let store = crate::startup::open_store(&apps_dir.join(format!("{}.db", site.name)))
+        let store = crate::store::open_store(&apps_dir.join(format!("{}.db", site.name)))
             .await
             .map_err(|e| e.to_string())?;
         let origin_handle = axum_server::Handle::new();

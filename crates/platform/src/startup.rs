@@ -15,19 +15,12 @@ use easyauth_entra::directory::{
 };
 use easyauth_entra::{HttpsServer, Idp, IdpConfig, Seed};
 use easyauth_pki::LocalCa;
-use easyauth_store::{SqliteStore, Store};
+use easyauth_store::Store;
 
 use crate::origin;
 use crate::runtime::{Bound, Ports, bind_app, pick_address};
 use crate::site::Placeholders;
 use crate::start_error::{StartError, io};
-
-pub(crate) async fn open_store(path: &Path) -> Result<Arc<dyn Store>, StartError> {
-    let store = SqliteStore::open(path)
-        .await
-        .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
-    Ok(Arc::new(store))
-}
 
 /// A listener on 127.0.0.1 for `what` and its https base URL.
 pub(crate) fn bind_local(
