@@ -386,18 +386,10 @@ impl IntoResponse for JsonError {
         // The request log line reads the outcome from here.
         response
             .extensions_mut()
-            .insert(Outcome::Error(self.error.code()));
+            .insert(crate::log::Outcome::Error(self.error.code()));
         if let Some(fields) = self.fields {
             response.extensions_mut().insert(fields);
         }
         response
     }
-}
-
-/// What a request ended in, recorded for the one log line per request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Error(u32),
-    /// A Microsoft Graph error code (`Request_ResourceNotFound`, ...).
-    Graph(&'static str),
 }

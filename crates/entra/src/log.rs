@@ -8,8 +8,6 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::error::Outcome;
-
 /// What a handler tells the log about the request it served.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LogFields {
@@ -46,4 +44,12 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
         outcome = %outcome,
     );
     response
+}
+
+/// What a request ended in, recorded for the one log line per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Error(u32),
+    /// A Microsoft Graph error code (`Request_ResourceNotFound`, ...).
+    Graph(&'static str),
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::pages::error_page;
+use crate::respond::error_page;
 
 const MAX_BYTES: usize = 64 * 1024;
 const MAX_FIELDS: usize = 200;

@@ -15,6 +15,7 @@ mod graph;
 mod html;
 mod pages;
 pub mod registration;
+mod respond;
 mod session;
 mod signin;
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::Portal;
-use crate::pages::{error_page, redirect};
+use crate::respond::{csrf_refused, error_page, redirect};
 use crate::session::{
     Pending, SESSION_COOKIE, SIGNIN_COOKIE, Session, Sessions, cookie, set_cookie,
 };
@@ -194,7 +194,7 @@ pub(crate) async fn sign_out(
         Err(r) => return r,
     };
     if !Sessions::check_csrf(&session, form.get("csrf")) {
-        return crate::pages::csrf_refused();
+        return csrf_refused();
     }
     portal.sessions.remove(&id);
     let mut r = redirect(&format!(

@@ -9,12 +9,14 @@ pub(crate) mod logstream;
 pub(crate) mod registrations;
 pub(crate) mod webapp;
 
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::Portal;
 use crate::html::{enc, esc, page};
 use crate::session::{Session, Sessions};
+
+pub(crate) use crate::respond::{csrf_refused, error_page, redirect};
 
 /// A signed-in request: the session, and a current Resource Manager token.
 pub(crate) struct Signed {
@@ -98,30 +100,6 @@ pub(crate) async fn security_headers(mut response: Response) -> Response {
         h.insert(name, axum::http::HeaderValue::from_static(value));
     }
     response
-}
-
-pub(crate) fn csrf_refused() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "This form is not from this portal session (missing or wrong CSRF token). Reload the page and try again.",
-    )
-}
-
-pub(crate) fn redirect(to: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
-}
-
-pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Html(page(
-            "Something went wrong",
-            None,
-            &[("Home", "/".to_owned())],
-            &format!("<div class=\"error\">{}</div>", esc(message)),
-        )),
-    )
-        .into_response()
 }
 
 pub(crate) async fn not_found() -> Response {

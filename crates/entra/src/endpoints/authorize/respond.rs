@@ -6,8 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::directory::{Application, Directory};
-use crate::error::{EntraError, Outcome};
+use crate::error::EntraError;
 use crate::log::LogFields;
+use crate::log::Outcome;
 use crate::pages;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -112,7 +112,7 @@ impl GraphError {
         let mut response = (self.status(), Json(body)).into_response();
         response
             .extensions_mut()
-            .insert(crate::error::Outcome::Graph(self.code()));
+            .insert(crate::log::Outcome::Graph(self.code()));
         if self.status() == StatusCode::UNAUTHORIZED {
             let challenge = format!(
                 "Bearer realm=\"\", authorization_uri=\"{public_url}/common/oauth2/authorize\", client_id=\"{GRAPH_APP_ID}\""
