@@ -164,7 +164,7 @@ def test_raw_client_assertion(idp: IdpServer, world: World, tokens: TokenValidat
 
 
 def test_client_secret_basic_is_form_urlencoded(idp: IdpServer, world: World, tokens: TokenValidator):
-    """RFC 6749 §2.3.1: id and secret are form-urlencoded before base64 (Entra follows it)."""
+    """RFC 6749 section 2.3.1: id and secret are form-urlencoded before base64 (Entra follows it)."""
     from urllib.parse import quote_plus
 
     from easyauth_e2e import SPECIAL_SECRET

@@ -140,7 +140,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, En
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    // RFC 6749 section 2.3.1: both parts are form-urlencoded before base64.
     let unescape = |s: &str| {
         form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()

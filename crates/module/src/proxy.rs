@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::headers::is_websocket_upgrade;
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1; `HTTP2-Settings` only makes
+/// Headers that describe one hop, not the message (RFC 9110 section 7.6.1; `HTTP2-Settings` only makes
 /// sense with an `Upgrade: h2c`, which never passes).
 const HOP_BY_HOP: [HeaderName; 9] = [
     HeaderName::from_static("http2-settings"),

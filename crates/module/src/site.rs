@@ -59,7 +59,7 @@ impl Site {
         }
         let mut hosts = headers.get_all(header::HOST).iter();
         let host = hosts.next()?.to_str().ok()?;
-        // Two Host headers are a smuggling attempt (RFC 9112 §3.2: answer 400).
+        // Two Host headers are a smuggling attempt (RFC 9112 section 3.2: answer 400).
         if hosts.next().is_some() {
             return None;
         }

@@ -56,7 +56,7 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
                 return Err(EntraError::PkceMismatch);
             }
         }
-        // RFC 9700 §2.1.1: a verifier for a code issued without a challenge means the code was
+        // RFC 9700 section 2.1.1: a verifier for a code issued without a challenge means the code was
         // injected into another client's flow (a PKCE downgrade); refuse it.
         (None, Some(_)) => return Err(EntraError::VerifierWithoutChallenge),
         (None, None) => {}

@@ -27,7 +27,7 @@ impl fmt::Debug for ClientCredentials {
     }
 }
 
-/// A successful token response (RFC 6749 §5.1 plus OpenID Connect's `id_token`). `Debug` shows
+/// A successful token response (RFC 6749 section 5.1 plus OpenID Connect's `id_token`). `Debug` shows
 /// which tokens are present, not their values.
 #[derive(Clone, PartialEq)]
 pub struct TokenResponse {
@@ -61,7 +61,7 @@ impl fmt::Debug for TokenResponse {
 pub enum TokenError {
     #[error(transparent)]
     Http(#[from] HttpError),
-    /// The provider refused (RFC 6749 §5.2), e.g. `invalid_grant` for a used code.
+    /// The provider refused (RFC 6749 section 5.2), e.g. `invalid_grant` for a used code.
     #[error("token endpoint {endpoint} answered HTTP {status} {error}{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     OAuth {
         endpoint: String,
