@@ -1,0 +1,12 @@
+//! Real servers for tests: each is started from its Debian package's binary on a free loopback
+//! port, with its data in a temporary folder, and killed when the handle is dropped. The
+//! machine's own instances (if any) are never touched.
+//!
+//! `cargo xtask test` installs the packages; run alone, a test that needs a missing server fails
+//! with a message naming the package.
+
+mod process;
+mod redis;
+
+pub use process::{ServerError, free_port};
+pub use redis::RedisServer;
