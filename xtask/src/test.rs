@@ -84,6 +84,12 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         })?;
     }
 
+    // Before the unit tests: some start these servers themselves (crates/testservers).
+    steps.step(
+        "servers for the tests (Debian packages: redis-server, nginx)",
+        ensure_service_packages,
+    )?;
+
     if opts.only_e2e {
         steps.skipped("unit tests", "--only-e2e");
     } else {
@@ -156,6 +162,33 @@ fn ensure_tools() -> Result<()> {
     }
     Ok(())
 }
+
+/// The real servers the suites start privately on free loopback ports (never the machine's own
+/// instances; the packages' services are not started here, there is no init system).
+fn ensure_service_packages() -> Result<()> {
+    let mut packages: Vec<&str> = Vec::new();
+    // Sessions shared by replicas (crates/module/tests/session_stores.rs, test_proxy_replicas.py).
+    if !Path::new(REDIS_SERVER).is_file() {
+        packages.push("redis-server");
+    }
+    // The load balancer in front of replicas.
+    if !Path::new(NGINX).is_file() {
+        packages.push("nginx");
+    }
+    ensure_debian_packages(&packages)?;
+    for (tool, program) in [("redis-server", REDIS_SERVER), ("nginx", NGINX)] {
+        let (_, version) = util::probe(program, &["-v"])
+            .with_context(|| format!("`{tool}` is still not runnable"))?;
+        println!(
+            "    {tool}: {}",
+            version.lines().next().unwrap_or("").trim()
+        );
+    }
+    Ok(())
+}
+
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+const NGINX: &str = "/usr/sbin/nginx";
 
 pub(crate) fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
     let requirements = e2e.join("requirements.txt");

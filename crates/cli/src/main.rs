@@ -88,6 +88,13 @@ pub(crate) struct ProxyArgs {
     /// Explain every 401/403 in the response body too (the log always does).
     #[arg(long, env = "EASYAUTH_DEVELOPMENT")]
     pub(crate) development: bool,
+    /// Where sessions live: a `redis://` or `rediss://` URL shares them between replicas that
+    /// also share the WEBSITE_AUTH_* keys; default: the token store in the data dir.
+    #[arg(long, env = "EASYAUTH_SESSION_STORE")]
+    pub(crate) session_store: Option<String>,
+    /// PEM file of a CA to trust for a `rediss://` session store, besides the system's roots.
+    #[arg(long, env = "EASYAUTH_SESSION_STORE_CA")]
+    pub(crate) session_store_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

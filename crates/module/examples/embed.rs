@@ -62,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         store: Arc::new(easyauth_store::MemoryStore::new()),
         http: OidcHttp::new()?,
         development: true,
+        session_store: Default::default(),
     };
     let app = protected_app(&loaded.settings, env).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;

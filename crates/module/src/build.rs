@@ -15,6 +15,8 @@ use crate::module::Module;
 use crate::oidc::{OidcHttp, discovery_url};
 use crate::paths::Exclusion;
 use crate::provider::{IdentityProvider, ProviderKind, ProviderSettings};
+use crate::session_redis::RedisSessions;
+use crate::session_store::{SessionStore, TokenStoreSessions};
 use crate::settings::{Action, ForwardTrust, ModuleSettings};
 
 /// App settings (environment variables) the module reads.
@@ -69,6 +71,9 @@ pub enum BuildError {
     /// The cookie keys could not be loaded.
     #[error(transparent)]
     Keys(#[from] crate::cookies::KeyError),
+    /// The session store could not be set up.
+    #[error(transparent)]
+    SessionStore(#[from] crate::session_redis::RedisSetupError),
     /// The public URL is not an absolute http(s) URL with a host.
     #[error("the public URL {0} must be an absolute http:// or https:// URL with a host")]
     PublicUrl(String),
@@ -89,6 +94,24 @@ pub struct Environment {
     pub http: OidcHttp,
     /// Refusals explain themselves in the response (see [`crate::Refusal`]).
     pub development: bool,
+    /// Where signed-in sessions live.
+    pub session_store: SessionBackend,
+}
+
+/// Where the module keeps its sessions.
+#[derive(Debug, Clone, Default)]
+pub enum SessionBackend {
+    /// In [`Environment::store`] (the token store), with a short read cache: one instance, or
+    /// several sharing nothing but the cookie keys.
+    #[default]
+    TokenStore,
+    /// In Redis, shared by every replica that uses the same Redis and cookie keys.
+    Redis {
+        /// `redis://…` or `rediss://…`.
+        url: String,
+        /// PEM of a CA to trust for `rediss://` besides the system's.
+        ca_pem: Option<Vec<u8>>,
+    },
 }
 
 /// The module the auth settings and the environment describe.
@@ -251,12 +274,23 @@ pub async fn build(settings: &AuthSettings, env: Environment) -> Result<Module, 
         .into_iter()
         .map(|p| IdentityProvider::new(p, env.http.clone()))
         .collect();
-    Ok(Module::new(
+    let sessions: Arc<dyn SessionStore> = match env.session_store {
+        SessionBackend::TokenStore => Arc::new(TokenStoreSessions::new(
+            env.store,
+            module_settings.refresh_extension,
+        )),
+        SessionBackend::Redis { url, ca_pem } => Arc::new(RedisSessions::connect(
+            &url,
+            ca_pem,
+            module_settings.refresh_extension,
+        )?),
+    };
+    Ok(Module::with_sessions(
         module_settings,
         providers,
         env.http,
         keys,
-        env.store,
+        sessions,
     ))
 }
 

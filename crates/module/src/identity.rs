@@ -68,15 +68,10 @@ pub enum CredentialError {
     /// No provider could be asked to validate it.
     #[error("no provider can validate bearer tokens: {0}")]
     NoProvider(String),
-}
-
-/// A session the store could not answer for counts as no session: the caller signs in again
-/// rather than seeing an error, and the log says why.
-fn logged<T>(result: Result<Option<T>, SessionStoreError>) -> Option<T> {
-    result.unwrap_or_else(|e| {
-        tracing::error!(target: "easyauth::module", error = %e, "session lookup failed");
-        None
-    })
+    /// The session store did not answer: the session may exist, so this is neither "signed
+    /// out" nor "anonymous" (the caller answers 503 and keeps the cookie).
+    #[error(transparent)]
+    SessionStore(#[from] SessionStoreError),
 }
 
 impl Module {
@@ -88,17 +83,17 @@ impl Module {
         headers: &HeaderMap,
         zumo: Option<&str>,
         grace: bool,
-    ) -> Option<Identity> {
+    ) -> Result<Option<Identity>, SessionStoreError> {
         let live = |r: &Arc<SessionRecord>| grace || r.session_expires > now();
         if let Some((cookie, chunks)) = SessionCookie::open(&self.keys, headers)
-            && let Some(record) = self.cookie_record(&cookie).await.filter(live)
+            && let Some(record) = self.cookie_record(&cookie).await?.filter(live)
         {
-            return Some(Identity::Session {
+            return Ok(Some(Identity::Session {
                 sid: cookie.sid,
                 record,
                 via_cookie: true,
                 chunks,
-            });
+            }));
         }
         let leeway = if grace {
             self.settings.refresh_extension.as_secs()
@@ -107,23 +102,26 @@ impl Module {
         };
         if let Some(zumo) = zumo
             && let Some(sid) = zumo::session_id(&self.keys, site, zumo.trim(), leeway)
-            && let Some(record) = logged(self.sessions.load(&sid).await).filter(live)
+            && let Some(record) = self.sessions.load(&sid).await?.filter(live)
         {
-            return Some(Identity::Session {
+            return Ok(Some(Identity::Session {
                 sid,
                 record,
                 via_cookie: false,
                 chunks: 0,
-            });
+            }));
         }
-        None
+        Ok(None)
     }
 
     /// The session a cookie names: carried in it (token store off) unless revoked, or stored.
-    async fn cookie_record(&self, cookie: &SessionCookie) -> Option<Arc<SessionRecord>> {
+    async fn cookie_record(
+        &self,
+        cookie: &SessionCookie,
+    ) -> Result<Option<Arc<SessionRecord>>, SessionStoreError> {
         match &cookie.record {
-            Some(record) => logged(self.sessions.admit_carried(&cookie.sid, record).await),
-            None => logged(self.sessions.load(&cookie.sid).await),
+            Some(record) => self.sessions.admit_carried(&cookie.sid, record).await,
+            None => self.sessions.load(&cookie.sid).await,
         }
     }
 
@@ -132,8 +130,8 @@ impl Module {
     pub(crate) async fn session_by_access_token(
         &self,
         access_token: &str,
-    ) -> Option<(String, Arc<SessionRecord>)> {
-        logged(self.sessions.find_by_access_token(access_token).await)
+    ) -> Result<Option<(String, Arc<SessionRecord>)>, SessionStoreError> {
+        self.sessions.find_by_access_token(access_token).await
     }
 
     /// Identifies the caller. `Err` means a bearer token was presented and refused (401).
@@ -143,7 +141,7 @@ impl Module {
         headers: &HeaderMap,
         zumo: Option<&str>,
     ) -> Result<Identity, CredentialError> {
-        if let Some(session) = self.session(site, headers, zumo, false).await {
+        if let Some(session) = self.session(site, headers, zumo, false).await? {
             return Ok(session);
         }
         if let Some(token) = bearer(headers) {

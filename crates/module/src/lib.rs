@@ -18,6 +18,7 @@
 //!     store: Arc::new(easyauth_store::MemoryStore::new()),
 //!     http: OidcHttp::new()?,
 //!     development: false,
+//!     session_store: Default::default(),
 //! };
 //! let module = Arc::new(easyauth_module::build(&loaded.settings, env).await?);
 //! let app = axum::Router::new()
@@ -52,10 +53,12 @@ mod principal;
 mod provider;
 mod proxy;
 pub mod redirect;
+mod refresh_lease;
 mod refusal;
 mod respond;
 mod routes;
 mod session_cookie;
+mod session_redis;
 mod session_store;
 mod settings;
 mod site;
@@ -63,7 +66,7 @@ mod stack;
 mod zumo;
 
 pub use authz::{AadAuthorization, Denial};
-pub use build::{AppSettings, BuildError, Environment, build};
+pub use build::{AppSettings, BuildError, Environment, SessionBackend, build};
 pub use config::{AuthSettings, ConfigError, Loaded};
 pub use cookies::KeyError;
 pub use identity::{CredentialError, Identity};
@@ -74,6 +77,7 @@ pub use principal::{Claim, ClientPrincipal, NAME_TYPE, ROLE_TYPE};
 pub use provider::{IdentityProvider, ProviderKind, ProviderSettings};
 pub use proxy::{Upstream, UpstreamError};
 pub use refusal::{REASON_CODE_HEADER, REASON_HEADER, ReasonCode, Refusal, UnknownReasonCode};
+pub use session_redis::{RedisSessions, RedisSetupError, redacted_url};
 pub use session_store::{SessionRecord, SessionStore, SessionStoreError, TokenStoreSessions};
 pub use settings::{Action, ForwardTrust, ModuleSettings};
 pub use site::Site;

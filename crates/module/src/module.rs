@@ -35,6 +35,17 @@ impl Module {
         store: Arc<dyn Store>,
     ) -> Module {
         let sessions = Arc::new(TokenStoreSessions::new(store, settings.refresh_extension));
+        Module::with_sessions(settings, providers, http, keys, sessions)
+    }
+
+    /// A module whose sessions live in `sessions` (e.g. [`crate::RedisSessions`]).
+    pub fn with_sessions(
+        settings: ModuleSettings,
+        providers: Vec<IdentityProvider>,
+        http: OidcHttp,
+        keys: CookieKeys,
+        sessions: Arc<dyn SessionStore>,
+    ) -> Module {
         Module {
             settings,
             providers,
@@ -42,6 +53,11 @@ impl Module {
             keys,
             sessions,
         }
+    }
+
+    /// Where the sessions live.
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
     }
 
     /// The resolved settings.

@@ -26,13 +26,13 @@ use tower::{Layer, Service};
 
 use crate::context::{RequestContext, is_browser, peer, site_of};
 use crate::headers::{apply_connection, strip_front_end, strip_other_upgrades, strip_reserved};
-use crate::identity::Identity;
+use crate::identity::{CredentialError, Identity};
 use crate::module::Module;
 use crate::paths::is_excluded;
 use crate::provider::ProviderKind;
 use crate::proxy::{Forwarded, forwarded_for};
 use crate::refusal::{ReasonCode, Refusal};
-use crate::respond::{bad_request, refuse, unauthorized};
+use crate::respond::{bad_request, refuse, store_unavailable, unauthorized};
 use crate::settings::{Action, ForwardTrust};
 use crate::site::Site;
 use crate::zumo::ZumoToken;
@@ -323,6 +323,9 @@ async fn identify(m: &Module, mut request: Request) -> Result<Request, Response>
             tracing::info!(target: "easyauth::module", reason = %e, path = %request.uri().path(), "credential ignored on an excluded path");
             request.extensions_mut().insert(Identity::Anonymous);
             Ok(request)
+        }
+        Err(CredentialError::SessionStore(e)) => {
+            Err(finish_body(&request, store_unavailable(m, &e)))
         }
         Err(e) => {
             tracing::warn!(target: "easyauth::module", status = 401, reason = %e, path = %request.uri().path(), "request refused");

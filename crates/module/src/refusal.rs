@@ -54,6 +54,10 @@ pub enum ReasonCode {
     RefreshRefused,
     /// The token store failed.
     TokenStoreFailed,
+    /// The session store did not answer; the session is kept (sign-in is not needed).
+    SessionStoreUnavailable,
+    /// Another refresh of the same session did not finish in time.
+    RefreshInProgress,
     /// The module failed to produce its answer.
     Internal,
 }
@@ -83,6 +87,11 @@ const SPELLINGS: &[(ReasonCode, &str)] = &[
     (ReasonCode::NoRefreshToken, "no-refresh-token"),
     (ReasonCode::RefreshRefused, "refresh-refused"),
     (ReasonCode::TokenStoreFailed, "token-store-failed"),
+    (
+        ReasonCode::SessionStoreUnavailable,
+        "session-store-unavailable",
+    ),
+    (ReasonCode::RefreshInProgress, "refresh-in-progress"),
     (ReasonCode::Internal, "internal"),
 ];
 
@@ -165,6 +174,7 @@ impl From<&CredentialError> for Refusal {
         let code = match error {
             CredentialError::Bearer(rejection) => ReasonCode::of_rejection(rejection),
             CredentialError::NoProvider(_) => ReasonCode::ProviderUnavailable,
+            CredentialError::SessionStore(_) => ReasonCode::SessionStoreUnavailable,
         };
         Refusal::new(code, error.to_string())
     }

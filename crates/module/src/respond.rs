@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::module::Module;
-use crate::refusal::{REASON_CODE_HEADER, REASON_HEADER, Refusal};
+use crate::refusal::{REASON_CODE_HEADER, REASON_HEADER, ReasonCode, Refusal};
 use crate::site::Site;
 
 /// A refusal; the body explains it only in development mode (the log always does).
@@ -103,4 +103,27 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         t = html_escape::encode_text(title)
     );
     (status, Html(html)).into_response()
+}
+
+/// How long a client should wait before retrying while the session store is down.
+const STORE_RETRY_AFTER_SECONDS: &str = "5";
+
+/// 503 for a request whose session the store could not answer for: not a sign-in redirect and
+/// no cookie cleared, so the session works again as soon as the store does.
+pub(crate) fn store_unavailable(m: &Module, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(target: "easyauth::module", status = 503, error = %error, "session store unavailable");
+    let mut r = refuse(
+        m,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &Refusal::new(
+            ReasonCode::SessionStoreUnavailable,
+            format!("{error}; the session is kept, try again shortly"),
+        ),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(STORE_RETRY_AFTER_SECONDS),
+    );
+    no_store(&mut r);
+    r
 }

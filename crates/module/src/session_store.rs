@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::clock::now;
 use crate::ids::sha256_hex;
 use crate::principal::InjectedCell;
+use crate::refresh_lease::LocalLeases;
 
 /// A signed-in session, kept in the token store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,10 @@ pub struct SessionRecord {
     pub expires_on: Option<i64>,
     /// Unix time the session itself ends (then `/.auth/refresh` may revive it for the grace).
     pub session_expires: i64,
+    /// Unix time of the last `/.auth/refresh` that redeemed the refresh token, so concurrent
+    /// refreshes of one session (on any replica) share one redeem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<i64>,
     /// The headers the module injects for this session, built on first use; a refreshed
     /// session is a new record, so they never outlive the tokens they carry.
     #[serde(skip)]
@@ -51,10 +56,16 @@ pub enum SessionStoreError {
     /// A stored session could not be written or read back as JSON.
     #[error("a session could not be encoded: {0}")]
     Encoding(#[from] serde_json::Error),
+    /// The session store did not answer (Redis down, a timeout); the session may well exist.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored session could not be decrypted or is not what this module wrote.
+    #[error("a stored session is corrupt: {0}")]
+    Corrupt(String),
 }
 
-/// The sessions of one module. The next backend (Redis) implements this; the pipeline and the
-/// routes only ever go through it.
+/// The sessions of one module: in the token store ([`TokenStoreSessions`]) or in Redis
+/// ([`crate::RedisSessions`]). The pipeline and the routes only ever go through it.
 #[async_trait]
 pub trait SessionStore: fmt::Debug + Send + Sync {
     /// Stores `record` under `sid` (replacing what was there).
@@ -82,6 +93,25 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
         &self,
         access_token: &str,
     ) -> Result<Option<(String, Arc<SessionRecord>)>, SessionStoreError>;
+    /// Whether the backend answers (readiness).
+    async fn check(&self) -> Result<(), SessionStoreError>;
+    /// Takes the refresh lease of session `sid` for `ttl` as `holder`, unless another holder
+    /// has it. Shared by every instance that shares the sessions.
+    async fn try_lease(
+        &self,
+        sid: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionStoreError>;
+    /// Extends the lease for `ttl` if `holder` still has it; false if it was lost.
+    async fn renew_lease(
+        &self,
+        sid: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionStoreError>;
+    /// Gives the lease back if `holder` has it.
+    async fn release_lease(&self, sid: &str, holder: &str) -> Result<(), SessionStoreError>;
 }
 
 const SESSION_KIND: &str = "easyauth-session";
@@ -95,6 +125,7 @@ pub struct TokenStoreSessions {
     store: Arc<dyn Store>,
     refresh_extension: Duration,
     cache: SessionCache,
+    leases: LocalLeases,
 }
 
 impl TokenStoreSessions {
@@ -104,6 +135,7 @@ impl TokenStoreSessions {
             store,
             refresh_extension,
             cache: SessionCache::default(),
+            leases: LocalLeases::default(),
         }
     }
 
@@ -215,6 +247,37 @@ impl SessionStore for TokenStoreSessions {
             return Ok(None);
         };
         Ok((record.access_token.as_deref() == Some(access_token)).then_some((sid, record)))
+    }
+
+    async fn check(&self) -> Result<(), SessionStoreError> {
+        self.store
+            .get_ephemeral(SESSION_KIND, "readiness-check", now())
+            .await?;
+        Ok(())
+    }
+
+    // This store belongs to one process (its SQLite file), so the lease is the process's own.
+    async fn try_lease(
+        &self,
+        sid: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionStoreError> {
+        Ok(self.leases.try_take(sid, holder, ttl))
+    }
+
+    async fn renew_lease(
+        &self,
+        sid: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionStoreError> {
+        Ok(self.leases.renew(sid, holder, ttl))
+    }
+
+    async fn release_lease(&self, sid: &str, holder: &str) -> Result<(), SessionStoreError> {
+        self.leases.release(sid, holder);
+        Ok(())
     }
 }
 

@@ -34,6 +34,7 @@ async fn the_embedding_example_serves_signed_in_callers_and_refuses_others() {
         store: Arc::new(MemoryStore::new()),
         http: provider.http(),
         development: true,
+        session_store: Default::default(),
     };
     let app = embed::protected_app(&loaded.settings, env)
         .await

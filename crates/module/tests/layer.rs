@@ -54,6 +54,7 @@ async fn app_with_store(provider: &Provider, action: &str, store: Arc<dyn Store>
         store,
         http: provider.http(),
         development: true,
+        session_store: Default::default(),
     };
     let module = Arc::new(build(&loaded.settings, env).await.expect("module"));
     Router::new()

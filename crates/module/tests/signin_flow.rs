@@ -96,6 +96,7 @@ impl Site {
             store: Arc::new(MemoryStore::new()),
             http: OidcHttp::with_extra_root_pem(idp.ca_pem().as_bytes()).unwrap(),
             development: true,
+            session_store: Default::default(),
         };
         // What `easyauth proxy` serves: the module in front of the app.
         let stack = ProxyStack::build(

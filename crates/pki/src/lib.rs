@@ -109,6 +109,16 @@ impl LocalCa {
         Ok(Arc::new(config))
     }
 
+    /// Issues a server certificate for `hosts` as PEM, for servers configured with files
+    /// (Redis, PostgreSQL, nginx): the certificate followed by the CA's, and its PKCS#8 key.
+    pub fn server_cert_pem(&self, hosts: &[String]) -> Result<(String, String), PkiError> {
+        let (leaf, key) = self.issue_leaf(hosts)?;
+        Ok((
+            format!("{}{}", leaf.pem(), self.cert_pem),
+            key.serialize_pem(),
+        ))
+    }
+
     fn issue_server_cert(
         &self,
         hosts: &[String],
@@ -119,6 +129,14 @@ impl LocalCa {
         ),
         PkiError,
     > {
+        let (leaf, leaf_key) = self.issue_leaf(hosts)?;
+        let ca_der = rustls::pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes())
+            .map_err(|e| PkiError::Issue(format!("stored CA certificate is not PEM: {e}")))?;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        Ok((vec![leaf.der().clone(), ca_der], key))
+    }
+
+    fn issue_leaf(&self, hosts: &[String]) -> Result<(rcgen::Certificate, KeyPair), PkiError> {
         let issue = |e: rcgen::Error| PkiError::Issue(e.to_string());
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -150,10 +168,7 @@ impl LocalCa {
         // so its name and key identifier match the stored certificate.
         let ca = Issuer::new(ca_params(), &self.key);
         let leaf = params.signed_by(&leaf_key, &ca).map_err(issue)?;
-        let ca_der = rustls::pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes())
-            .map_err(|e| PkiError::Issue(format!("stored CA certificate is not PEM: {e}")))?;
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        Ok((vec![leaf.der().clone(), ca_der], key))
+        Ok((leaf, leaf_key))
     }
 }
 

@@ -182,6 +182,7 @@ impl App {
             http: http.clone(),
             // A local platform explains every 401/403 to the caller, not only in the log.
             development: true,
+            session_store: Default::default(),
         };
         let stack = ProxyStack::build(&config.auth, env, upstream, UPSTREAM_TIMEOUT)
             .await

@@ -810,6 +810,7 @@ impl ModuleProbe {
             store: self.store.clone(),
             http: http.clone(),
             development: true,
+            session_store: Default::default(),
         };
         easyauth_module::ProxyStack::build(&config.auth, env, upstream, Duration::from_secs(1))
             .await

@@ -13,12 +13,33 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     binary: PathBuf,
+    tls: Option<RedisTls>,
     running: Option<Running>,
+}
+
+/// PEM files for a TLS-only server (`rediss://`; clients are not asked for certificates).
+#[derive(Debug, Clone)]
+pub struct RedisTls {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA that issued it.
+    pub ca: PathBuf,
 }
 
 impl RedisServer {
     /// Starts a new server.
     pub fn start() -> Result<RedisServer, ServerError> {
+        RedisServer::launch(None)
+    }
+
+    /// Starts a new server that speaks only TLS.
+    pub fn start_tls(tls: RedisTls) -> Result<RedisServer, ServerError> {
+        RedisServer::launch(Some(tls))
+    }
+
+    fn launch(tls: Option<RedisTls>) -> Result<RedisServer, ServerError> {
         let binary = find_binary("redis-server", &["/usr/bin/redis-server"], "redis-server")?;
         let dir = tempfile::Builder::new()
             .prefix("easyauth-redis-")
@@ -28,15 +49,19 @@ impl RedisServer {
             port: free_port(),
             dir,
             binary,
+            tls,
             running: None,
         };
         server.restart()?;
         Ok(server)
     }
 
-    /// `redis://127.0.0.1:<port>/`
+    /// `redis://127.0.0.1:<port>/`, or `rediss://localhost:<port>/` with TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.tls {
+            Some(_) => format!("rediss://localhost:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// The port it listens on (the same across restarts).
@@ -55,8 +80,22 @@ impl RedisServer {
     pub fn restart(&mut self) -> Result<(), ServerError> {
         self.stop();
         let mut cmd = Command::new(&self.binary);
-        cmd.args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
+        match &self.tls {
+            Some(tls) => {
+                cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(&tls.cert)
+                    .arg("--tls-key-file")
+                    .arg(&tls.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&tls.ca)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+            None => {
+                cmd.args(["--port", &self.port.to_string()]);
+            }
+        }
+        cmd.args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--appendonly", "yes", "--appendfsync", "always"])

@@ -176,6 +176,7 @@ pub(super) async fn callback(
                 .map(|s| now() + s as i64)
                 .or(Some(validated.exp())),
         ),
+        refreshed_at: None,
         injected: Default::default(),
     };
     // With the token store off, the session travels in the cookie alone.

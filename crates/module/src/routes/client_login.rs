@@ -151,6 +151,7 @@ pub(super) async fn client_login(
         refresh_token: None,
         expires_on: Some(validated.exp()),
         session_expires,
+        refreshed_at: None,
         injected: Default::default(),
     };
     let sid = match m.create_session(&record).await {

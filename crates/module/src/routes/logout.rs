@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::request::{query_param, redirect_target, session_of};
 use crate::cookies::{NONCE_COOKIE, SESSION_COOKIE, chunked_cookie};
 use crate::module::Module;
-use crate::respond::{found, page, set_cookies};
+use crate::respond::{found, page, set_cookies, store_unavailable};
 use crate::site::Site;
 
 /// GET /.auth/logout
@@ -31,6 +31,16 @@ pub(super) async fn logout(m: &Module, site: &Site, request: &Parts) -> Response
         .collect();
     cookies.push(style.clear(NONCE_COOKIE));
     let complete = format!("{}{}/logout/complete", site.base(), m.settings.api_prefix);
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            // Without the store the session cannot be revoked: same answer as a failed
+            // revocation, and this browser's cookies are cleared either way.
+            let mut r = store_unavailable(m, &e);
+            set_cookies(&mut r, cookies);
+            return r;
+        }
+    };
     let Some((sid, record, _)) = session else {
         return found(target.as_deref().unwrap_or(&complete), cookies);
     };

@@ -9,12 +9,16 @@ use super::request::session_of;
 use crate::clock::expires_on;
 use crate::module::Module;
 use crate::refusal::{ReasonCode, Refusal};
-use crate::respond::{no_store, unauthorized};
+use crate::respond::{no_store, store_unavailable, unauthorized};
 use crate::site::Site;
 
 /// GET /.auth/me
 pub(super) async fn me(m: &Module, site: &Site, request: &Parts) -> Response {
-    let Some((_, record, _)) = session_of(m, site, request, false).await else {
+    let session = match session_of(m, site, request, false).await {
+        Ok(s) => s,
+        Err(e) => return store_unavailable(m, &e),
+    };
+    let Some((_, record, _)) = session else {
         let refusal = Refusal::new(
             ReasonCode::SessionRequired,
             "/.auth/me needs a signed-in session",

@@ -11,7 +11,7 @@ use crate::identity::Identity;
 use crate::module::Module;
 use crate::provider::IdentityProvider;
 use crate::redirect;
-use crate::session_store::SessionRecord;
+use crate::session_store::{SessionRecord, SessionStoreError};
 use crate::site::Site;
 use crate::zumo::ZumoToken;
 
@@ -81,20 +81,24 @@ pub(super) async fn read_limited(
 
 /// The session a `/.auth` request is about: cookie or X-ZUMO-AUTH (never a bad bearer's 401).
 /// `grace` admits a session that ended less than `tokenRefreshExtensionHours` ago.
+/// `Err` is the session store's failure: the session may exist, so the route must not act as
+/// if the caller were signed out.
 pub(super) async fn session_of(
     m: &Module,
     site: &Site,
     request: &Parts,
     grace: bool,
-) -> Option<(String, Arc<SessionRecord>, bool)> {
+) -> Result<Option<(String, Arc<SessionRecord>, bool)>, SessionStoreError> {
     let zumo = request.extensions.get::<ZumoToken>().map(|z| z.0.as_str());
-    match m.session(site, &request.headers, zumo, grace).await {
-        Some(Identity::Session {
-            sid,
-            record,
-            via_cookie,
-            ..
-        }) => Some((sid, record, via_cookie)),
-        _ => None,
-    }
+    Ok(
+        match m.session(site, &request.headers, zumo, grace).await? {
+            Some(Identity::Session {
+                sid,
+                record,
+                via_cookie,
+                ..
+            }) => Some((sid, record, via_cookie)),
+            _ => None,
+        },
+    )
 }
