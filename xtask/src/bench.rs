@@ -449,6 +449,26 @@ impl Server {
         Ok(())
     }
 
+    /// Waits until the server accepts TCP connections on loopback `port`.
+    pub(crate) fn wait_listening(&mut self, port: u16) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            self.ensure_running()?;
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "{} not listening on {port} after {}s; last log lines:\n{}",
+                    self.name,
+                    READY_TIMEOUT.as_secs(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls `url` with curl until it answers 200.
     pub(crate) fn wait_ready(&mut self, url: &str, ca: &Path) -> Result<()> {
         let start = Instant::now();

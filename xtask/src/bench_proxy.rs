@@ -79,6 +79,8 @@ struct Credentials {
     bearer: String,
     /// The session cookie of the second proxy (token store off: the session is in the cookie).
     cookie_no_store: String,
+    /// The session cookie of the third proxy (sessions in Redis).
+    cookie_redis: String,
 }
 
 /// A request shape for wrk.
@@ -87,6 +89,7 @@ enum Auth {
     None,
     Cookie,
     CookieNoStore,
+    CookieRedis,
     Bearer,
 }
 
@@ -181,6 +184,7 @@ pub(crate) struct ProxyReport {
     pub nginx: Row,
     pub cookie: Row,
     pub cookie_no_store: Row,
+    pub cookie_redis: Row,
     pub bearer: Row,
     pub apache: Row,
     pub memory: Memory,
@@ -204,6 +208,7 @@ pub(crate) fn ensure_tools() -> Result<()> {
         "libapache2-mod-auth-openidc",
         "wrk",
         "valgrind",
+        "redis-server",
     ];
     for (tool, package) in [
         ("python3", "python3"),
@@ -249,12 +254,21 @@ pub(crate) fn run(
     let upstream_port = free_port()?;
     let easyauth_port = free_port()?;
     let nostore_port = free_port()?;
+    let redis_proxy_port = free_port()?;
+    let redis_port = free_port()?;
     let nginx_port = free_port()?;
     let apache_port = free_port()?;
 
     let (mut idp, ca) = steps.step(
         "proxy: easyauth idp (core 1, idle during the loads)",
-        || start_idp(&bin, &dir, idp_port, &[easyauth_port, nostore_port]),
+        || {
+            start_idp(
+                &bin,
+                &dir,
+                idp_port,
+                &[easyauth_port, nostore_port, redis_proxy_port],
+            )
+        },
     )?;
     let mut upstream = steps.step("proxy: upstream nginx `return 200` (core 1)", || {
         start_nginx(
@@ -273,10 +287,9 @@ pub(crate) fn run(
                 &bin,
                 &dir,
                 ("easyauth proxy", "easyauth", true),
-                easyauth_port,
-                upstream_port,
-                idp_port,
+                (easyauth_port, upstream_port, idp_port),
                 &ca,
+                None,
             )
         },
     )?;
@@ -287,20 +300,35 @@ pub(crate) fn run(
                 &bin,
                 &dir,
                 ("easyauth proxy (no token store)", "easyauth-nostore", false),
-                nostore_port,
-                upstream_port,
-                idp_port,
+                (nostore_port, upstream_port, idp_port),
                 &ca,
+                None,
+            )
+        },
+    )?;
+    let mut redis = steps.step("proxy: redis-server, no persistence (core 1)", || {
+        start_redis(&dir, redis_port)
+    })?;
+    let mut redis_proxy = steps.step(
+        "proxy: (b″) easyauth proxy --worker-threads 1, sessions in Redis (core 0)",
+        || {
+            start_easyauth(
+                &bin,
+                &dir,
+                ("easyauth proxy (sessions in Redis)", "easyauth-redis", true),
+                (redis_proxy_port, upstream_port, idp_port),
+                &ca,
+                Some(&format!("redis://127.0.0.1:{redis_port}/")),
             )
         },
     )?;
     let creds = steps.step(
-        "proxy: sign in through both proxies (session cookies) + client_credentials token",
+        "proxy: sign in through the three proxies (session cookies) + client_credentials token",
         || {
             credentials(
                 &templates,
                 &dir,
-                (easyauth_port, nostore_port),
+                (easyauth_port, nostore_port, redis_proxy_port),
                 idp_port,
                 &ca,
             )
@@ -337,7 +365,7 @@ pub(crate) fn run(
     let d = opts.duration;
     let c = opts.connections;
     // (label, file name, port, credential, root pid of the proxy under test)
-    let targets: [(&str, &str, u16, Auth, u32); 5] = [
+    let targets: [(&str, &str, u16, Auth, u32); 6] = [
         (
             "(a) nginx",
             "a-nginx",
@@ -358,6 +386,13 @@ pub(crate) fn run(
             nostore_port,
             Auth::CookieNoStore,
             nostore.child.id(),
+        ),
+        (
+            "(b″) easyauth cookie, sessions in Redis",
+            "b3-cookie-redis",
+            redis_proxy_port,
+            Auth::CookieRedis,
+            redis_proxy.child.id(),
         ),
         (
             "(c) easyauth bearer",
@@ -420,7 +455,7 @@ pub(crate) fn run(
     // schedule to every proxy.
     let target = summarize(&rows[1].peak)
         .rate
-        .min(summarize(&rows[3].peak).rate)
+        .min(summarize(&rows[4].peak).rate)
         / 2.0;
     let paced_connections = steps.step(
         &format!("proxy: calibrate a paced load of ~{target:.0} req/s ({PACED_DELAY_MS} ms pause per connection)"),
@@ -477,7 +512,14 @@ pub(crate) fn run(
     let versions = versions(&bin);
     // The wall-clock part is over; the callgrind runs reuse the ports, the sign-in (the proxy's
     // data dir holds the session and the cookie keys) and the token.
-    for server in [&mut apache, &mut nginx, &mut nostore, &mut easyauth] {
+    for server in [
+        &mut apache,
+        &mut nginx,
+        &mut nostore,
+        &mut redis_proxy,
+        &mut redis,
+        &mut easyauth,
+    ] {
         server.stop();
     }
     let requests = opts.callgrind_requests;
@@ -571,6 +613,7 @@ pub(crate) fn run(
         nginx: next_row(),
         cookie: next_row(),
         cookie_no_store: next_row(),
+        cookie_redis: next_row(),
         bearer: next_row(),
         apache: next_row(),
         memory: Memory {
@@ -722,21 +765,41 @@ fn auth_settings(idp_port: u16, token_store: bool) -> String {
 }
 
 /// `easyauth proxy` for the proxy under test, as `easyauth_command` runs it.
+/// A private redis-server for the Redis-backed proxy (no persistence: the bench measures the
+/// request path, not the disk).
+fn start_redis(dir: &Path, port: u16) -> Result<Server> {
+    let rdir = dir.join("redis");
+    std::fs::create_dir_all(&rdir).context("creating target/bench/proxy/redis")?;
+    let mut server = Server::spawn(
+        "redis-server",
+        Command::new("taskset")
+            .args(["-c", "1", "redis-server", "--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&rdir),
+        dir.join("redis.log"),
+    )?;
+    server.wait_listening(port)?;
+    Ok(server)
+}
+
 fn start_easyauth(
     bin: &Path,
     dir: &Path,
     (name, subdir, token_store): (&'static str, &str, bool),
-    port: u16,
-    upstream_port: u16,
-    idp_port: u16,
+    (port, upstream_port, idp_port): (u16, u16, u16),
     ca: &Path,
+    session_store: Option<&str>,
 ) -> Result<Server> {
     let pdir = dir.join(subdir);
     std::fs::create_dir_all(pdir.join("data")).context("creating the proxy data dir")?;
     let settings = pdir.join("authsettings.json");
     std::fs::write(&settings, auth_settings(idp_port, token_store))
         .context("writing authsettings.json")?;
-    let argv = easyauth_command(bin, dir, subdir, port, upstream_port);
+    let mut argv = easyauth_command(bin, dir, subdir, port, upstream_port);
+    if let Some(url) = session_store {
+        argv.extend(["--session-store".to_owned(), url.to_owned()]);
+    }
     let mut server = Server::spawn(
         name,
         Command::new("taskset")
@@ -781,7 +844,7 @@ fn easyauth_command(
 fn credentials(
     templates: &Path,
     dir: &Path,
-    (proxy_port, nostore_port): (u16, u16),
+    (proxy_port, nostore_port, redis_proxy_port): (u16, u16, u16),
     idp_port: u16,
     ca: &Path,
 ) -> Result<Credentials> {
@@ -814,10 +877,12 @@ fn credentials(
     };
     let out = sign_in(proxy_port)?;
     let out2 = sign_in(nostore_port)?;
+    let out3 = sign_in(redis_proxy_port)?;
     let creds = Credentials {
         cookie: value(&out, "COOKIE=")?,
         bearer: value(&out, "BEARER=")?,
         cookie_no_store: value(&out2, "COOKIE=")?,
+        cookie_redis: value(&out3, "COOKIE=")?,
     };
     std::fs::write(dir.join("cookie.txt"), &creds.cookie)?;
     std::fs::write(dir.join("cookie-no-store.txt"), &creds.cookie_no_store)?;
@@ -927,6 +992,10 @@ fn wrk_script(path: &Path, auth: Auth, creds: &Credentials, delay_ms: Option<u32
         Auth::CookieNoStore => format!(
             "wrk.headers[\"Cookie\"] = {}\n",
             lua_string(&creds.cookie_no_store)
+        ),
+        Auth::CookieRedis => format!(
+            "wrk.headers[\"Cookie\"] = {}\n",
+            lua_string(&creds.cookie_redis)
         ),
         Auth::Bearer => format!(
             "wrk.headers[\"Authorization\"] = {}\n",
@@ -1341,6 +1410,12 @@ pub(crate) fn render(root: &Path, r: &ProxyReport) -> Result<String> {
             &r.cookie_no_store.peak,
         ),
         peak_row(
+            "(b″)",
+            "`easyauth proxy --worker-threads 1`, third instance with `--session-store redis://…` (redis-server on core 1)",
+            "`AppServiceAuthSession` cookie (session in Redis)",
+            &r.cookie_redis.peak,
+        ),
+        peak_row(
             "(c)",
             "`easyauth proxy --worker-threads 1`",
             "`Authorization: Bearer` (RS256 access token)",
@@ -1370,19 +1445,21 @@ pub(crate) fn render(root: &Path, r: &ProxyReport) -> Result<String> {
         .into_iter()
         .enumerate()
     {
-        let (a, b, b2, c, d) = (
+        let (a, b, b2, b3, c, d) = (
             pick(f, &r.nginx, false),
             pick(f, &r.cookie, false),
             pick(f, &r.cookie_no_store, false),
+            pick(f, &r.cookie_redis, false),
             pick(f, &r.bearer, false),
             pick(f, &r.apache, false),
         );
         let ratio = b.rate / a.rate.max(1e-9);
         cells[0][k] = format!(
-            "(b)/(a) = **{ratio:.2}** ({:.0} vs {:.0} req/s); token store off: (b′)/(a) = {:.2}",
+            "(b)/(a) = **{ratio:.2}** ({:.0} vs {:.0} req/s); token store off: (b′)/(a) = {:.2}; sessions in Redis: (b″)/(a) = {:.2}",
             b.rate,
             a.rate,
-            b2.rate / a.rate.max(1e-9)
+            b2.rate / a.rate.max(1e-9),
+            b3.rate / a.rate.max(1e-9)
         );
         oks[0][k] = ratio >= 1.0;
         let ratio = c.rate / a.rate.max(1e-9);
@@ -1482,6 +1559,11 @@ pub(crate) fn render(root: &Path, r: &ProxyReport) -> Result<String> {
             "easyauth, cookie, token store off",
             summarize(&r.cookie_no_store.paced),
         ),
+        (
+            "(b″)",
+            "easyauth, cookie, sessions in Redis",
+            summarize(&r.cookie_redis.paced),
+        ),
         ("(c)", "easyauth, bearer", summarize(&r.bearer.paced)),
         (
             "(d)",
@@ -1565,6 +1647,7 @@ pub(crate) fn render(root: &Path, r: &ProxyReport) -> Result<String> {
                 ("(a) nginx", &r.nginx),
                 ("(b) easyauth cookie", &r.cookie),
                 ("(b′) easyauth cookie, no store", &r.cookie_no_store),
+                ("(b″) easyauth cookie, Redis", &r.cookie_redis),
                 ("(c) easyauth bearer", &r.bearer),
                 ("(d) apache", &r.apache),
             ] {
@@ -1651,6 +1734,7 @@ mod tests {
             nginx: row.clone(),
             cookie: row.clone(),
             cookie_no_store: row.clone(),
+            cookie_redis: row.clone(),
             bearer: row.clone(),
             apache: row,
             memory: Memory::default(),
