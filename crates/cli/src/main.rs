@@ -88,7 +88,8 @@ pub(crate) struct ProxyArgs {
     /// Explain every 401/403 in the response body too (the log always does).
     #[arg(long, env = "EASYAUTH_DEVELOPMENT")]
     pub(crate) development: bool,
-    /// Where sessions live: a `redis://` or `rediss://` URL shares them between replicas that
+    /// Where sessions live: a Redis URL (`redis://`, `redis+cluster://h:p,h:p/`,
+    /// `redis+sentinel://h:p,h:p/<master>`, `rediss…` for TLS) shares them between replicas that
     /// also share the WEBSITE_AUTH_* keys; default: the token store in the data dir.
     #[arg(long, env = "EASYAUTH_SESSION_STORE")]
     pub(crate) session_store: Option<String>,

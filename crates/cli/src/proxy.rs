@@ -139,7 +139,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the module keeps sessions, from `--session-store`.
+/// Where the module keeps sessions, from `--session-store` and `--session-store-ca`.
 fn session_backend(args: &ProxyArgs) -> anyhow::Result<SessionBackend> {
     let Some(url) = args
         .session_store
@@ -148,13 +148,7 @@ fn session_backend(args: &ProxyArgs) -> anyhow::Result<SessionBackend> {
     else {
         return Ok(SessionBackend::TokenStore);
     };
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    if !matches!(scheme.as_deref(), Some("redis" | "rediss")) {
-        anyhow::bail!(
-            "--session-store {}: expected a redis:// or rediss:// URL",
-            redacted_url(url)
-        );
-    }
+    // The URL itself is checked when the module is built (one place, one message).
     let ca_pem = match &args.session_store_ca {
         Some(path) => Some(
             std::fs::read(path)

@@ -18,10 +18,10 @@ use async_trait::async_trait;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisResult};
 
 use crate::clock::now;
+use crate::redis_connection::{Conn, RedisBackend, redacted_url, topology_of};
 use crate::session_store::{SessionRecord, SessionStore, SessionStoreError};
 
 /// Every operation answers within this, or counts as the store being unavailable.
@@ -36,7 +36,7 @@ const RELEASE_SCRIPT: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then ret
 /// Why Redis sessions could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisSetupError {
-    /// The URL is not a `redis://` or `rediss://` URL the client accepts.
+    /// The URL is not a Redis URL the client accepts.
     #[error("session store {url}: {reason}")]
     Url {
         /// The URL without its password.
@@ -49,9 +49,9 @@ pub enum RedisSetupError {
 /// A session's stored bytes and what they decode to.
 type Decoded = (Vec<u8>, Arc<SessionRecord>);
 
-/// Sessions in Redis (standalone, over TCP or TLS).
+/// Sessions in Redis (standalone, Cluster or Sentinel; over TCP or TLS).
 pub struct RedisSessions {
-    connection: ConnectionManager,
+    backend: RedisBackend,
     shown_url: String,
     prefix: String,
     refresh_extension: Duration,
@@ -67,28 +67,18 @@ impl fmt::Debug for RedisSessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSessions")
             .field("url", &self.shown_url)
+            .field("topology", &self.backend)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
-/// `url` with any password replaced, for logs and errors.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "(unparsable URL)".to_owned(),
-    }
-}
-
 impl RedisSessions {
-    /// Sessions in the Redis at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://`
-    /// for TLS, trusting the system's roots plus `ca_pem` if given). Connects lazily, so a Redis
-    /// that is down at start-up delays readiness instead of failing the start.
+    /// Sessions in the Redis at `url`: `redis://[user:password@]host[:port][/db]`,
+    /// `redis+cluster://[user:password@]host:port,host:port/`,
+    /// `redis+sentinel://[user:password@]host:port,host:port/<master>[/db]`, and `rediss…` for
+    /// TLS (trusting the system's roots plus `ca_pem` if given). Connects lazily, so a Redis that
+    /// is down at start-up delays readiness instead of failing the start.
     pub fn connect(
         url: &str,
         ca_pem: Option<Vec<u8>>,
@@ -99,26 +89,16 @@ impl RedisSessions {
             url: shown_url.clone(),
             reason,
         };
-        let client = match ca_pem {
-            Some(root_cert) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                },
-            ),
-            None => redis::Client::open(url),
+        if topology_of(url).is_none() {
+            return Err(bad(
+                "expected redis://, rediss://, redis+cluster:// or redis+sentinel://".into(),
+            ));
         }
-        .map_err(|e| bad(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(OPERATION_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| bad(e.to_string()))?;
+        let backend = RedisBackend::open(url, ca_pem, OPERATION_TIMEOUT)
+            // The client's message may quote the URL: say only what kind of error it was.
+            .map_err(|e| bad(format!("{} ({:?})", e.category(), e.kind())))?;
         Ok(RedisSessions {
-            connection,
+            backend,
             shown_url,
             prefix: "easyauth:".to_owned(),
             refresh_extension,
@@ -197,21 +177,33 @@ impl RedisSessions {
         record.session_expires + self.refresh_extension.as_secs() as i64
     }
 
+    /// Runs `op` on a connection, bounded by [`OPERATION_TIMEOUT`]; any failure is the store
+    /// being unavailable, and a connection that failed is not used again.
     async fn run<T>(
         &self,
         what: &str,
-        op: impl Future<Output = redis::RedisResult<T>>,
+        op: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, SessionStoreError> {
-        match tokio::time::timeout(OPERATION_TIMEOUT, op).await {
+        let attempt = async {
+            let mut c = self.backend.connection().await?;
+            op(&mut c).await
+        };
+        match tokio::time::timeout(OPERATION_TIMEOUT, attempt).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(SessionStoreError::Unavailable(format!(
-                "Redis {} ({what}): {e}",
-                self.shown_url
-            ))),
-            Err(_) => Err(SessionStoreError::Unavailable(format!(
-                "Redis {} ({what}): no answer within {OPERATION_TIMEOUT:?}",
-                self.shown_url
-            ))),
+            Ok(Err(e)) => {
+                self.backend.failed(&e).await;
+                Err(SessionStoreError::Unavailable(format!(
+                    "Redis {} ({what}): {e}",
+                    self.shown_url
+                )))
+            }
+            Err(_) => {
+                self.backend.forget().await;
+                Err(SessionStoreError::Unavailable(format!(
+                    "Redis {} ({what}): no answer within {OPERATION_TIMEOUT:?}",
+                    self.shown_url
+                )))
+            }
         }
     }
 
@@ -234,35 +226,30 @@ impl SessionStore for RedisSessions {
         self.forget_decoded(sid);
         let keep_until = self.keep_until(record);
         let key = self.key(SESSION, sid);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // One command per key (a Cluster keeps the two in different slots, where neither MULTI
+        // nor a pipeline may span them). The session goes first: an index entry without its
+        // session, or naming an older token, finds nothing.
         if keep_until <= now() {
-            pipe.del(&key);
-        } else {
-            let value = self.seal(SESSION, sid, &key, &serde_json::to_vec(record)?)?;
-            pipe.cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .arg("EXAT")
-                .arg(keep_until);
-            if let Some(at) = &record.access_token {
-                let index = self.key(ACCESS_TOKEN, at);
-                let value = self.seal(ACCESS_TOKEN, at, &index, sid.as_bytes())?;
-                pipe.cmd("SET")
-                    .arg(&index)
-                    .arg(value)
-                    .arg("EXAT")
-                    .arg(keep_until);
-            }
+            return self.run("save", async |c| c.del::<_, ()>(&key).await).await;
         }
-        let mut c = self.connection.clone();
-        self.run("save", pipe.exec_async(&mut c)).await
+        let value = self.seal(SESSION, sid, &key, &serde_json::to_vec(record)?)?;
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(value).arg("EXAT").arg(keep_until);
+        self.run("save", async |c| set.exec_async(c).await).await?;
+        if let Some(at) = &record.access_token {
+            let index = self.key(ACCESS_TOKEN, at);
+            let value = self.seal(ACCESS_TOKEN, at, &index, sid.as_bytes())?;
+            let mut set = redis::cmd("SET");
+            set.arg(&index).arg(value).arg("EXAT").arg(keep_until);
+            self.run("save index", async |c| set.exec_async(c).await)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn load(&self, sid: &str) -> Result<Option<Arc<SessionRecord>>, SessionStoreError> {
         let key = self.key(SESSION, sid);
-        let mut c = self.connection.clone();
-        let sealed: Option<Vec<u8>> = self.run("load", c.get(&key)).await?;
+        let sealed: Option<Vec<u8>> = self.run("load", async |c| c.get(&key).await).await?;
         let Some(sealed) = sealed else {
             self.forget_decoded(sid);
             return Ok(None);
@@ -295,13 +282,12 @@ impl SessionStore for RedisSessions {
         if let Some(at) = record.and_then(|r| r.access_token.as_ref()) {
             keys.push(self.key(ACCESS_TOKEN, at));
         }
-        let mut c = self.connection.clone();
-        // One key per command: the keys may live on different nodes of a cluster.
-        let mut pipe = redis::pipe();
+        // One command per key: in a Cluster the keys live in different slots.
         for k in &keys {
-            pipe.del(k);
+            self.run("delete", async |c| c.del::<_, ()>(k).await)
+                .await?;
         }
-        self.run("delete", pipe.exec_async(&mut c)).await
+        Ok(())
     }
 
     async fn revoke(&self, sid: &str, record: &SessionRecord) -> Result<(), SessionStoreError> {
@@ -311,10 +297,9 @@ impl SessionStore for RedisSessions {
             return Ok(());
         }
         let key = self.key(REVOKED, sid);
-        let mut c = self.connection.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg("1").arg("EXAT").arg(keep_until);
-        self.run("revoke", cmd.exec_async(&mut c)).await
+        self.run("revoke", async |c| cmd.exec_async(c).await).await
     }
 
     async fn admit_carried(
@@ -323,8 +308,9 @@ impl SessionStore for RedisSessions {
         record: &SessionRecord,
     ) -> Result<Option<Arc<SessionRecord>>, SessionStoreError> {
         let key = self.key(REVOKED, sid);
-        let mut c = self.connection.clone();
-        let revoked: bool = self.run("revocation check", c.exists(&key)).await?;
+        let revoked: bool = self
+            .run("revocation check", async |c| c.exists(&key).await)
+            .await?;
         if revoked {
             self.forget_decoded(sid);
             return Ok(None);
@@ -348,8 +334,9 @@ impl SessionStore for RedisSessions {
         access_token: &str,
     ) -> Result<Option<(String, Arc<SessionRecord>)>, SessionStoreError> {
         let index = self.key(ACCESS_TOKEN, access_token);
-        let mut c = self.connection.clone();
-        let sealed: Option<Vec<u8>> = self.run("token lookup", c.get(&index)).await?;
+        let sealed: Option<Vec<u8>> = self
+            .run("token lookup", async |c| c.get(&index).await)
+            .await?;
         let Some(sealed) = sealed else {
             return Ok(None);
         };
@@ -362,9 +349,8 @@ impl SessionStore for RedisSessions {
     }
 
     async fn check(&self) -> Result<(), SessionStoreError> {
-        let mut c = self.connection.clone();
         let pong: String = self
-            .run("ping", redis::cmd("PING").query_async(&mut c))
+            .run("ping", async |c| redis::cmd("PING").query_async(c).await)
             .await?;
         if pong == "PONG" {
             Ok(())
@@ -383,14 +369,15 @@ impl SessionStore for RedisSessions {
         ttl: Duration,
     ) -> Result<bool, SessionStoreError> {
         let key = self.key(LEASE, sid);
-        let mut c = self.connection.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key)
             .arg(holder)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis() as u64);
-        let set: Option<String> = self.run("lease", cmd.query_async(&mut c)).await?;
+        let set: Option<String> = self
+            .run("lease", async |c| cmd.query_async(c).await)
+            .await?;
         Ok(set.is_some())
     }
 
@@ -401,22 +388,20 @@ impl SessionStore for RedisSessions {
         ttl: Duration,
     ) -> Result<bool, SessionStoreError> {
         let key = self.key(LEASE, sid);
-        let mut c = self.connection.clone();
         let mut invocation = self.renew.key(&key);
         invocation.arg(holder).arg(ttl.as_millis() as u64);
         let renewed: i64 = self
-            .run("lease renewal", invocation.invoke_async(&mut c))
+            .run("lease renewal", async |c| invocation.invoke_async(c).await)
             .await?;
         Ok(renewed == 1)
     }
 
     async fn release_lease(&self, sid: &str, holder: &str) -> Result<(), SessionStoreError> {
         let key = self.key(LEASE, sid);
-        let mut c = self.connection.clone();
         let mut invocation = self.release.key(&key);
         invocation.arg(holder);
         let _: i64 = self
-            .run("lease release", invocation.invoke_async(&mut c))
+            .run("lease release", async |c| invocation.invoke_async(c).await)
             .await?;
         Ok(())
     }

@@ -321,3 +321,69 @@ async fn rediss_trusts_the_given_ca_and_refuses_an_unknown_certificate() {
         other => panic!("an unknown certificate must not be trusted: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_redis_cluster_behaves_as_a_session_store() {
+    let cluster = easyauth_testservers::RedisCluster::start(3).expect("a private Redis Cluster");
+    let url = cluster.url();
+    assert!(url.starts_with("redis+cluster://"), "{url}");
+    let a = RedisSessions::connect(&url, None, EXTENSION).unwrap();
+    let b = RedisSessions::connect(&url, None, EXTENSION).unwrap();
+    behaves_as_a_session_store(&a, &b).await;
+    // Many sessions: their keys hash to slots on every node, and each is found again.
+    for i in 0..30 {
+        let sid = format!("Y2x1c3Rlci1zZXNzaW9uLW51bWJlci0{i:02}");
+        a.save(&sid, &record(&format!("cluster-token-{i}")))
+            .await
+            .unwrap();
+        let (found, _) = b
+            .find_by_access_token(&format!("cluster-token-{i}"))
+            .await
+            .unwrap()
+            .expect("indexed");
+        assert_eq!(found, sid);
+    }
+}
+
+#[tokio::test]
+async fn sentinel_sessions_follow_a_failover_by_themselves() {
+    let sentinel =
+        easyauth_testservers::RedisSentinel::start().expect("master, replica and Sentinel");
+    let url = sentinel.url();
+    let a = RedisSessions::connect(&url, None, EXTENSION).unwrap();
+    let b = RedisSessions::connect(&url, None, EXTENSION).unwrap();
+    behaves_as_a_session_store(&a, &b).await;
+    let before = "YmVmb3JlLXRoZS1mYWlsb3Zlci10aGlydHktdHdvLWI";
+    let r = record("token-before-failover");
+    a.save(before, &r).await.unwrap();
+    sentinel.wait_replicated().unwrap();
+    let old_master = sentinel.master_port().unwrap();
+    let new_master = sentinel.fail_over().unwrap();
+    assert_ne!(old_master, new_master);
+    // The first operations may still reach the demoted master (READONLY) or a closed
+    // connection; the store then asks the Sentinel again.
+    let after = "YWZ0ZXItdGhlLWZhaWxvdmVyLXRoaXJ0eS10d28tYnk";
+    let r2 = record("token-after-failover");
+    let mut saved = false;
+    for _ in 0..100 {
+        if a.save(after, &r2).await.is_ok() {
+            saved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saved, "writes resume on the promoted master");
+    let mut read = None;
+    for _ in 0..100 {
+        if let Ok(found) = b.load(after).await {
+            read = found;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(*read.expect("written after the failover"), r2);
+    assert_eq!(
+        *b.load(before).await.unwrap().expect("replicated before it"),
+        r
+    );
+}

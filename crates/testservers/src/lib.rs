@@ -9,4 +9,4 @@ mod process;
 mod redis;
 
 pub use process::{ServerError, free_port};
-pub use redis::{RedisServer, RedisTls};
+pub use redis::{RedisCluster, RedisSentinel, RedisServer, RedisTls, SENTINEL_MASTER};
