@@ -248,3 +248,26 @@ def test_kill_9_of_a_replica_under_load_loses_only_what_was_in_flight_on_it(
     for i in range(6):
         echo = require_echo(get(front.url(f"/after-kill/{i}"), cookie))
         assert echo["headers"]["x-ms-client-principal-name"] == world.alice.upn
+
+
+def test_a_replica_starts_while_redis_is_down_and_serves_once_it_is_up(
+        proxies: ProxyFactory, proxy_idp: ProxyIdp, world: World,
+        tmp_path_factory: pytest.TempPathFactory):
+    redis = RedisServer(tmp_path_factory.mktemp("late-redis"))  # not started yet
+    replica = proxies.start("late-redis", aad_settings(proxy_idp, world), public_url=False,
+                            env={"WEBSITE_AUTH_ENCRYPTION_KEY": secrets.token_hex(32),
+                                 "WEBSITE_AUTH_SIGNING_KEY": secrets.token_hex(32)},
+                            extra_args=["--session-store", redis.url])
+    try:
+        # Started (no crash loop): /.auth/version answered for start() to return.
+        r = get(replica.url("/with-a-cookie"), "not-a-session")
+        assert r.status_code in (401, 302), describe(r)  # an unknown cookie is just anonymous
+        redis.start()
+        browser = ProxyBrowser(os.environ["SSL_CERT_FILE"])
+        si = browser_sign_in(browser, replica, replica.url("/after-redis-started"),
+                             provider_host=proxy_idp.host, user=world.alice)
+        echo = require_echo(si.final, "signed in once Redis is up")
+        assert echo["headers"]["x-ms-client-principal-name"] == world.alice.upn
+    finally:
+        replica.stop()
+        redis.stop()
