@@ -349,6 +349,67 @@ async fn refresh_replaces_the_tokens_the_app_receives() {
 }
 
 #[tokio::test]
+async fn a_provider_outage_keeps_the_session_and_only_a_refused_grant_ends_it() {
+    let site = Site::start(true).await;
+    let browser = site.idp.browser();
+    site.sign_in(&browser, "/").await;
+    let first = site.me(&browser).await;
+
+    // The provider cannot be reached: 502, the session and its cookie stay.
+    site.idp.stop().await;
+    let failed = browser.get(&site.at("/.auth/refresh")).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.body);
+    assert_eq!(
+        failed.headers["x-easyauth-reason-code"],
+        "provider-unavailable"
+    );
+    assert!(
+        failed.set_cookies().is_empty(),
+        "{:?}",
+        failed.set_cookies()
+    );
+    assert_eq!(
+        site.me(&browser).await["access_token"],
+        first["access_token"]
+    );
+
+    // Back: the same session refreshes.
+    site.idp.serve().await;
+    let refreshed = browser.get(&site.at("/.auth/refresh")).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let second = site.me(&browser).await;
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+
+    // Someone replays the rotated-out refresh token: the provider revokes the whole family, so
+    // the module's next redeem gets invalid_grant, and that ends the session.
+    let token_endpoint = format!(
+        "{}/oauth2/v2.0/token",
+        site.idp.issuer(TID).trim_end_matches("/v2.0")
+    );
+    let replay = site
+        .idp
+        .client()
+        .post(&token_endpoint)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", WEB),
+            ("client_secret", WEB_SECRET),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    // Refreshes within 5 s of the last one share its redeem; this one must redeem again.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let refused = browser.get(&site.at("/.auth/refresh")).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(refused.headers["x-easyauth-reason-code"], "refresh-refused");
+    let gone = browser.get(&site.at("/.auth/me")).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "the session ended");
+}
+
+#[tokio::test]
 async fn logout_ends_the_session_and_lands_only_on_a_valid_page() {
     let site = Site::start(true).await;
     let browser = site.idp.browser();
