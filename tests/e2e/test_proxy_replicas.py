@@ -32,6 +32,7 @@ from proxy_e2e import (
     ProxyServer,
     aad_settings,
     browser_sign_in,
+    drive_provider,
     require_echo,
 )
 from services import Nginx, RedisServer
@@ -196,6 +197,15 @@ def test_redis_down_is_503_with_the_cookie_kept_and_sessions_return_with_it(
             assert get(replica.url("/.auth/me"), cookie).status_code == 503
         r = get(deployment.front().url("/through-the-balancer"), cookie)
         assert r.status_code == 503, describe(r)
+        # A new sign-in cannot be stored: a 503 page that offers to try again, not a 401.
+        newcomer = ProxyBrowser(os.environ["SSL_CERT_FILE"])
+        front = deployment.front()
+        start = newcomer.get(front.url("/.auth/login/aad?post_login_redirect_uri=/later"))
+        assert start.status_code == 302, describe(start)
+        cb = drive_provider(newcomer, newcomer.get(start.headers["Location"]),
+                            front.url("/.auth/login/aad/callback"), user=world.alice, pages=[])
+        assert cb.status_code == 503, describe(cb)
+        assert "Try again" in cb.text
     finally:
         deployment.redis.start()
     for replica in deployment.replicas:

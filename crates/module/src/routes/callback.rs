@@ -183,7 +183,22 @@ pub(super) async fn callback(
     let sid = if m.settings.token_store {
         match m.create_session(&record).await {
             Ok(s) => s,
-            Err(e) => return fail(&e.to_string()),
+            // Not the user's fault and not a refusal: the session store is down. The attempt
+            // is spent (its code is redeemed), so the page offers a new one.
+            Err(e) => {
+                tracing::error!(target: "easyauth::module", status = 503, error = %e, "sign-in not stored");
+                let mut r = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in could not be completed",
+                    &format!(
+                        "<p>The session could not be stored. Try again in a moment.</p><p><a href=\"{}/login/{}\">Try again</a></p>",
+                        m.settings.api_prefix,
+                        provider.alias()
+                    ),
+                );
+                set_cookies(&mut r, vec![site.cookie_style().clear(NONCE_COOKIE)]);
+                return r;
+            }
         }
     } else {
         random_id()
