@@ -1,6 +1,7 @@
 //! The `easyauth` command.
 
 mod az;
+mod forward_auth;
 mod idp;
 mod proxy;
 mod runtime;
@@ -45,6 +46,9 @@ enum Command {
     Idp(IdpArgs),
     /// Run App Service's authentication module as a reverse proxy in front of an app.
     Proxy(ProxyArgs),
+    /// Run the authentication module as the auth service of your own reverse proxy (nginx
+    /// auth_request, Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz): docs/forward-auth.md.
+    ForwardAuth(forward_auth::ForwardAuthArgs),
     /// Run the local platform: the identity provider and several apps, each behind its own
     /// authentication module on its own origin. Without --site: Microsoft's tutorial.
     Up(up::UpArgs),
@@ -129,6 +133,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Idp(args) => idp::run(args).await,
             Command::Proxy(args) => proxy::run(args).await,
+            Command::ForwardAuth(args) => forward_auth::run(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Webapp(args) => webapp::run(args).await,
             Command::Az(args) => return az::run(args).await,

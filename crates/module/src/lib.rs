@@ -26,7 +26,8 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! In front of an app over HTTP instead, [`ProxyStack`] puts the module before an [`Upstream`].
+//! In front of an app over HTTP instead, [`ProxyStack`] puts the module before an [`Upstream`];
+//! behind a reverse proxy the site already runs, [`ForwardAuth`] answers its auth checks.
 
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ mod clock;
 pub mod config;
 mod context;
 pub mod cookies;
+mod forward_auth;
 mod headers;
 mod identity;
 mod ids;
@@ -66,6 +68,7 @@ pub use authz::{AadAuthorization, Denial};
 pub use build::{AppSettings, BuildError, Environment, build};
 pub use config::{AuthSettings, ConfigError, Loaded};
 pub use cookies::KeyError;
+pub use forward_auth::{ForwardAuth, ProxyNet, ProxyNetError, TrustedProxies};
 pub use identity::{CredentialError, Identity};
 pub use module::Module;
 pub use oidc::OidcHttp;

@@ -54,6 +54,9 @@ pub enum ReasonCode {
     RefreshRefused,
     /// The token store failed.
     TokenStoreFailed,
+    /// A forward-auth check whose original request (`X-Original-*` / `X-Forwarded-*`) is
+    /// malformed, too long, or not a path on this site.
+    BadForwardedRequest,
     /// The module failed to produce its answer.
     Internal,
 }
@@ -83,6 +86,7 @@ const SPELLINGS: &[(ReasonCode, &str)] = &[
     (ReasonCode::NoRefreshToken, "no-refresh-token"),
     (ReasonCode::RefreshRefused, "refresh-refused"),
     (ReasonCode::TokenStoreFailed, "token-store-failed"),
+    (ReasonCode::BadForwardedRequest, "bad-forwarded-request"),
     (ReasonCode::Internal, "internal"),
 ];
 
