@@ -55,6 +55,10 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         steps.skipped("tools / venv / npm", "--no-e2e");
     } else {
         steps.step("ensure tools (python3, node, npm, chromium)", ensure_tools)?;
+        steps.step(
+            "ensure service packages (nginx with auth_request, caddy)",
+            ensure_service_packages,
+        )?;
         steps.step("python venv (target/e2e/venv)", || python_venv(&e2e, &venv))?;
         steps.step("npm packages (tests/e2e)", || npm_packages(&e2e))?;
         steps.step(
@@ -156,6 +160,33 @@ fn ensure_tools() -> Result<()> {
     }
     Ok(())
 }
+
+/// The servers the end-to-end suites run privately, on free loopback ports, in front of or next
+/// to easyauth (tests/e2e/test_forward_auth.py: nginx `auth_request`, Caddy `forward_auth`).
+fn ensure_service_packages() -> Result<()> {
+    let mut packages: Vec<&str> = Vec::new();
+    // nginx-light has no auth_request module; Debian's `nginx` (nginx-core) has.
+    let has_auth_request = util::probe(NGINX, &["-V"])
+        .is_some_and(|(ok, out)| ok && out.contains("http_auth_request_module"));
+    if !has_auth_request {
+        packages.push("nginx");
+    }
+    if util::which("caddy").is_none() {
+        packages.push("caddy");
+    }
+    ensure_debian_packages(&packages)?;
+    let (_, nginx) = util::probe(NGINX, &["-V"]).context("`nginx` is still not runnable")?;
+    if !nginx.contains("http_auth_request_module") {
+        bail!("{NGINX} has no http_auth_request_module: install Debian's `nginx` (not nginx-light)");
+    }
+    let (_, caddy) = util::probe("caddy", &["version"]).context("`caddy` is still not runnable")?;
+    println!("    nginx: {}", nginx.lines().next().unwrap_or("").trim());
+    println!("    caddy: {}", caddy.trim());
+    Ok(())
+}
+
+/// Debian's nginx binary.
+const NGINX: &str = "/usr/sbin/nginx";
 
 pub(crate) fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
     let requirements = e2e.join("requirements.txt");
