@@ -177,7 +177,9 @@ fn ensure_service_packages() -> Result<()> {
     ensure_debian_packages(&packages)?;
     let (_, nginx) = util::probe(NGINX, &["-V"]).context("`nginx` is still not runnable")?;
     if !nginx.contains("http_auth_request_module") {
-        bail!("{NGINX} has no http_auth_request_module: install Debian's `nginx` (not nginx-light)");
+        bail!(
+            "{NGINX} has no http_auth_request_module: install Debian's `nginx` (not nginx-light)"
+        );
     }
     let (_, caddy) = util::probe("caddy", &["version"]).context("`caddy` is still not runnable")?;
     println!("    nginx: {}", nginx.lines().next().unwrap_or("").trim());
