@@ -20,7 +20,7 @@
 //!     development: false,
 //! };
 //! let module = Arc::new(easyauth_module::build(&loaded.settings, env).await?);
-//! let app = axum::Router::new()
+//! let app: axum::Router = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "hello" }))
 //!     .layer(EasyAuthLayer::new(module));
 //! # let _ = app; Ok(()) }
