@@ -509,3 +509,40 @@ async fn the_original_uri_is_validated_as_a_redirect_target() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(header(&page, "set-cookie").is_none());
 }
+
+#[tokio::test]
+async fn the_csrf_rule_applies_to_the_original_request() {
+    let listener = loopback_listener();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    let idp = TestIdp::start(&directory(&[&site])).await;
+    let svc = Service::start(&idp, listener, &["127.0.0.1"], |_| {}).await;
+    let browser = idp.browser();
+    svc.sign_in(&browser).await;
+    let host = svc.host().to_owned();
+    // A cookie-authenticated POST from another site's page is refused; from the site's own
+    // page it passes (the original request's method and Origin are what count).
+    for (origin, want) in [
+        ("https://evil.test", StatusCode::FORBIDDEN),
+        (site.as_str(), StatusCode::OK),
+    ] {
+        let page = check(
+            &browser,
+            &svc.at("/.auth/forward/nginx"),
+            &[
+                ("user-agent", BROWSER_UA),
+                ("x-original-uri", "/orders"),
+                ("x-original-method", "POST"),
+                ("x-forwarded-host", &host),
+                ("origin", origin),
+            ],
+        )
+        .await;
+        assert_eq!(page.status, want, "{origin}: {}", page.body);
+        if want == StatusCode::FORBIDDEN {
+            assert_eq!(
+                header(&page, "x-easyauth-reason-code"),
+                Some("cross-site-request")
+            );
+        }
+    }
+}
