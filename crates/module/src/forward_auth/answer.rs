@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::Style;
+use super::style::Style;
 use crate::headers::is_reserved;
 use crate::module::Module;
 use crate::refusal::Refusal;

@@ -14,6 +14,7 @@
 
 mod answer;
 mod original;
+mod style;
 mod trust;
 
 use std::convert::Infallible;
@@ -36,27 +37,7 @@ use crate::pipeline::{BoxedService, EasyAuthLayer, is_route};
 use crate::refusal::{ReasonCode, Refusal};
 use crate::respond::refuse;
 use original::Original;
-
-/// How a proxy style asks and what answers it understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Style {
-    /// nginx `auth_request`: `X-Original-URI` / `X-Original-Method`; 2xx, 401 or 403 only.
-    Nginx,
-    /// Caddy `forward_auth` and Traefik ForwardAuth: `X-Forwarded-Method`, `-Proto`, `-Host`,
-    /// `-Uri`; any non-2xx answer goes to the client as it is.
-    Forwarded,
-    /// Envoy `ext_authz` over HTTP: the original method, the original path after the check
-    /// prefix, the original Host; only 200 allows, other answers go to the client.
-    Envoy,
-}
-
-/// The check endpoints, by the last segment of `<apiPrefix>/forward/<style>`.
-const STYLES: &[(&str, Style)] = &[
-    ("nginx", Style::Nginx),
-    ("caddy", Style::Forwarded),
-    ("traefik", Style::Forwarded),
-    ("envoy", Style::Envoy),
-];
+use style::{STYLES, Style};
 
 /// The module as a forward-auth service: its routes and the check endpoints.
 #[derive(Debug, Clone)]

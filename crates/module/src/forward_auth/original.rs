@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, Method};
 
-use super::Style;
+use super::style::Style;
 use crate::redirect::is_local_path;
 
 /// Longest original URI accepted (nginx's default `large_client_header_buffers` line).
