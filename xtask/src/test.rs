@@ -86,7 +86,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
 
     // Before the unit tests: some start these servers themselves (crates/testservers).
     steps.step(
-        "servers for the tests (Debian packages: redis-server, nginx)",
+        "servers for the tests (Debian packages: redis-server, nginx with auth_request, caddy)",
         ensure_service_packages,
     )?;
 
@@ -171,23 +171,39 @@ fn ensure_service_packages() -> Result<()> {
     if !Path::new(REDIS_SERVER).is_file() {
         packages.push("redis-server");
     }
-    // The load balancer in front of replicas.
-    if !Path::new(NGINX).is_file() {
+    // The load balancer in front of replicas, and nginx `auth_request` in front of
+    // `easyauth forward-auth` (test_forward_auth.py). nginx-light has no auth_request module;
+    // Debian's `nginx` (nginx-core) has.
+    let has_auth_request = util::probe(NGINX, &["-V"])
+        .is_some_and(|(ok, out)| ok && out.contains("http_auth_request_module"));
+    if !has_auth_request {
         packages.push("nginx");
     }
+    // Caddy `forward_auth` (test_forward_auth.py).
+    if util::which("caddy").is_none() {
+        packages.push("caddy");
+    }
     ensure_debian_packages(&packages)?;
-    for (tool, program) in [("redis-server", REDIS_SERVER), ("nginx", NGINX)] {
-        let (_, version) = util::probe(program, &["-v"])
-            .with_context(|| format!("`{tool}` is still not runnable"))?;
-        println!(
-            "    {tool}: {}",
-            version.lines().next().unwrap_or("").trim()
+    let (_, redis) =
+        util::probe(REDIS_SERVER, &["-v"]).context("`redis-server` is still not runnable")?;
+    let (_, nginx) = util::probe(NGINX, &["-V"]).context("`nginx` is still not runnable")?;
+    if !nginx.contains("http_auth_request_module") {
+        bail!(
+            "{NGINX} has no http_auth_request_module: install Debian's `nginx` (not nginx-light)"
         );
     }
+    let (_, caddy) = util::probe("caddy", &["version"]).context("`caddy` is still not runnable")?;
+    println!(
+        "    redis-server: {}",
+        redis.lines().next().unwrap_or("").trim()
+    );
+    println!("    nginx: {}", nginx.lines().next().unwrap_or("").trim());
+    println!("    caddy: {}", caddy.trim());
     Ok(())
 }
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
+/// Debian's nginx binary.
 const NGINX: &str = "/usr/sbin/nginx";
 
 pub(crate) fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {

@@ -1,10 +1,12 @@
 //! The `easyauth` command.
 
 mod az;
+mod forward_auth;
 mod idp;
 mod proxy;
 mod runtime;
 mod sample;
+mod session_store;
 mod up;
 mod webapp;
 
@@ -45,6 +47,9 @@ enum Command {
     Idp(IdpArgs),
     /// Run App Service's authentication module as a reverse proxy in front of an app.
     Proxy(ProxyArgs),
+    /// Run the authentication module as the auth service of your own reverse proxy (nginx
+    /// auth_request, Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz): docs/forward-auth.md.
+    ForwardAuth(forward_auth::ForwardAuthArgs),
     /// Run the local platform: the identity provider and several apps, each behind its own
     /// authentication module on its own origin. Without --site: Microsoft's tutorial.
     Up(up::UpArgs),
@@ -88,14 +93,8 @@ pub(crate) struct ProxyArgs {
     /// Explain every 401/403 in the response body too (the log always does).
     #[arg(long, env = "EASYAUTH_DEVELOPMENT")]
     pub(crate) development: bool,
-    /// Where sessions live: a Redis URL (`redis://`, `redis+cluster://h:p,h:p/`,
-    /// `redis+sentinel://h:p,h:p/<master>`, `rediss…` for TLS) shares them between replicas that
-    /// also share the WEBSITE_AUTH_* keys; default: the token store in the data dir.
-    #[arg(long, env = "EASYAUTH_SESSION_STORE")]
-    pub(crate) session_store: Option<String>,
-    /// PEM file of a CA to trust for a `rediss://` session store, besides the system's roots.
-    #[arg(long, env = "EASYAUTH_SESSION_STORE_CA")]
-    pub(crate) session_store_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) sessions: session_store::SessionStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +136,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Idp(args) => idp::run(args).await,
             Command::Proxy(args) => proxy::run(args).await,
+            Command::ForwardAuth(args) => forward_auth::run(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Webapp(args) => webapp::run(args).await,
             Command::Az(args) => return az::run(args).await,

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use easyauth_module::{
-    AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack, SessionBackend, redacted_url,
-};
+use easyauth_module::{AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack};
 use easyauth_store::{SqliteStore, Store};
 
 use crate::ProxyArgs;
@@ -21,7 +19,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&args.data_dir.join("easyauth.db")).await?);
-    let session_store = session_backend(&args)?;
+    let session_store = args.sessions.backend()?;
     let scheme = if args.tls { "https" } else { "http" };
     let public_url = args.public_url.clone();
     let env = Environment {
@@ -93,28 +91,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             .join(", ")
     );
     println!("  unauthenticated {:?}", module.settings().action);
-    match &session_store {
-        SessionBackend::TokenStore => println!(
-            "  token store     {}",
-            if module.settings().token_store {
-                "on (SQLite in the data dir)"
-            } else {
-                "off"
-            }
-        ),
-        SessionBackend::Redis { url, .. } => {
-            println!("  session store   {} (Redis)", redacted_url(url));
-            let app = AppSettings::from_env();
-            if app.get("WEBSITE_AUTH_ENCRYPTION_KEY").is_none()
-                || app.get("WEBSITE_AUTH_SIGNING_KEY").is_none()
-            {
-                println!(
-                    "  warning         WEBSITE_AUTH_ENCRYPTION_KEY and WEBSITE_AUTH_SIGNING_KEY are not both set: \
-                     replicas with keys generated in their own data dirs do not share sessions"
-                );
-            }
-        }
-    }
+    crate::session_store::print_banner(&session_store, module.settings().token_store);
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let make = router.into_make_service_with_connect_info::<SocketAddr>();
     if args.tls {
@@ -137,29 +114,6 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
-}
-
-/// Where the module keeps sessions, from `--session-store` and `--session-store-ca`.
-fn session_backend(args: &ProxyArgs) -> anyhow::Result<SessionBackend> {
-    let Some(url) = args
-        .session_store
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    else {
-        return Ok(SessionBackend::TokenStore);
-    };
-    // The URL itself is checked when the module is built (one place, one message).
-    let ca_pem = match &args.session_store_ca {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("--session-store-ca: cannot read {}", path.display()))?,
-        ),
-        None => None,
-    };
-    Ok(SessionBackend::Redis {
-        url: url.to_owned(),
-        ca_pem,
-    })
 }
 
 /// The `host:port` forms a browser on this machine can use for the listener: the address

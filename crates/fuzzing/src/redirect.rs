@@ -2,8 +2,11 @@
 //!
 //! Input: the target; when it has several lines, the first is an extra
 //! `allowedExternalRedirectUrls` entry and the rest the target.
+//!
+//! `is_local_path` (what a forward-auth check requires of the original request's URI) must agree
+//! with `validate` on paths: it accepts exactly the relative targets `validate` passes unchanged.
 
-use easyauth_module::redirect::{Origin, validate};
+use easyauth_module::redirect::{Origin, is_local_path, validate};
 use url::Url;
 
 /// Where the site's pages are; relative targets are resolved against it, as a browser does.
@@ -29,7 +32,13 @@ pub fn redirect(data: &[u8]) {
         host: "app.test".into(),
         port: 443,
     };
-    let Some(location) = validate(target, &own, &allowed) else {
+    let validated = validate(target, &own, &allowed);
+    assert_eq!(
+        is_local_path(target),
+        target.starts_with('/') && validated.as_deref() == Some(target),
+        "{target:?}: is_local_path and validate disagree"
+    );
+    let Some(location) = validated else {
         assert!(
             !plain_relative(target),
             "{target:?} is a plain path and was refused"

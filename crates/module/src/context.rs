@@ -20,6 +20,15 @@ pub(crate) struct RequestContext {
     pub(crate) preflight: bool,
 }
 
+/// Set by forward-auth on each request before the pipeline: whether the TCP peer is a
+/// configured trusted proxy, whose `X-Forwarded-Host` / `-Proto` then name the site (untrusted:
+/// they are ignored, whatever `httpSettings.forwardProxy` says). Only code in this process can
+/// set it, never a client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrontProxy {
+    pub(crate) trusted: bool,
+}
+
 /// The site the strip stage worked out. It always runs first in [`crate::EasyAuthLayer`], so a
 /// missing context only means a stage was mounted on its own: refuse rather than guess.
 pub(crate) fn site_of(extensions: &Extensions) -> Option<&Site> {

@@ -21,13 +21,14 @@
 //!     session_store: Default::default(),
 //! };
 //! let module = Arc::new(easyauth_module::build(&loaded.settings, env).await?);
-//! let app = axum::Router::new()
+//! let app: axum::Router = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "hello" }))
 //!     .layer(EasyAuthLayer::new(module));
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! In front of an app over HTTP instead, [`ProxyStack`] puts the module before an [`Upstream`].
+//! In front of an app over HTTP instead, [`ProxyStack`] puts the module before an [`Upstream`];
+//! behind a reverse proxy the site already runs, [`ForwardAuth`] answers its auth checks.
 
 #![warn(missing_docs)]
 
@@ -40,6 +41,7 @@ mod clock;
 pub mod config;
 mod context;
 pub mod cookies;
+mod forward_auth;
 mod headers;
 mod identity;
 mod ids;
@@ -70,6 +72,7 @@ pub use authz::{AadAuthorization, Denial};
 pub use build::{AppSettings, BuildError, Environment, SessionBackend, build};
 pub use config::{AuthSettings, ConfigError, Loaded};
 pub use cookies::KeyError;
+pub use forward_auth::{ForwardAuth, ProxyNet, ProxyNetError, TrustedProxies};
 pub use identity::{CredentialError, Identity};
 pub use module::Module;
 pub use oidc::OidcHttp;

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
 
-use crate::context::{RequestContext, is_browser, peer, site_of};
+use crate::context::{FrontProxy, RequestContext, is_browser, peer, site_of};
 use crate::headers::{apply_connection, strip_front_end, strip_other_upgrades, strip_reserved};
 use crate::identity::{CredentialError, Identity};
 use crate::module::Module;
@@ -159,6 +159,9 @@ where
     }
 }
 
+static NO_PROXY: ForwardTrust = ForwardTrust::NoProxy;
+static STANDARD: ForwardTrust = ForwardTrust::Standard;
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
@@ -184,10 +187,15 @@ fn strip(
     if strip_other_upgrades(request.headers_mut()) {
         tracing::info!(target: "easyauth::module", path = %request.uri().path(), "a protocol upgrade other than WebSocket was removed");
     }
-    strip_front_end(
-        request.headers_mut(),
-        m.settings.forward != ForwardTrust::NoProxy,
-    );
+    let s = &m.settings;
+    // Forward-auth decides per connection whether the peer is a trusted front proxy.
+    let forward = match request.extensions_mut().remove::<FrontProxy>() {
+        None => &s.forward,
+        Some(FrontProxy { trusted: false }) => &NO_PROXY,
+        Some(FrontProxy { trusted: true }) if s.forward == ForwardTrust::NoProxy => &STANDARD,
+        Some(FrontProxy { trusted: true }) => &s.forward,
+    };
+    strip_front_end(request.headers_mut(), *forward != ForwardTrust::NoProxy);
     let removed = strip_reserved(request.headers_mut());
     if let Some(zumo) = zumo {
         request.extensions_mut().insert(zumo);
@@ -195,7 +203,6 @@ fn strip(
     if removed > 0 {
         tracing::info!(target: "easyauth::module", removed, path = %request.uri().path(), "client-supplied X-MS-* / X-ZUMO-AUTH headers removed");
     }
-    let s = &m.settings;
     let headers = request.headers();
     // The site: a configured public URL, else the host this request came to; a trusted forward
     // proxy may name another (`X-Forwarded-Host` / `-Proto`, or the custom headers).
@@ -204,7 +211,7 @@ fn strip(
         None => Site::of_request(s.scheme, request.uri(), headers),
     };
     let own_scheme = direct.as_ref().map_or(s.scheme, |d| d.scheme);
-    let (forwarded_proto, forwarded_host) = match &s.forward {
+    let (forwarded_proto, forwarded_host) = match forward {
         ForwardTrust::NoProxy => (None, None),
         ForwardTrust::Standard => (
             header_str(headers, "x-forwarded-proto"),
@@ -218,7 +225,7 @@ fn strip(
             host_header.as_deref().and_then(|h| header_str(headers, h)),
         ),
     };
-    let trust_chain = s.forward != ForwardTrust::NoProxy;
+    let trust_chain = *forward != ForwardTrust::NoProxy;
     let scheme = match forwarded_proto {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         Some(_) => "http",
@@ -275,7 +282,7 @@ fn strip(
 }
 
 /// Stage 2: the module's own routes under the API prefix (and a custom logout path).
-fn is_route(m: &Module, request: &Request) -> bool {
+pub(crate) fn is_route(m: &Module, request: &Request) -> bool {
     let path = request.uri().path();
     let prefix = m.settings.api_prefix.as_str();
     path == prefix

@@ -34,19 +34,9 @@ impl Origin {
 
 /// Returns the target to put in `Location` if it is allowed, `None` otherwise.
 pub fn validate(target: &str, own: &Origin, allowed_external: &[String]) -> Option<String> {
-    if target.is_empty() || !is_plain(target) {
-        return None;
-    }
-    // Look at the decoded form too: an app or proxy further on may decode it before redirecting.
-    let decoded = percent_encoding::percent_decode_str(target)
-        .decode_utf8()
-        .ok()?;
-    if !is_plain(&decoded) || decoded.contains('\\') {
-        return None;
-    }
+    let decoded = plain_and_decoded(target)?;
     if target.starts_with('/') {
-        // A single leading slash only: `//host` and `/\host` are network-path references.
-        return (!decoded.starts_with("//")).then(|| target.to_owned());
+        return is_local(&decoded).then(|| target.to_owned());
     }
     let url = Url::parse(target).ok()?;
     if !matches!(url.scheme(), "http" | "https")
@@ -63,6 +53,30 @@ pub fn validate(target: &str, own: &Origin, allowed_external: &[String]) -> Opti
         return Some(url.to_string());
     }
     None
+}
+
+/// Whether `target` is a path on this site (`/...`) that [`validate`] accepts: what a
+/// forward-auth check requires of the original request's URI before it becomes a
+/// `post_login_redirect_uri`.
+pub fn is_local_path(target: &str) -> bool {
+    target.starts_with('/') && plain_and_decoded(target).is_some_and(|d| is_local(&d))
+}
+
+/// The percent-decoded target, when both forms are plain (an app or proxy further on may decode
+/// it before redirecting).
+fn plain_and_decoded(target: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if target.is_empty() || !is_plain(target) {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(target)
+        .decode_utf8()
+        .ok()?;
+    (is_plain(&decoded) && !decoded.contains('\\')).then_some(decoded)
+}
+
+/// A single leading slash only: `//host` and `/\host` are network-path references.
+fn is_local(decoded: &str) -> bool {
+    !decoded.starts_with("//")
 }
 
 /// No control characters, whitespace or backslashes: browsers drop or reinterpret them.

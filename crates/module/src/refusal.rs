@@ -58,6 +58,9 @@ pub enum ReasonCode {
     SessionStoreUnavailable,
     /// Another refresh of the same session did not finish in time.
     RefreshInProgress,
+    /// A forward-auth check whose original request (`X-Original-*` / `X-Forwarded-*`) is
+    /// malformed, too long, or not a path on this site.
+    BadForwardedRequest,
     /// The module failed to produce its answer.
     Internal,
 }
@@ -92,6 +95,7 @@ const SPELLINGS: &[(ReasonCode, &str)] = &[
         "session-store-unavailable",
     ),
     (ReasonCode::RefreshInProgress, "refresh-in-progress"),
+    (ReasonCode::BadForwardedRequest, "bad-forwarded-request"),
     (ReasonCode::Internal, "internal"),
 ];
 
