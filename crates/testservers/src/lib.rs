@@ -9,6 +9,6 @@ mod postgres;
 mod process;
 mod redis;
 
-pub use process::{ServerError, free_port};
 pub use postgres::PostgresServer;
+pub use process::{ServerError, free_port};
 pub use redis::RedisServer;

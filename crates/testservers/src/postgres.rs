@@ -20,6 +20,8 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     run_as: Option<String>,
+    /// Started with a parent-death signal (see [`PostgresServer::shared`]).
+    die_with_parent: bool,
     running: Option<Running>,
 }
 
@@ -69,6 +71,10 @@ fn running_as_root() -> bool {
 impl PostgresServer {
     /// Creates a new cluster and starts it.
     pub fn start() -> Result<PostgresServer, ServerError> {
+        PostgresServer::start_with(false)
+    }
+
+    fn start_with(die_with_parent: bool) -> Result<PostgresServer, ServerError> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("easyauth-postgres-")
@@ -97,6 +103,7 @@ impl PostgresServer {
             dir,
             bin,
             run_as,
+            die_with_parent,
             running: None,
         };
         server.initdb()?;
@@ -116,20 +123,50 @@ impl PostgresServer {
     /// `program` from the server's bin folder, as the cluster's owner.
     fn command(&self, program: &str) -> Command {
         let program = self.bin.join(program);
-        match &self.run_as {
-            Some(user) => {
-                let mut cmd = Command::new("setpriv");
-                cmd.arg(format!("--reuid={user}"))
-                    .arg(format!("--regid={user}"))
-                    .arg("--init-groups")
-                    .arg("--")
-                    .arg(program);
-                // HOME of root is not readable by postgres; psql and initdb look there.
-                cmd.env("HOME", self.dir.path());
-                cmd
-            }
-            None => Command::new(program),
+        if self.run_as.is_none() && !self.die_with_parent {
+            return Command::new(program);
         }
+        let mut cmd = Command::new("setpriv");
+        if let Some(user) = &self.run_as {
+            cmd.arg(format!("--reuid={user}"))
+                .arg(format!("--regid={user}"))
+                .arg("--init-groups");
+            // root's HOME is not readable by postgres; psql and initdb look there.
+            cmd.env("HOME", self.dir.path());
+        }
+        if self.die_with_parent {
+            cmd.args(["--pdeathsig", "KILL"]);
+        }
+        cmd.arg("--").arg(program);
+        cmd
+    }
+
+    /// One server for a whole test binary, started on first use. Statics are never dropped, so
+    /// it is started from a thread that lives as long as the process, with a parent-death
+    /// signal: the server dies with the test binary. (Its temporary folder stays behind.)
+    pub fn shared() -> Result<&'static PostgresServer, ServerError> {
+        static SHARED: std::sync::OnceLock<Result<PostgresServer, String>> =
+            std::sync::OnceLock::new();
+        let started = SHARED.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("postgres-owner".into())
+                .spawn(move || {
+                    let result = PostgresServer::start_with(true).map_err(|e| e.0);
+                    let _ = tx.send(result);
+                    // The parent-death signal follows the thread that forked: keep it alive.
+                    loop {
+                        std::thread::park();
+                    }
+                });
+            match spawned {
+                Ok(_) => rx
+                    .recv()
+                    .unwrap_or_else(|_| Err("the server's thread ended".into())),
+                Err(e) => Err(format!("cannot start a thread: {e}")),
+            }
+        });
+        started.as_ref().map_err(|e| ServerError(e.clone()))
     }
 
     fn initdb(&self) -> Result<(), ServerError> {
@@ -177,11 +214,7 @@ impl PostgresServer {
 
     /// Creates database `name` (letters, digits and `_` only) and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String, ServerError> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(ServerError(format!("not a plain database name: {name:?}")));
         }
         let output = self
