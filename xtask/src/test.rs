@@ -84,6 +84,9 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         })?;
     }
 
+    // The Rust tests and the e2e suite both start private servers from these packages.
+    steps.step("ensure service packages (postgresql, nginx)", ensure_service_packages)?;
+
     if opts.only_e2e {
         steps.skipped("unit tests", "--only-e2e");
     } else {
@@ -103,6 +106,35 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
 
     steps.summary("PASSED");
     Ok(())
+}
+
+/// Third-party servers the tests start privately (crates/testservers, tests/e2e): each is a
+/// Debian package and a binary showing it is there. Installing `postgresql` may create and start
+/// the machine's own cluster; the tests never use it (they run `initdb` into a temporary folder).
+const SERVICE_PACKAGES: &[(&str, &str)] = &[
+    ("postgresql", "/usr/lib/postgresql/*/bin/initdb"),
+    ("nginx", "/usr/sbin/nginx"),
+];
+
+fn ensure_service_packages() -> Result<()> {
+    let missing: Vec<&str> = SERVICE_PACKAGES
+        .iter()
+        .filter(|(_, binary)| !binary_present(binary))
+        .map(|(package, _)| *package)
+        .collect();
+    ensure_debian_packages(&missing)
+}
+
+/// Whether `pattern` (a path with at most one `*` for a whole folder name) names a file.
+fn binary_present(pattern: &str) -> bool {
+    let Some((before, after)) = pattern.split_once("/*/") else {
+        return Path::new(pattern).is_file();
+    };
+    std::fs::read_dir(before).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().join(after).is_file())
+    })
 }
 
 /// Where Debian's `chromium` package puts the browser (tests/e2e/node/browser_tutorial.mjs).
