@@ -48,6 +48,7 @@ GRAPH_USER_READ = "https://graph.microsoft.com/User.Read"
 # so a new key is published for two seconds before it signs.
 KEY_ROTATION_SECONDS = 12
 REPLICA_REFRESH_SECONDS = 1
+OUTAGE_SECONDS = 9
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +160,11 @@ def issue_cert(ca_dir: Path, out_dir: Path) -> tuple[Path, Path]:
                 critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
+            # Every identity provider of the session has a CA of the same name: the key
+            # identifier is what picks the right one from the trust bundle.
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value),
+                critical=False)
             .sign(ca_key, hashes.SHA256()))
     cert_path, key_path = out_dir / "nginx.pem", out_dir / "nginx-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -178,6 +184,7 @@ class Nginx:
             pytest.skip("nginx is not installed (Debian package `nginx-light`; cargo xtask test installs it)")
         self.dir = workdir
         self.port = port
+        workdir.mkdir(parents=True, exist_ok=True)
         cert, key = issue_cert(ca.parent, workdir)
         servers = "\n".join(f"    server 127.0.0.1:{p};" for p in upstreams)
         user = "user root root;" if os.geteuid() == 0 else ""
@@ -289,10 +296,15 @@ class Cluster:
         self.b = Replica(world, root / "b", data, public, self.store_url)
         self.nginx: Nginx | None = None
         self.front = Front(world, root / "front", data, self.lb_port)
-        # The first creates the CA in the shared data dir; both then migrate the same database.
-        self.a.start()
-        self.b.start()
-        self.nginx = Nginx(root / "nginx", self.lb_port, [self.a.port, self.b.port], self.a.ca_path)
+        try:
+            # The first creates the CA in the shared data dir; both then migrate one database.
+            self.a.start()
+            self.b.start()
+            self.nginx = Nginx(root / "nginx", self.lb_port, [self.a.port, self.b.port],
+                               self.a.ca_path)
+        except BaseException:
+            self.stop()
+            raise
         self.tokens = TokenValidator(self.front)
 
     def stop(self) -> None:
@@ -457,6 +469,9 @@ def test_key_rotation_while_tokens_are_issued(cluster: Cluster, world: World):
         assert r.status_code == 200, describe(r)
         token = r.json()["access_token"]
         kid = jwt.get_unverified_header(token)["kid"]
+        if kid not in kids_seen:
+            # What a relying party does on an unknown kid: fetch the key set again.
+            cluster.tokens.reset_keys()
         kids_seen.add(kid)
         for replica in (cluster.a, cluster.b):
             published = jwks_kids(replica.base, replica.tenant_id)
@@ -510,7 +525,9 @@ def test_postgres_restart_under_load(cluster: Cluster, world: World):
     try:
         time.sleep(1)
         cluster.pg.stop()
-        time.sleep(4)
+        # Longer than the pool's 5 s acquire timeout, so requests waiting for a connection are
+        # answered (503) before the database is back.
+        time.sleep(OUTAGE_SECONDS)
         with lock:
             during = len(outcomes)
         cluster.pg.start()
