@@ -85,7 +85,10 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
     }
 
     // The Rust tests and the e2e suite both start private servers from these packages.
-    steps.step("ensure service packages (postgresql, nginx)", ensure_service_packages)?;
+    steps.step(
+        "ensure service packages (postgresql, nginx)",
+        ensure_service_packages,
+    )?;
 
     if opts.only_e2e {
         steps.skipped("unit tests", "--only-e2e");

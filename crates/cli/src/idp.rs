@@ -139,8 +139,11 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
         &data_dir,
         demo_secrets.as_ref(),
         &seed,
-        &spec,
     );
+    match &spec {
+        StoreSpec::DataDir => println!("  store           {}", data_dir.join(STORE_FILE).display()),
+        StoreSpec::Postgres(url) => println!("  store           {}", redact_url(url)),
+    }
     tokio::spawn(shutdown_on_signal(server.handle()));
     server.serve().await.context("the https server failed")?;
     tracing::info!("stopped");
@@ -156,7 +159,6 @@ fn print_banner(
     data_dir: &std::path::Path,
     demo: Option<&DemoSecrets>,
     seed: &Seed,
-    spec: &StoreSpec,
 ) {
     let tid = idp.tenant_id();
     println!("easyauth idp: a local Microsoft Entra ID is ready");
@@ -174,10 +176,6 @@ fn print_banner(
         "                  trust it with REQUESTS_CA_BUNDLE, SSL_CERT_FILE or NODE_EXTRA_CA_CERTS"
     );
     println!("  data dir        {}", data_dir.display());
-    match spec {
-        StoreSpec::DataDir => println!("  store           {}", data_dir.join(STORE_FILE).display()),
-        StoreSpec::Postgres(url) => println!("  store           {}", redact_url(url)),
-    }
     println!(
         "  MSAL            Python: instance_discovery=False; Node: knownAuthorities: [\"{}\"]",
         host_port(public_url)
