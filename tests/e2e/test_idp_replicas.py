@@ -424,6 +424,30 @@ def test_a_sign_in_through_one_replica_is_honoured_by_the_other(cluster: Cluster
         cluster.tokens.access_v1(r.json()["access_token"], world.backend.identifier_uri)
 
 
+def test_consent_given_through_the_balancer_is_honoured_by_each_replica(cluster: Cluster,
+                                                                        world: World):
+    """Bob consents (the page is shown: nothing was granted before) on whichever replica nginx
+    picks; each replica then honours the grant for his refresh token, within its re-read
+    interval."""
+    scope = backend_scope(world)
+    flow = interactive(cluster.front, world.webapp, [scope], world.bob)
+    assert "consent" in flow.sign_in.pages, flow.sign_in.pages
+    rt = require_token(flow.result)["refresh_token"]
+    for replica in (cluster.a, cluster.b):
+        deadline = time.monotonic() + 30
+        while True:
+            r = refresh(replica.base, replica.tenant_id, world, rt, scope)
+            if r.status_code == 200:
+                break
+            # Not yet re-read on this replica: consent_required, and the token is not spent.
+            assert r.status_code == 400 and 65001 in token_error(r)["error_codes"], describe(r)
+            assert time.monotonic() < deadline, f"consent never reached {replica.base}"
+            time.sleep(0.2)
+        rt = r.json()["refresh_token"]
+        c = cluster.tokens.access_v1(r.json()["access_token"], world.backend.identifier_uri)
+        assert c["oid"] == world.bob.id and c["scp"] == world.backend.scope_value, c
+
+
 def test_one_refresh_token_on_both_replicas_at_once_has_one_winner(cluster: Cluster, world: World):
     scope = backend_scope(world)
     for round_ in range(3):
