@@ -81,11 +81,12 @@ pub struct PostgresStore {
 /// Whether `e` means "the server cannot be reached right now" rather than a failed statement.
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
+        // Not `Tls`: a TLS failure (sslmode the server or this build cannot do, an untrusted
+        // certificate) is configuration, and waiting would not fix it.
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_) => true,
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Protocol(message) => message.contains("closed") || message.contains("EOF"),
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // Class 08: connection exception; 57P01-57P03: shutdown or start-up in progress;

@@ -214,3 +214,13 @@ async fn newer_schema_is_refused() {
         other => panic!("expected Open, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn tls_the_server_cannot_do_is_a_configuration_error() {
+    let server = PostgresServer::shared().unwrap();
+    let url = format!("{}?sslmode=require", server.url());
+    match PostgresStore::open(&url).await {
+        Err(StoreError::Open { reason, .. }) => assert!(!reason.is_empty()),
+        other => panic!("expected Open (not worth retrying), got {other:?}"),
+    }
+}
