@@ -84,9 +84,10 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         })?;
     }
 
-    // Before the unit tests: some start these servers themselves (crates/testservers).
+    // Before the unit tests: the Rust tests and the e2e suite both start private servers from
+    // these packages (crates/testservers, tests/e2e/services.py).
     steps.step(
-        "servers for the tests (Debian packages: redis-server, nginx with auth_request, caddy)",
+        "servers for the tests (Debian packages: postgresql, redis-server, nginx with auth_request, caddy)",
         ensure_service_packages,
     )?;
 
@@ -109,6 +110,18 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
 
     steps.summary("PASSED");
     Ok(())
+}
+
+/// Whether `pattern` (a path with at most one `*` for a whole folder name) names a file.
+fn binary_present(pattern: &str) -> bool {
+    let Some((before, after)) = pattern.split_once("/*/") else {
+        return Path::new(pattern).is_file();
+    };
+    std::fs::read_dir(before).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().join(after).is_file())
+    })
 }
 
 /// Where Debian's `chromium` package puts the browser (tests/e2e/node/browser_tutorial.mjs).
@@ -183,6 +196,12 @@ fn ensure_service_packages() -> Result<()> {
     if util::which("caddy").is_none() {
         packages.push("caddy");
     }
+    // PostgreSQL for the store and identity-provider replicas (crates/store/tests/postgres.rs,
+    // test_idp_replicas.py). Installing it may create and start the machine's own cluster; the
+    // tests never use it (they run `initdb` into a temporary folder).
+    if !binary_present(POSTGRES_INITDB) {
+        packages.push("postgresql");
+    }
     ensure_debian_packages(&packages)?;
     let (_, redis) =
         util::probe(REDIS_SERVER, &["-v"]).context("`redis-server` is still not runnable")?;
@@ -203,6 +222,7 @@ fn ensure_service_packages() -> Result<()> {
 }
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
+const POSTGRES_INITDB: &str = "/usr/lib/postgresql/*/bin/initdb";
 /// Debian's nginx binary.
 const NGINX: &str = "/usr/sbin/nginx";
 

@@ -7,17 +7,80 @@ use anyhow::Context;
 use easyauth_entra::directory::demo::{self, DemoSecrets};
 use easyauth_entra::{HttpsServer, Idp, IdpConfig, InitialDirectory, Seed};
 use easyauth_pki::LocalCa;
-use easyauth_store::{SqliteStore, Store};
+use easyauth_store::{PostgresStore, SqliteStore, Store, StoreError, redact_url};
 
 use crate::IdpArgs;
 
 const STORE_FILE: &str = "easyauth.db";
+/// How often replicas on a shared store re-read it, unless told otherwise.
+const DEFAULT_REPLICA_REFRESH: i64 = 5;
+/// The longest wait between two attempts to reach an unreachable database at start.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// Which store a `--store` value names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StoreSpec {
+    /// The SQLite file in the data dir (the default: nothing to install).
+    DataDir,
+    Postgres(String),
+}
+
+impl StoreSpec {
+    pub(crate) fn parse(value: Option<&str>) -> anyhow::Result<StoreSpec> {
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(StoreSpec::DataDir);
+        };
+        let scheme = value.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("postgres" | "postgresql") => Ok(StoreSpec::Postgres(value.to_owned())),
+            _ => anyhow::bail!(
+                "--store {}: not a store URL this build knows; use postgres://user:password@host:port/database \
+                 (or leave it unset for the SQLite file in the data dir)",
+                redact_url(value)
+            ),
+        }
+    }
+}
+
+/// Opens the store. An unreachable PostgreSQL is waited for (with a log line per attempt)
+/// rather than exiting, so a replica started before its database does not crash-loop; any
+/// other failure (bad URL, refused login, newer schema) stops with the reason.
+async fn open_store(
+    spec: &StoreSpec,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match spec {
+        StoreSpec::DataDir => Ok(Arc::new(
+            SqliteStore::open(&data_dir.join(STORE_FILE)).await?,
+        )),
+        StoreSpec::Postgres(url) => {
+            let mut wait = Duration::from_millis(500);
+            loop {
+                match PostgresStore::open(url).await {
+                    Ok(store) => return Ok(Arc::new(store)),
+                    Err(StoreError::Unavailable(reason)) => {
+                        tracing::warn!(
+                            store = %redact_url(url),
+                            %reason,
+                            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "PostgreSQL is unreachable; waiting for it"
+                        );
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_RETRY_WAIT);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+}
 
 pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
+    let spec = StoreSpec::parse(args.store.as_deref())?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir).unwrap_or(args.data_dir.clone());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE)).await?);
+    let store = open_store(&spec, &data_dir).await?;
 
     let InitialDirectory {
         seed,
@@ -40,6 +103,10 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     config.access_token_lifetime = args.access_token_lifetime;
     config.id_token_lifetime = args.id_token_lifetime;
     config.refresh_token_lifetime = args.refresh_token_lifetime;
+    config.key_rotation_period = args.key_rotation;
+    if let StoreSpec::Postgres(_) = spec {
+        config.refresh_interval = Some(args.replica_refresh.unwrap_or(DEFAULT_REPLICA_REFRESH));
+    }
     let idp = Idp::start(store.clone(), config, &seed).await?;
 
     let ca = LocalCa::load_or_create(&data_dir)?;
@@ -73,6 +140,10 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
         demo_secrets.as_ref(),
         &seed,
     );
+    match &spec {
+        StoreSpec::DataDir => println!("  store           {}", data_dir.join(STORE_FILE).display()),
+        StoreSpec::Postgres(url) => println!("  store           {}", redact_url(url)),
+    }
     tokio::spawn(shutdown_on_signal(server.handle()));
     server.serve().await.context("the https server failed")?;
     tracing::info!("stopped");
@@ -166,4 +237,25 @@ pub(crate) async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(StoreSpec::parse(None).ok(), Some(StoreSpec::DataDir));
+        assert_eq!(StoreSpec::parse(Some(" ")).ok(), Some(StoreSpec::DataDir));
+        assert!(matches!(
+            StoreSpec::parse(Some("postgresql://db/idp")),
+            Ok(StoreSpec::Postgres(_))
+        ));
+        let refused = StoreSpec::parse(Some("mysql://app:s3cret@db/idp"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("postgres://"), "{refused}");
+        assert!(!refused.contains("s3cret"), "{refused}");
+    }
 }

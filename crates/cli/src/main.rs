@@ -120,6 +120,16 @@ pub(crate) struct IdpArgs {
     /// Refresh token lifetime in seconds (default 90 days).
     #[arg(long, env = "EASYAUTH_REFRESH_TOKEN_LIFETIME", default_value_t = 7_776_000, value_parser = clap::value_parser!(i64).range(5..))]
     pub(crate) refresh_token_lifetime: i64,
+    /// Where the state lives: a PostgreSQL URL (postgres://user:password@host:port/database),
+    /// which several replicas can share; default: the SQLite file in the data dir.
+    #[arg(long, env = "EASYAUTH_STORE")]
+    pub(crate) store: Option<String>,
+    /// Rotate the token-signing key when the newest is this many seconds old (default: never).
+    #[arg(long, env = "EASYAUTH_KEY_ROTATION", value_parser = clap::value_parser!(i64).range(10..))]
+    pub(crate) key_rotation: Option<i64>,
+    /// With a shared store: how often (seconds) the directory and keys are re-read (default 5).
+    #[arg(long, env = "EASYAUTH_REPLICA_REFRESH", value_parser = clap::value_parser!(i64).range(1..=3600))]
+    pub(crate) replica_refresh: Option<i64>,
 }
 
 fn main() -> std::process::ExitCode {

@@ -40,6 +40,10 @@ pub(crate) struct UpArgs {
     /// Port of the local portal on 127.0.0.1; 0 = a free port.
     #[arg(long, env = "EASYAUTH_PORTAL_PORT", default_value_t = 5445)]
     portal_port: u16,
+    /// The platform's store: a PostgreSQL URL (postgres://user:password@host:port/database);
+    /// default: the SQLite file in the data dir.
+    #[arg(long, env = "EASYAUTH_STORE")]
+    store: Option<String>,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -66,6 +70,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         idp_port: args.idp_port,
         arm_port: args.arm_port,
         portal_port: args.portal_port,
+        store: match crate::idp::StoreSpec::parse(args.store.as_deref())? {
+            crate::idp::StoreSpec::DataDir => None,
+            crate::idp::StoreSpec::Postgres(url) => Some(url),
+        },
     };
     let platform = Platform::start(site, &options, kind).await?;
     print_banner(&platform, &args);

@@ -185,7 +185,15 @@ pub enum EntraError {
         "AADSTS50000: There was an error issuing a token or an issue with our sign-in service. {0}"
     )]
     Internal(String),
+    /// The store cannot be reached right now (database restarting, connection lost). Entra
+    /// answers transient service trouble with `temporarily_unavailable` and a 503; clients such
+    /// as MSAL retry it.
+    #[error("AADSTS90033: A transient error has occurred. Please try again.")]
+    TemporarilyUnavailable,
 }
+
+/// Seconds a client is asked to wait after `temporarily_unavailable` (the `Retry-After` header).
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 impl EntraError {
     /// The AADSTS number (also `error_codes[0]`).
@@ -231,6 +239,7 @@ impl EntraError {
             ResponseTypeNotEnabled(_) => 700054,
             UnsupportedResponseType(_) => 900352,
             Internal(_) => 50000,
+            TemporarilyUnavailable => 90033,
         }
     }
 
@@ -280,6 +289,7 @@ impl EntraError {
             ResponseTypeNotEnabled(_) => "unsupported_response",
             UnsupportedResponseType(_) => "unsupported_response_type",
             Internal(_) => "server_error",
+            TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -295,6 +305,7 @@ impl EntraError {
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -334,6 +345,10 @@ impl EntraError {
 
 impl From<easyauth_store::StoreError> for EntraError {
     fn from(e: easyauth_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "store temporarily unavailable");
+            return EntraError::TemporarilyUnavailable;
+        }
         tracing::error!(error = %e, "store failure");
         EntraError::Internal("The directory store is unavailable.".into())
     }
@@ -383,6 +398,9 @@ impl IntoResponse for JsonError {
         if self.error.status() == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
+        if self.error.status() == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         // The request log line reads the outcome from here.
         response
             .extensions_mut()
@@ -391,5 +409,37 @@ impl IntoResponse for JsonError {
             response.extensions_mut().insert(fields);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_503_temporarily_unavailable_with_retry_after() {
+        let error = EntraError::from(easyauth_store::StoreError::Unavailable(
+            "PostgreSQL: connection refused (secret internals)".into(),
+        ));
+        let response = JsonError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert_eq!(body["error_codes"], serde_json::json!([90033]));
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.starts_with("AADSTS90033: "), "{description}");
+        assert!(!description.contains("internals"), "{description}");
+    }
+
+    #[test]
+    fn other_store_failures_stay_server_errors() {
+        let error = EntraError::from(easyauth_store::StoreError::Backend("disk full".into()));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.error(), "server_error");
     }
 }

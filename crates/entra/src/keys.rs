@@ -67,21 +67,45 @@ pub enum HeaderStyle {
 }
 
 impl SigningKeys {
-    /// Loads the keys from the store, creating the first one if there is none.
+    /// Loads the keys from the store, creating the first one if there is none; the newest key
+    /// signs (no publish lead: one instance).
     pub async fn load_or_create(store: &dyn Store) -> Result<SigningKeys, KeyError> {
+        SigningKeys::load_or_create_with(store, 0).await
+    }
+
+    /// Loads the keys, creating the first one if there is none. Several replicas starting
+    /// together create exactly one first key (see [`ensure_successor`]). A key signs only once it
+    /// has been in the store for `publish_lead` seconds (so every replica re-reading the store in
+    /// between publishes it first), except the very first key, which nobody can have published.
+    pub async fn load_or_create_with(
+        store: &dyn Store,
+        publish_lead: i64,
+    ) -> Result<SigningKeys, KeyError> {
         let mut records = store.list_signing_keys().await?;
         if !records.iter().any(|r| !r.retired) {
-            let record = tokio::task::spawn_blocking(generate)
-                .await
-                .map_err(|e| KeyError::Create(e.to_string()))??;
-            store.insert_signing_key(&record).await?;
+            ensure_successor(store, None).await?;
             records = store.list_signing_keys().await?;
         }
-        // The newest active key signs; ties are broken by kid so every instance picks the same.
+        SigningKeys::from_records(records, now(), publish_lead)
+    }
+
+    /// The keys in `records`: all published; the signer is the newest active key created at
+    /// least `publish_lead` seconds before `now`, else (only keys younger than that) the oldest
+    /// active one. Every replica with the same records and clock picks the same signer.
+    pub fn from_records(
+        mut records: Vec<SigningKeyRecord>,
+        now: i64,
+        publish_lead: i64,
+    ) -> Result<SigningKeys, KeyError> {
         records.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
-        let Some(active) = records.iter().rev().find(|r| !r.retired) else {
+        let oldest = records.iter().find(|r| !r.retired);
+        let ripe = records
+            .iter()
+            .rev()
+            .find(|r| !r.retired && r.created_at.saturating_add(publish_lead) <= now);
+        let Some(active) = ripe.or(oldest) else {
             return Err(KeyError::Create(
-                "no active signing key after creating one".into(),
+                "no active signing key in the store".into(),
             ));
         };
         let corrupt = |r: &SigningKeyRecord, reason: String| KeyError::Corrupt {
@@ -126,6 +150,11 @@ impl SigningKeys {
             published,
             by_kid,
         })
+    }
+
+    /// The kids of every published key, oldest first.
+    pub fn published_kids(&self) -> Vec<&str> {
+        self.published.iter().map(|k| k.kid.as_str()).collect()
     }
 
     pub fn active_kid(&self) -> &str {
@@ -242,6 +271,86 @@ fn public_components(pair: &RsaKeyPair) -> Result<(String, String), String> {
     Ok((b64url(&n), b64url(&e)))
 }
 
+/// What a successor slot holds: the whole key, so whichever replica reads the slot can insert the
+/// key itself (a winner that stopped between claiming and inserting leaves nothing stuck).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SlotKey {
+    kid: String,
+    pkcs8: String,
+    cert: String,
+    created_at: i64,
+}
+
+/// The store setting naming the key that follows `after` (`None`: the first key).
+fn successor_slot(after: Option<&str>) -> String {
+    format!("idp.signing-key.after.{}", after.unwrap_or("none"))
+}
+
+/// Makes sure the key that follows `after` (`None`: the first key) exists, creating it unless a
+/// replica already did, and returns it. The successor is claimed through a create-once setting,
+/// so however many replicas (or admin commands) race, one key follows another: one rotation.
+pub async fn ensure_successor(
+    store: &dyn Store,
+    after: Option<&str>,
+) -> Result<SigningKeyRecord, KeyError> {
+    let candidate = tokio::task::spawn_blocking(generate)
+        .await
+        .map_err(|e| KeyError::Create(e.to_string()))??;
+    let encoded = serde_json::to_string(&SlotKey {
+        kid: candidate.kid.clone(),
+        pkcs8: STANDARD.encode(&candidate.pkcs8_der),
+        cert: STANDARD.encode(&candidate.cert_der),
+        created_at: candidate.created_at,
+    })
+    .map_err(|e| KeyError::Create(e.to_string()))?;
+    let slot = successor_slot(after);
+    let stored = store.get_or_create_setting(&slot, &encoded).await?;
+    let corrupt = |reason: String| KeyError::Corrupt {
+        kid: slot.clone(),
+        reason,
+    };
+    let claimed: SlotKey = serde_json::from_str(&stored).map_err(|e| corrupt(e.to_string()))?;
+    let record = SigningKeyRecord {
+        pkcs8_der: STANDARD
+            .decode(&claimed.pkcs8)
+            .map_err(|e| corrupt(e.to_string()))?,
+        cert_der: STANDARD
+            .decode(&claimed.cert)
+            .map_err(|e| corrupt(e.to_string()))?,
+        kid: claimed.kid,
+        created_at: claimed.created_at,
+        retired: false,
+    };
+    let present = |keys: &[SigningKeyRecord]| keys.iter().any(|k| k.kid == record.kid);
+    if !present(&store.list_signing_keys().await?)
+        && let Err(e) = store.insert_signing_key(&record).await
+        // A racing replica may have inserted the same key in between: that is success.
+        && !present(&store.list_signing_keys().await?)
+    {
+        return Err(e.into());
+    }
+    Ok(record)
+}
+
+/// Rotates when the newest key in the store is at least `period` seconds old at `now`: its
+/// successor is created (once, whoever asks). Returns the new key's kid if this call found a
+/// rotation due.
+pub async fn rotate_if_due(
+    store: &dyn Store,
+    period: i64,
+    now: i64,
+) -> Result<Option<String>, KeyError> {
+    let mut records = store.list_signing_keys().await?;
+    records.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+    let Some(newest) = records.iter().rev().find(|r| !r.retired) else {
+        return Ok(Some(ensure_successor(store, None).await?.kid));
+    };
+    if now.saturating_sub(newest.created_at) < period {
+        return Ok(None);
+    }
+    Ok(Some(ensure_successor(store, Some(&newest.kid)).await?.kid))
+}
+
 fn generate() -> Result<SigningKeyRecord, KeyError> {
     let create = |e: &dyn std::fmt::Display| KeyError::Create(e.to_string());
     let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|e| create(&e))?;
@@ -324,5 +433,78 @@ mod tests {
             b64url(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, keys.kid).as_bytes())
         );
         assert_eq!(keys.verify_own(&hs).err(), Some(VerifyError::Algorithm));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_together_agree_on_one_first_key() {
+        let store = std::sync::Arc::new(easyauth_store::MemoryStore::new());
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { SigningKeys::load_or_create_with(&*store, 60).await })
+            })
+            .collect();
+        let mut kids = Vec::new();
+        for task in tasks {
+            kids.push(
+                task.await
+                    .expect("join")
+                    .expect("keys")
+                    .active_kid()
+                    .to_owned(),
+            );
+        }
+        kids.dedup();
+        assert_eq!(kids.len(), 1, "{kids:?}");
+        assert_eq!(store.list_signing_keys().await.expect("list").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_is_published_before_it_signs() {
+        let store = easyauth_store::MemoryStore::new();
+        // A key made two hours ago, so it is clearly older than its successor.
+        let mut old = generate().expect("key");
+        old.created_at -= 7200;
+        store.insert_signing_key(&old).await.expect("insert");
+        let created = old.created_at;
+        let first = SigningKeys::load_or_create_with(&store, 60)
+            .await
+            .expect("keys");
+        assert_eq!(first.active_kid(), old.kid);
+        // Not due yet: nothing happens.
+        assert_eq!(
+            rotate_if_due(&store, 3600, created + 10)
+                .await
+                .expect("rotate"),
+            None
+        );
+        // Due: one successor.
+        let next = rotate_if_due(&store, 3600, now())
+            .await
+            .expect("rotate")
+            .expect("rotated");
+        // A second replica finding the same rotation due gets the same successor, not another.
+        let racing = ensure_successor(&store, Some(first.active_kid()))
+            .await
+            .expect("successor");
+        assert_eq!(racing.kid, next);
+        let records = store.list_signing_keys().await.expect("list");
+        assert_eq!(records.len(), 2);
+        let next_created = records
+            .iter()
+            .find(|r| r.kid == next)
+            .expect("next")
+            .created_at;
+        // Inside the publish lead: both keys published, the old one still signs.
+        let during =
+            SigningKeys::from_records(records.clone(), next_created + 59, 60).expect("keys");
+        assert_eq!(during.active_kid(), first.active_kid());
+        assert_eq!(during.published_kids().len(), 2);
+        // After the lead the new key signs, and the old key stays published.
+        let after = SigningKeys::from_records(records, next_created + 60, 60).expect("keys");
+        assert_eq!(after.active_kid(), next);
+        assert!(after.published_kids().contains(&first.active_kid()));
+        let old_token = first.sign(HeaderStyle::V2, &json!({"n": 1})).expect("sign");
+        assert!(after.verify_own(&old_token).is_ok());
     }
 }

@@ -52,6 +52,12 @@ pub struct IdpConfig {
     /// The polling interval the device authorization endpoint announces; polling faster is
     /// answered with `slow_down`.
     pub device_code_interval: i64,
+    /// Replicas sharing one store: how often (seconds) each re-reads the directory and the
+    /// signing keys, so a change made through another replica is seen here. `None`: this is the
+    /// store's only user and its snapshot is always current.
+    pub refresh_interval: Option<i64>,
+    /// Rotate the signing key when the newest one is this many seconds old (`None`: never).
+    pub key_rotation_period: Option<i64>,
 }
 
 impl IdpConfig {
@@ -65,7 +71,16 @@ impl IdpConfig {
             session_lifetime: 12 * 3600,
             device_code_lifetime: 900,
             device_code_interval: 5,
+            refresh_interval: None,
+            key_rotation_period: None,
         }
+    }
+
+    /// How long a new signing key is published before it signs: two re-read intervals, so every
+    /// replica has published it (and clients refetching JWKS see it) before a token uses it.
+    pub fn key_publish_lead(&self) -> i64 {
+        self.refresh_interval
+            .map_or(0, |every| every.saturating_mul(2))
     }
 }
 
@@ -79,12 +94,25 @@ pub enum StartError {
     Directory(#[from] directory::LoadError),
 }
 
+/// A directory re-read that failed, as the token endpoint answers it.
+pub(crate) fn reload_error(e: directory::LoadError) -> EntraError {
+    match e {
+        directory::LoadError::Store(e) => EntraError::from(e),
+        other => {
+            tracing::error!(error = %other, "re-reading the directory failed");
+            EntraError::Internal("The directory store is unavailable.".into())
+        }
+    }
+}
+
 /// The identity provider: configuration, store, directory snapshot, keys.
 pub struct Idp {
     pub(crate) config: IdpConfig,
     pub(crate) store: Arc<dyn Store>,
     directory: RwLock<Arc<Directory>>,
-    pub(crate) keys: SigningKeys,
+    keys: RwLock<Arc<SigningKeys>>,
+    /// When (Unix seconds) an unknown kid last made this replica re-read the keys.
+    keys_reread_at: std::sync::atomic::AtomicI64,
     pub(crate) cookie_key: cookie::Key,
     pub(crate) pairwise_key: hmac::Key,
     pub(crate) issuer_v2: String,
@@ -101,7 +129,7 @@ impl std::fmt::Debug for Idp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Idp")
             .field("issuer", &self.issuer_v2)
-            .field("keys", &self.keys)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
@@ -117,7 +145,8 @@ impl Idp {
         let directory = Directory::load(store.as_ref(), &seed.tenant.id)
             .await?
             .with_graph_alias(&config.public_url);
-        let keys = SigningKeys::load_or_create(store.as_ref()).await?;
+        let keys =
+            SigningKeys::load_or_create_with(store.as_ref(), config.key_publish_lead()).await?;
         // Created once per store, so every instance sharing the store agrees.
         let cookie_secret = store
             .get_or_create_setting("idp.cookie-key", &util::random_token(64))
@@ -134,7 +163,8 @@ impl Idp {
             config,
             store,
             directory: RwLock::new(Arc::new(directory)),
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
+            keys_reread_at: std::sync::atomic::AtomicI64::new(0),
             issuer_v2,
             issuer_v1,
             consent_lock: tokio::sync::Mutex::new(()),
@@ -157,6 +187,107 @@ impl Idp {
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Arc::new(dir);
+    }
+
+    /// The current signing keys.
+    pub fn keys(&self) -> Arc<SigningKeys> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace_keys(&self, keys: SigningKeys) {
+        let mut guard = match self.keys.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(keys);
+    }
+
+    /// Re-reads the signing keys from the store (another replica may have added one, or the
+    /// next key may have become old enough to sign).
+    pub async fn reload_keys(&self) -> Result<(), keys::KeyError> {
+        let records = self.store.list_signing_keys().await?;
+        let keys = SigningKeys::from_records(records, util::now(), self.config.key_publish_lead())?;
+        self.replace_keys(keys);
+        Ok(())
+    }
+
+    /// Re-reads the directory from the store, for changes written through another replica.
+    /// Holds the write lock, so a change made here meanwhile is not overwritten by an older read.
+    pub async fn reload_directory(&self) -> Result<(), directory::LoadError> {
+        let _guard = self.consent_lock.lock().await;
+        let tenant = self.tenant_id();
+        let dir = Directory::load(self.store.as_ref(), &tenant)
+            .await?
+            .with_graph_alias(&self.config.public_url);
+        self.replace_directory(dir);
+        Ok(())
+    }
+
+    /// One round of what replicas sharing a store do periodically: rotate the signing key when
+    /// due (one replica creates the successor), then re-read keys and directory.
+    pub async fn sync_with_store(&self) {
+        if let Some(period) = self.config.key_rotation_period {
+            match keys::rotate_if_due(self.store.as_ref(), period, util::now()).await {
+                Ok(Some(kid)) => tracing::info!(kid, "signing key rotation: next key published"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "signing key rotation failed; retrying"),
+            }
+        }
+        if let Err(e) = self.reload_keys().await {
+            tracing::warn!(error = %e, "re-reading the signing keys failed; keeping the last");
+        }
+        if let Err(e) = self.reload_directory().await {
+            tracing::warn!(error = %e, "re-reading the directory failed; keeping the last");
+        }
+    }
+
+    /// Keeps this replica in step with the store for as long as the task runs (spawn it);
+    /// returns at once for a store with no other user and no key rotation.
+    pub async fn keep_in_sync(self: Arc<Self>) {
+        let every = match (
+            self.config.refresh_interval,
+            self.config.key_rotation_period,
+        ) {
+            (None, None) => return,
+            (Some(every), _) => every,
+            (None, Some(_)) => 30,
+        };
+        let every = std::time::Duration::from_secs(u64::try_from(every.max(1)).unwrap_or(30));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.sync_with_store().await;
+        }
+    }
+
+    /// Verifies a token this identity provider signed. A kid this replica does not know yet may
+    /// be a key another replica just created: the keys are re-read (at most once a second) and
+    /// the check repeated.
+    pub async fn verify_own(
+        &self,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, keys::VerifyError> {
+        match self.keys().verify_own(token) {
+            Err(keys::VerifyError::UnknownKey) if self.config.refresh_interval.is_some() => {
+                let now = util::now();
+                let last = self
+                    .keys_reread_at
+                    .swap(now, std::sync::atomic::Ordering::Relaxed);
+                if last == now {
+                    return Err(keys::VerifyError::UnknownKey);
+                }
+                if let Err(e) = self.reload_keys().await {
+                    tracing::warn!(error = %e, "re-reading the signing keys failed");
+                }
+                self.keys().verify_own(token)
+            }
+            other => other,
+        }
     }
 
     pub fn config(&self) -> &IdpConfig {

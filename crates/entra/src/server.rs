@@ -1,5 +1,6 @@
 //! The identity provider served over https, with the store's upkeep: expired codes, sessions,
-//! device codes and refresh tokens are purged for as long as it serves. `easyauth idp` and
+//! device codes and refresh tokens are purged for as long as it serves, and (replicas on a
+//! shared store) the directory and signing keys are re-read. `easyauth idp` and
 //! `easyauth up` both serve it through here, so neither can forget the purge.
 
 use std::net::SocketAddr;
@@ -58,11 +59,14 @@ impl HttpsServer {
             self.idp.store.clone(),
             PURGE_EVERY,
         ));
+        // Replicas sharing the store re-read it (and rotate keys when due) while serving.
+        let sync = tokio::spawn(self.idp.clone().keep_in_sync());
         let served = self
             .server
             .serve(self.idp.router().into_make_service())
             .await;
         purge.abort();
+        sync.abort();
         served
     }
 }

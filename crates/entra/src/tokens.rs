@@ -234,7 +234,7 @@ impl Idp {
         };
         let style = if v2 { HeaderStyle::V2 } else { HeaderStyle::V1 };
         let token = self
-            .keys
+            .keys()
             .sign(style, &claims)
             .map_err(EntraError::Internal)?;
         Ok((token, lifetime))
@@ -275,7 +275,7 @@ impl Idp {
             rh: RH,
             uti: random_token(16),
         };
-        self.keys
+        self.keys()
             .sign(HeaderStyle::V2, &claims)
             .map_err(EntraError::Internal)
     }

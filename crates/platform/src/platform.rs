@@ -45,6 +45,9 @@ pub struct Options {
     pub arm_port: u16,
     /// The local portal's port on 127.0.0.1; 0 = any free port.
     pub portal_port: u16,
+    /// The platform's own store (identity provider and Resource Manager state): a PostgreSQL
+    /// URL, or `None` for the SQLite file in the data dir. Sites' token stores stay SQLite.
+    pub store: Option<String>,
 }
 
 /// What a site is: the tutorial, a site file, or a bare platform.
@@ -82,7 +85,10 @@ impl Platform {
         );
         let http = OidcHttp::with_extra_root_pem(ca.cert_pem().as_bytes())
             .map_err(|e| StartError::Io(e.to_string()))?;
-        let store = crate::store::open_store(&data_dir.join(STORE)).await?;
+        let store = match options.store.as_deref() {
+            Some(url) => crate::store::open_postgres(url).await?,
+            None => crate::store::open_store(&data_dir.join(STORE)).await?,
+        };
 
         // 1. The platform's own listeners, so that every URL is known (`--port 0` included).
         let (idp_listener, idp_url) = startup::bind_local(

@@ -4,13 +4,15 @@
 //! app role assignments) as JSON documents, and the records that need atomic state changes
 //! (refresh-token rotation, single-use authorization codes, create-once secrets) behind dedicated
 //! methods. Every backend must pass [`conformance::run`]; that is what keeps the in-memory store a
-//! laptop uses and the SQLite (later Redis/PostgreSQL) stores production uses equivalent.
+//! laptop uses and the SQLite and PostgreSQL stores production uses equivalent.
 
 pub mod conformance;
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::{PostgresStore, redact_url};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -25,6 +27,18 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot open store at {path}: {reason}")]
     Open { path: String, reason: String },
+    /// The backend cannot be reached right now (connection refused or lost, no free connection
+    /// within the pool's timeout, server shutting down): worth retrying, nothing was changed
+    /// that the caller must undo.
+    #[error("storage backend temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the failure is transient (see [`StoreError::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -121,6 +135,11 @@ pub struct SigningKeyRecord {
 /// each method atomic: a crash in the middle of a call leaves either the old or the new state.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Whether the backend is reachable (a trivial round trip where there is one).
+    async fn check(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     // ---- directory documents -------------------------------------------------------------
     /// Insert or replace a document.
     async fn put_object(

@@ -84,7 +84,9 @@ fn backend(e: sqlx::Error) -> StoreError {
 /// The message of a failure during open, without the variant's prefix.
 fn reason(e: StoreError) -> String {
     match e {
-        StoreError::Backend(reason) | StoreError::Corrupt(reason) => reason,
+        StoreError::Backend(reason)
+        | StoreError::Corrupt(reason)
+        | StoreError::Unavailable(reason) => reason,
         StoreError::Open { reason, .. } => reason,
     }
 }
@@ -248,6 +250,14 @@ fn insert_refresh_query(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn check(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn put_object(
         &self,
         kind: ObjectKind,

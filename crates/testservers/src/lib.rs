@@ -5,8 +5,10 @@
 //! `cargo xtask test` installs the packages; run alone, a test that needs a missing server fails
 //! with a message naming the package.
 
+mod postgres;
 mod process;
 mod redis;
 
+pub use postgres::PostgresServer;
 pub use process::{ServerError, free_port};
 pub use redis::{RedisCluster, RedisSentinel, RedisServer, RedisTls, SENTINEL_MASTER};

@@ -129,7 +129,7 @@ pub(crate) async fn keys_v2(
         TenantAlias::Multi => format!("{}/{{tenantid}}/v2.0", idp.config.public_url),
     };
     Ok(cached_json(
-        idp.keys.jwks(Some(&issuer)),
+        idp.keys().jwks(Some(&issuer)),
         Some(dir.tenant.id.clone()),
     ))
 }
@@ -140,7 +140,7 @@ pub(crate) async fn keys_v1(
 ) -> Result<Response, JsonError> {
     let (dir, _) = tenant(&idp, &name)?;
     Ok(cached_json(
-        idp.keys.jwks(None),
+        idp.keys().jwks(None),
         Some(dir.tenant.id.clone()),
     ))
 }

@@ -47,7 +47,7 @@ async fn end(
     let clear = idp.end_session(headers).await;
     let hinted_client = params
         .get("id_token_hint")
-        .and_then(|t| idp.keys.verify_own(t).ok())
+        .and_then(|t| idp.keys().verify_own(t).ok())
         .and_then(|claims| claims.get("aud").and_then(Value::as_str).map(str::to_owned));
     let client = params
         .get("client_id")

@@ -111,6 +111,18 @@ async fn serve(
     if v1 && (params.get("grant_type") != Some(DEVICE_CODE) || params.get("resource").is_some()) {
         return Err(fail(super::v1_refusal(), &fields));
     }
+    // A sign-in's consent may have been recorded by another replica a moment ago: redeeming its
+    // code re-reads the directory first (codes are redeemed once per sign-in, so this is cheap).
+    let dir = if idp.config.refresh_interval.is_some()
+        && params.get("grant_type") == Some("authorization_code")
+    {
+        idp.reload_directory()
+            .await
+            .map_err(|e| fail(crate::reload_error(e), &fields))?;
+        idp.directory()
+    } else {
+        dir
+    };
     let ctx = GrantContext {
         idp,
         dir: &dir,

@@ -37,7 +37,7 @@ pub(super) async fn handle(ctx: &GrantContext<'_>) -> Result<Response, EntraErro
     let dir = ctx.dir;
     let idp = ctx.idp;
 
-    let claims = idp.keys.verify_own(assertion).map_err(|e| match e {
+    let claims = idp.verify_own(assertion).await.map_err(|e| match e {
         VerifyError::Malformed => EntraError::InvalidAssertion("the assertion is not a JWT".into()),
         other => EntraError::InvalidAssertion(other.to_string()),
     })?;

@@ -20,6 +20,7 @@ pub(crate) fn echo_app() -> PathBuf {
 /// `dir/data` as the data dir; every listener on a free port.
 pub(crate) fn options(dir: &Path) -> Options {
     Options {
+        store: None,
         data_dir: dir.join("data"),
         port: 0,
         scm_port: 0,

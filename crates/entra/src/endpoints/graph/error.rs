@@ -46,6 +46,9 @@ pub(crate) enum GraphError {
     /// The store failed: nothing the caller sent is at fault.
     #[error("The directory could not be updated: {0}")]
     Internal(String),
+    /// The store cannot be reached right now: Graph's 503 `serviceNotAvailable`.
+    #[error("The service is temporarily unavailable. Please try again later.")]
+    Unavailable,
 }
 
 impl GraphError {
@@ -63,6 +66,7 @@ impl GraphError {
             GraphError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GraphError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GraphError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GraphError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -78,6 +82,7 @@ impl GraphError {
             GraphError::NoSegment(_) | GraphError::DelegatedOnly => "BadRequest",
             GraphError::MethodNotAllowed(_) => "Request_BadRequest",
             GraphError::Internal(_) => "Service_InternalServerError",
+            GraphError::Unavailable => "serviceNotAvailable",
         }
     }
 
@@ -113,6 +118,12 @@ impl GraphError {
         response
             .extensions_mut()
             .insert(crate::log::Outcome::Graph(self.code()));
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+            );
+        }
         if self.status() == StatusCode::UNAUTHORIZED {
             let challenge = format!(
                 "Bearer realm=\"\", authorization_uri=\"{public_url}/common/oauth2/authorize\", client_id=\"{GRAPH_APP_ID}\""
@@ -127,6 +138,10 @@ impl GraphError {
 
 impl From<easyauth_store::StoreError> for GraphError {
     fn from(e: easyauth_store::StoreError) -> GraphError {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "store temporarily unavailable");
+            return GraphError::Unavailable;
+        }
         GraphError::Internal(e.to_string())
     }
 }

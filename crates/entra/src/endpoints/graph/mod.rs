@@ -198,7 +198,7 @@ pub(crate) fn graph_token(
         .filter(|t| !t.is_empty())
         .ok_or("Access token is empty.")?;
     let claims = idp
-        .keys
+        .keys()
         .verify_own(token)
         .map_err(|_| "Access token validation failure.")?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
