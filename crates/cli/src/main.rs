@@ -2,6 +2,7 @@
 
 mod az;
 mod idp;
+mod ops;
 mod proxy;
 mod runtime;
 mod sample;
@@ -88,6 +89,10 @@ pub(crate) struct ProxyArgs {
     /// Explain every 401/403 in the response body too (the log always does).
     #[arg(long, env = "EASYAUTH_DEVELOPMENT")]
     pub(crate) development: bool,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) over http on this address, apart from
+    /// the app's (off unless given), e.g. 127.0.0.1:9090.
+    #[arg(long, env = "EASYAUTH_OPS_LISTEN")]
+    pub(crate) ops_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +118,10 @@ pub(crate) struct IdpArgs {
     /// Refresh token lifetime in seconds (default 90 days).
     #[arg(long, env = "EASYAUTH_REFRESH_TOKEN_LIFETIME", default_value_t = 7_776_000, value_parser = clap::value_parser!(i64).range(5..))]
     pub(crate) refresh_token_lifetime: i64,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) over http on this address (off unless
+    /// given), e.g. 127.0.0.1:9091. /healthz and /readyz are on the https address too.
+    #[arg(long, env = "EASYAUTH_OPS_LISTEN")]
+    pub(crate) ops_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {

@@ -335,6 +335,7 @@ impl EntraError {
 impl From<easyauth_store::StoreError> for EntraError {
     fn from(e: easyauth_store::StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
+        crate::metrics::store_error();
         EntraError::Internal("The directory store is unavailable.".into())
     }
 }

@@ -40,9 +40,11 @@ pub mod config;
 mod context;
 pub mod cookies;
 mod headers;
+pub mod health;
 mod identity;
 mod ids;
 mod injected;
+mod metrics;
 mod module;
 #[allow(missing_docs)]
 pub mod oidc;

@@ -82,6 +82,9 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
         &self,
         access_token: &str,
     ) -> Result<Option<(String, Arc<SessionRecord>)>, SessionStoreError>;
+    /// Whether the backend answers now (readiness): a round trip that reads and writes no
+    /// session, never served from a cache.
+    async fn check(&self) -> Result<(), SessionStoreError>;
 }
 
 const SESSION_KIND: &str = "easyauth-session";
@@ -215,6 +218,10 @@ impl SessionStore for TokenStoreSessions {
             return Ok(None);
         };
         Ok((record.access_token.as_deref() == Some(access_token)).then_some((sid, record)))
+    }
+
+    async fn check(&self) -> Result<(), SessionStoreError> {
+        Ok(self.store.check().await?)
     }
 }
 

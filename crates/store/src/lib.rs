@@ -203,6 +203,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes ephemeral records and refresh tokens expired at `now` (`expires_at <= now`),
     /// consumed or used or not; returns how many records were deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+
+    /// Whether the backend answers now (readiness probes): a trivial round trip, no data read
+    /// or written. A backend with nothing that can fail (memory) keeps the default.
+    async fn check(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Purges expired records every `every`, for as long as the task runs (spawn it). Failures are

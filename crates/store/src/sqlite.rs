@@ -139,6 +139,12 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Closes every connection: from then on each call fails, as when the database is gone.
+    /// For shutdown, and for tests of what a failing store looks like.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn init_schema(&self) -> StoreResult<()> {
         let mut tx = self
             .pool
@@ -554,5 +560,14 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(ephemeral.rows_affected() + refresh.rows_affected())
+    }
+
+    async fn check(&self) -> StoreResult<()> {
+        // Reads a page of the database (not just `SELECT 1`), so a file that went bad shows.
+        sqlx::query("SELECT 1 FROM settings LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }

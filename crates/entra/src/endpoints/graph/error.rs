@@ -127,6 +127,7 @@ impl GraphError {
 
 impl From<easyauth_store::StoreError> for GraphError {
     fn from(e: easyauth_store::StoreError) -> GraphError {
+        crate::metrics::store_error();
         GraphError::Internal(e.to_string())
     }
 }
