@@ -156,7 +156,7 @@ impl Collector for StoreErrors {
         let counter = ConstCounter::new(STORE_ERRORS.load(Ordering::Relaxed));
         let metric = encoder.encode_descriptor(
             "easyauth_idp_store_errors",
-            "Store operations that failed while answering a request",
+            "Store operations that failed while answering a request.",
             None,
             counter.metric_type(),
         )?;

@@ -410,7 +410,7 @@ impl Collector for FetchCounts {
         encode_results(
             &mut encoder,
             "easyauth_module_jwks_fetches",
-            "Fetches of identity providers' signing keys (JWKS), by result",
+            "Fetches of identity providers' signing keys (JWKS), by result.",
             ok,
             failed,
         )?;
@@ -422,7 +422,7 @@ impl Collector for FetchCounts {
         encode_results(
             &mut encoder,
             "easyauth_module_discovery_fetches",
-            "Fetches of identity providers' OpenID Connect discovery documents, by result",
+            "Fetches of identity providers' OpenID Connect discovery documents, by result.",
             ok,
             failed,
         )
