@@ -26,9 +26,7 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<ReadyCheck>> + Send + 'static,
 {
-    Arc::new(
-        move || -> Pin<Box<dyn Future<Output = Vec<ReadyCheck>> + Send>> { Box::pin(check()) },
-    )
+    Arc::new(move || -> Pin<Box<dyn Future<Output = Vec<ReadyCheck>> + Send>> { Box::pin(check()) })
 }
 
 /// A registry with what every server reports: `easyauth_build_info{version}`.

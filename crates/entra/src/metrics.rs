@@ -115,7 +115,10 @@ pub(crate) async fn record(
         .observe(started.elapsed().as_secs_f64());
     if endpoint == "token"
         && status.is_success()
-        && let Some(grant) = response.extensions().get::<LogFields>().and_then(|f| f.grant)
+        && let Some(grant) = response
+            .extensions()
+            .get::<LogFields>()
+            .and_then(|f| f.grant)
     {
         metrics.tokens.get_or_create(&GrantLabels { grant }).inc();
     }
@@ -181,7 +184,11 @@ mod tests {
                 };
                 let route = &route[..route.find('"').unwrap_or(0)];
                 seen += 1;
-                assert_ne!(endpoint_name(route), "other", "{route} has no endpoint name");
+                assert_ne!(
+                    endpoint_name(route),
+                    "other",
+                    "{route} has no endpoint name"
+                );
             }
         }
         assert!(seen >= 20, "only {seen} routes found");

@@ -135,7 +135,10 @@ async fn health_and_readiness_follow_the_store() {
     let h = Harness { app: idp.router() };
 
     let alive = h.get("/healthz", &Browser::default()).await;
-    assert_eq!((alive.status, alive.body.as_str()), (StatusCode::OK, "ok\n"));
+    assert_eq!(
+        (alive.status, alive.body.as_str()),
+        (StatusCode::OK, "ok\n")
+    );
     let ready = h.get("/readyz", &Browser::default()).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body, "ready\nstore: ok\nsigning keys: ok\n");
@@ -144,8 +147,17 @@ async fn health_and_readiness_follow_the_store() {
     let errors = "easyauth_idp_store_errors_total";
     let before = sample(&exposition(&registry), errors);
     let ready = h.get("/readyz", &Browser::default()).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
-    assert!(ready.body.starts_with("not ready\nstore: "), "{}", ready.body);
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert!(
+        ready.body.starts_with("not ready\nstore: "),
+        "{}",
+        ready.body
+    );
     assert!(ready.body.ends_with("signing keys: ok\n"), "{}", ready.body);
     // Still alive: the process serves, it just cannot answer for its store.
     assert_eq!(

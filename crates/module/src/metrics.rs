@@ -214,7 +214,9 @@ impl RefreshResult {
             None if response.status().is_success() => RefreshResult::Ok,
             Some(ReasonCode::RefreshRefused) => RefreshResult::Refused,
             Some(
-                ReasonCode::ProviderUnavailable | ReasonCode::TokenStoreFailed | ReasonCode::Internal,
+                ReasonCode::ProviderUnavailable
+                | ReasonCode::TokenStoreFailed
+                | ReasonCode::Internal,
             )
             | None => RefreshResult::Error,
             Some(_) => RefreshResult::Rejected,

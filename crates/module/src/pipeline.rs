@@ -109,12 +109,7 @@ where
 }
 
 /// One request through every stage, counted when the module has metrics.
-async fn run<S>(
-    m: &Arc<Module>,
-    configured: Option<&Site>,
-    request: Request,
-    inner: S,
-) -> Response
+async fn run<S>(m: &Arc<Module>, configured: Option<&Site>, request: Request, inner: S) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {

@@ -8,8 +8,8 @@ use tokio::sync::OnceCell;
 
 use crate::authz::AadAuthorization;
 use crate::oidc::{
-    ClientCredentials, FetchTally, OidcHttp, PreparedPolicy, ProviderMetadata, TokenClient, ValidationPolicy,
-    aad_issuers,
+    ClientCredentials, FetchTally, OidcHttp, PreparedPolicy, ProviderMetadata, TokenClient,
+    ValidationPolicy, aad_issuers,
 };
 
 /// Which kind of provider: Entra's rules or a custom provider's.
@@ -95,7 +95,8 @@ impl IdentityProvider {
     pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, String> {
         self.metadata
             .get_or_try_init(|| async {
-                let fetched = ProviderMetadata::fetch(&self.http, &self.settings.discovery_url).await;
+                let fetched =
+                    ProviderMetadata::fetch(&self.http, &self.settings.discovery_url).await;
                 self.discovery.record(fetched.is_ok());
                 let md = fetched.map_err(|e| {
                     format!("discovery of {} failed: {e}", self.settings.discovery_url)

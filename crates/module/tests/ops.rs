@@ -92,8 +92,10 @@ async fn request_counters_move_with_outcome_and_reason() {
     let unauthorized = r#"easyauth_module_requests_total{outcome="unauthorized",reason="authentication-required"}"#;
     let passed = r#"easyauth_module_requests_total{outcome="passed",reason="none"}"#;
     let anonymous = r#"easyauth_module_requests_total{outcome="anonymous",reason="none"}"#;
-    let forbidden = r#"easyauth_module_requests_total{outcome="forbidden",reason="application-not-allowed"}"#;
-    let rejected = r#"easyauth_module_requests_total{outcome="unauthorized",reason="token-rejected"}"#;
+    let forbidden =
+        r#"easyauth_module_requests_total{outcome="forbidden",reason="application-not-allowed"}"#;
+    let rejected =
+        r#"easyauth_module_requests_total{outcome="unauthorized",reason="token-rejected"}"#;
     let route = r#"easyauth_module_requests_total{outcome="auth_endpoint",reason="none"}"#;
     let before = exposition(&registry);
     assert_eq!(sample(&before, unauthorized), 0.0);
@@ -162,10 +164,7 @@ async fn request_counters_move_with_outcome_and_reason() {
     );
     // Bearer validation fetched discovery and the signing keys once each.
     assert_eq!(
-        sample(
-            &after,
-            r#"easyauth_module_jwks_fetches_total{result="ok"}"#
-        ),
+        sample(&after, r#"easyauth_module_jwks_fetches_total{result="ok"}"#),
         1.0,
         "{after}"
     );
@@ -361,7 +360,10 @@ async fn readiness_names_a_provider_whose_discovery_fails() {
     let checks = readiness(&m, Duration::from_secs(5)).await;
     assert_eq!(problem(&checks, "session store"), None);
     let discovery = problem(&checks, "provider aad discovery").expect("discovery fails");
-    assert!(discovery.contains(&format!("127.0.0.1:{port}")), "{discovery}");
+    assert!(
+        discovery.contains(&format!("127.0.0.1:{port}")),
+        "{discovery}"
+    );
     assert_eq!(
         sample(
             &exposition(&registry),

@@ -20,8 +20,8 @@ pub mod validate;
 pub use http::{HttpError, OidcHttp};
 pub use issuers::aad_issuers;
 pub use jwks::{JwksCache, JwksSettings, KeyKind};
-pub use tally::FetchTally;
 pub use metadata::{MetadataError, ProviderMetadata, discover_from_issuer, discovery_url};
+pub use tally::FetchTally;
 pub use token_client::{ClientCredentials, TokenClient, TokenError, TokenResponse};
 pub use validate::{
     CompactJws, JwsHeader, PreparedPolicy, Rejection, TokenValidator, ValidatedToken,
