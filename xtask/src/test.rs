@@ -55,6 +55,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         steps.skipped("tools / venv / npm", "--no-e2e");
     } else {
         steps.step("ensure tools (python3, node, npm, chromium)", ensure_tools)?;
+        steps.step("promtool (Debian's prometheus)", ensure_promtool)?;
         steps.step("python venv (target/e2e/venv)", || python_venv(&e2e, &venv))?;
         steps.step("npm packages (tests/e2e)", || npm_packages(&e2e))?;
         steps.step(
@@ -225,6 +226,21 @@ const REDIS_SERVER: &str = "/usr/bin/redis-server";
 const POSTGRES_INITDB: &str = "/usr/lib/postgresql/*/bin/initdb";
 /// Debian's nginx binary.
 const NGINX: &str = "/usr/sbin/nginx";
+
+/// `promtool check metrics` judges the operations listener's `/metrics` (tests/e2e/test_ops.py);
+/// Debian ships it in `prometheus` (the server comes along; nothing here starts it).
+const PROMTOOL: &str = "/usr/bin/promtool";
+
+fn ensure_promtool() -> Result<()> {
+    if Path::new(PROMTOOL).is_file() {
+        return Ok(());
+    }
+    ensure_debian_packages(&["prometheus"])?;
+    if !Path::new(PROMTOOL).is_file() {
+        bail!("the Debian package prometheus is installed but {PROMTOOL} is missing");
+    }
+    Ok(())
+}
 
 pub(crate) fn python_venv(e2e: &Path, venv: &Path) -> Result<()> {
     let requirements = e2e.join("requirements.txt");

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use easyauth_entra::directory::demo::{self, DemoSecrets};
-use easyauth_entra::{HttpsServer, Idp, IdpConfig, InitialDirectory, Seed};
+use easyauth_entra::health::READY_TIMEOUT;
+use easyauth_entra::{HttpsServer, Idp, IdpConfig, IdpMetrics, InitialDirectory, Seed};
 use easyauth_pki::LocalCa;
 use easyauth_store::{PostgresStore, SqliteStore, Store, StoreError, redact_url};
 
 use crate::IdpArgs;
+use crate::ops::{self, OpsListener};
 
 const STORE_FILE: &str = "easyauth.db";
 /// How often replicas on a shared store re-read it, unless told otherwise.
@@ -107,6 +109,14 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     if let StoreSpec::Postgres(_) = spec {
         config.refresh_interval = Some(args.replica_refresh.unwrap_or(DEFAULT_REPLICA_REFRESH));
     }
+    let ops_listener = match args.ops_listen {
+        Some(addr) => Some(OpsListener::bind(addr).await?),
+        None => None,
+    };
+    let mut registry = ops::registry();
+    if ops_listener.is_some() {
+        config.metrics = Some(IdpMetrics::register(&mut registry));
+    }
     let idp = Idp::start(store.clone(), config, &seed).await?;
 
     let ca = LocalCa::load_or_create(&data_dir)?;
@@ -131,10 +141,16 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let server = HttpsServer::new(idp.clone(), listener, tls)?;
 
+    // The addresses it serves on, first in the banner.
+    let mut listening = format!("  listening       https://{listen}");
+    if let Some(ops_listener) = &ops_listener {
+        listening.push('\n');
+        listening.push_str(&ops_listener.banner());
+    }
     print_banner(
         &idp,
         &public_url,
-        listen,
+        &listening,
         &ca,
         &data_dir,
         demo_secrets.as_ref(),
@@ -143,6 +159,16 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     match &spec {
         StoreSpec::DataDir => println!("  store           {}", data_dir.join(STORE_FILE).display()),
         StoreSpec::Postgres(url) => println!("  store           {}", redact_url(url)),
+    }
+    if let Some(ops_listener) = ops_listener {
+        let ready_idp = idp.clone();
+        ops_listener.spawn(
+            registry,
+            ops::readiness(move || {
+                let idp = ready_idp.clone();
+                async move { idp.readiness(READY_TIMEOUT).await }
+            }),
+        );
     }
     tokio::spawn(shutdown_on_signal(server.handle()));
     server.serve().await.context("the https server failed")?;
@@ -154,7 +180,7 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
 fn print_banner(
     idp: &Idp,
     public_url: &str,
-    listen: std::net::SocketAddr,
+    listening: &str,
     ca: &LocalCa,
     data_dir: &std::path::Path,
     demo: Option<&DemoSecrets>,
@@ -162,7 +188,7 @@ fn print_banner(
 ) {
     let tid = idp.tenant_id();
     println!("easyauth idp: a local Microsoft Entra ID is ready");
-    println!("  listening       https://{listen}");
+    println!("{listening}");
     println!("  tenant          {tid} ({})", seed.tenant.domain);
     println!("  authority       {public_url}/{tid}");
     println!("  issuer          {}", idp.issuer());

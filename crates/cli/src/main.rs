@@ -3,6 +3,7 @@
 mod az;
 mod forward_auth;
 mod idp;
+mod ops;
 mod proxy;
 mod runtime;
 mod sample;
@@ -95,6 +96,10 @@ pub(crate) struct ProxyArgs {
     pub(crate) development: bool,
     #[command(flatten)]
     pub(crate) sessions: session_store::SessionStoreArgs,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) over http on this address, apart from
+    /// the app's (off unless given), e.g. 127.0.0.1:9090.
+    #[arg(long, env = "EASYAUTH_OPS_LISTEN")]
+    pub(crate) ops_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +135,10 @@ pub(crate) struct IdpArgs {
     /// With a shared store: how often (seconds) the directory and keys are re-read (default 5).
     #[arg(long, env = "EASYAUTH_REPLICA_REFRESH", value_parser = clap::value_parser!(i64).range(1..=3600))]
     pub(crate) replica_refresh: Option<i64>,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) over http on this address (off unless
+    /// given), e.g. 127.0.0.1:9091. /healthz and /readyz are on the https address too.
+    #[arg(long, env = "EASYAUTH_OPS_LISTEN")]
+    pub(crate) ops_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use easyauth_module::{AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack};
+use easyauth_entra::health::ReadyCheck;
+use easyauth_module::health::{READY_TIMEOUT, readiness};
+use easyauth_module::{AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack, Upstream};
 use easyauth_store::{SqliteStore, Store};
 
 use crate::ProxyArgs;
+use crate::ops::{self, OpsListener};
 
 pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let loaded = AuthSettings::load(&args.auth_settings)?;
@@ -31,14 +34,18 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         development: args.development,
         session_store: session_store.clone(),
     };
-    let stack = ProxyStack::build(
-        &loaded.settings,
-        env,
-        &args.upstream,
-        Duration::from_secs(args.upstream_timeout),
-    )
-    .await?;
-    let module = stack.module().clone();
+    let ops_listener = match args.ops_listen {
+        Some(addr) => Some(OpsListener::bind(addr).await?),
+        None => None,
+    };
+    let mut module = easyauth_module::build(&loaded.settings, env).await?;
+    let mut registry = ops::registry();
+    if ops_listener.is_some() {
+        module = module.instrument(&mut registry);
+    }
+    let module = Arc::new(module);
+    let upstream = Upstream::new(&args.upstream, Duration::from_secs(args.upstream_timeout))?;
+    let stack = ProxyStack::new(module.clone(), upstream);
     let router = axum::Router::new().fallback_service(stack.into_service());
 
     let listener = std::net::TcpListener::bind(args.listen)
@@ -50,6 +57,9 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         args.upstream
     );
     println!("  listening       {scheme}://{}", args.listen);
+    if let Some(ops_listener) = &ops_listener {
+        println!("{}", ops_listener.banner());
+    }
     let callbacks: Vec<String> = module
         .providers()
         .iter()
@@ -92,6 +102,25 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     );
     println!("  unauthenticated {:?}", module.settings().action);
     crate::session_store::print_banner(&session_store, module.settings().token_store);
+    if let Some(ops_listener) = ops_listener {
+        let ready_module = module.clone();
+        ops_listener.spawn(
+            registry,
+            ops::readiness(move || {
+                let module = ready_module.clone();
+                async move {
+                    readiness(&module, READY_TIMEOUT)
+                        .await
+                        .into_iter()
+                        .map(|c| ReadyCheck {
+                            name: c.name,
+                            problem: c.problem,
+                        })
+                        .collect()
+                }
+            }),
+        );
+    }
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let make = router.into_make_service_with_connect_info::<SocketAddr>();
     if args.tls {

@@ -350,6 +350,7 @@ impl From<easyauth_store::StoreError> for EntraError {
             return EntraError::TemporarilyUnavailable;
         }
         tracing::error!(error = %e, "store failure");
+        crate::metrics::store_error();
         EntraError::Internal("The directory store is unavailable.".into())
     }
 }

@@ -17,8 +17,10 @@ pub mod directory;
 pub mod endpoints;
 pub mod error;
 pub mod grants;
+pub mod health;
 pub mod keys;
 mod log;
+mod metrics;
 mod pages;
 pub mod scopes;
 mod server;
@@ -35,6 +37,7 @@ use easyauth_store::Store;
 pub use directory::{Directory, InitialDirectory, InitialDirectoryError, Seed, demo};
 pub use error::EntraError;
 pub use keys::{HeaderStyle, SigningKeys};
+pub use metrics::IdpMetrics;
 pub use server::HttpsServer;
 
 /// Lifetimes and addresses. Lifetimes are in seconds.
@@ -58,6 +61,8 @@ pub struct IdpConfig {
     pub refresh_interval: Option<i64>,
     /// Rotate the signing key when the newest one is this many seconds old (`None`: never).
     pub key_rotation_period: Option<i64>,
+    /// Where requests, tokens issued and store failures are counted; `None`: nowhere.
+    pub metrics: Option<Arc<IdpMetrics>>,
 }
 
 impl IdpConfig {
@@ -73,6 +78,7 @@ impl IdpConfig {
             device_code_interval: 5,
             refresh_interval: None,
             key_rotation_period: None,
+            metrics: None,
         }
     }
 
@@ -353,8 +359,16 @@ impl Idp {
         Ok(true)
     }
 
-    /// The HTTP surface: every endpoint, wrapped in the request-log layer.
+    /// The HTTP surface: every endpoint, wrapped in the request-log layer (and the metrics').
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        endpoints::router(self.clone()).layer(axum::middleware::from_fn(log::log_request))
+        let router = endpoints::router(self.clone());
+        let router = match &self.config.metrics {
+            Some(metrics) => router.layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                metrics::record,
+            )),
+            None => router,
+        };
+        router.layer(axum::middleware::from_fn(log::log_request))
     }
 }

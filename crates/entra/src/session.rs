@@ -100,6 +100,7 @@ impl Idp {
             // honoured until it expires, so say so.
             if let Err(e) = self.store.delete_ephemeral(SESSION_KIND, &session.id).await {
                 tracing::warn!(error = %e, "cannot end the sign-in session in the store");
+                crate::metrics::store_error();
             }
         }
         Cookie::build((SESSION_COOKIE, ""))

@@ -122,6 +122,7 @@ pub(crate) async fn check_password(
         Some(user) => {
             if let Err(e) = idp.store.delete_ephemeral(LOCKOUT_KIND, &key).await {
                 tracing::warn!(error = %e, "could not clear the sign-in failure count");
+                crate::metrics::store_error();
             }
             Ok(user)
         }

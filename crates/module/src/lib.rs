@@ -43,9 +43,11 @@ mod context;
 pub mod cookies;
 mod forward_auth;
 mod headers;
+pub mod health;
 mod identity;
 mod ids;
 mod injected;
+mod metrics;
 mod module;
 #[allow(missing_docs)]
 pub mod oidc;

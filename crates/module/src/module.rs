@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use easyauth_store::Store;
+use prometheus_client::registry::Registry;
 
 use crate::cookies::CookieKeys;
 use crate::ids::random_id;
+use crate::metrics::{MeteredSessions, ModuleMetrics};
 use crate::oidc::{OidcHttp, TokenValidator};
 use crate::provider::IdentityProvider;
 use crate::session_store::{SessionRecord, SessionStore, SessionStoreError, TokenStoreSessions};
@@ -23,6 +25,8 @@ pub struct Module {
     pub(crate) validator: TokenValidator,
     pub(crate) keys: CookieKeys,
     pub(crate) sessions: Arc<dyn SessionStore>,
+    /// Present once [`Module::instrument`] registered the metrics.
+    pub(crate) metrics: Option<Arc<ModuleMetrics>>,
 }
 
 impl Module {
@@ -52,12 +56,35 @@ impl Module {
             validator: TokenValidator::new(http),
             keys,
             sessions,
+            metrics: None,
         }
     }
 
     /// Where the sessions live.
     pub fn sessions(&self) -> &Arc<dyn SessionStore> {
         &self.sessions
+    }
+
+    /// Records this module's metrics (requests, latencies, session store operations, refreshes,
+    /// upstream errors, JWKS and discovery fetches) into `registry`, for a `/metrics` endpoint.
+    /// Without it the module records nothing.
+    pub fn instrument(mut self, registry: &mut Registry) -> Module {
+        let discovery = self
+            .providers
+            .iter()
+            .map(IdentityProvider::discovery_tally)
+            .collect();
+        let metrics = Arc::new(ModuleMetrics::register(
+            registry,
+            self.validator.jwks().clone(),
+            discovery,
+        ));
+        self.sessions = Arc::new(MeteredSessions {
+            inner: self.sessions,
+            metrics: metrics.clone(),
+        });
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The resolved settings.

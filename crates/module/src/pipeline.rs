@@ -16,6 +16,7 @@ use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::request::Parts;
@@ -27,6 +28,7 @@ use tower::{Layer, Service};
 use crate::context::{FrontProxy, RequestContext, is_browser, peer, site_of};
 use crate::headers::{apply_connection, strip_front_end, strip_other_upgrades, strip_reserved};
 use crate::identity::{CredentialError, Identity};
+use crate::metrics::{Outcome, RefusedFor, UpstreamFailure};
 use crate::module::Module;
 use crate::paths::is_excluded;
 use crate::provider::ProviderKind;
@@ -106,22 +108,48 @@ where
     }
 }
 
-/// One request through every stage.
-async fn run<S>(
-    m: &Arc<Module>,
+/// One request through every stage, counted when the module has metrics.
+async fn run<S>(m: &Arc<Module>, configured: Option<&Site>, request: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let Some(metrics) = m.metrics.as_deref() else {
+        return serve(m, configured, request, inner).await.0;
+    };
+    let _in_flight = metrics.in_flight();
+    let started = Instant::now();
+    let (response, outcome) = serve(m, configured, request, inner).await;
+    // Only the module's own answers carry a reason; an app's response never does.
+    let reason = match outcome {
+        Outcome::Passed | Outcome::Anonymous => None,
+        _ => response.extensions().get::<RefusedFor>().map(|r| r.0),
+    };
+    metrics.request(outcome, reason, started);
+    response
+}
+
+/// Every stage; the answer and what the module did.
+async fn serve<S>(
+    m: &Module,
     configured: Option<&Site>,
     mut request: Request,
     inner: S,
-) -> Response
+) -> (Response, Outcome)
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let own_scheme = match strip(m, configured, &mut request) {
         ControlFlow::Continue(scheme) => scheme,
-        ControlFlow::Break(response) => return response,
+        ControlFlow::Break(response) => {
+            let outcome = Outcome::of_refusal(response.status());
+            return (response, outcome);
+        }
     };
-    let mut response = if is_route(m, &request) {
-        crate::routes::handle(m, request).await
+    let (mut response, outcome) = if is_route(m, &request) {
+        (
+            crate::routes::handle(m, request).await,
+            Outcome::AuthEndpoint,
+        )
     } else {
         guard(m, request, inner).await
     };
@@ -136,27 +164,49 @@ where
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    response
+    (response, outcome)
 }
 
 /// Stages 3 to 5 and the app.
-async fn guard<S>(m: &Module, request: Request, mut inner: S) -> Response
+async fn guard<S>(m: &Module, request: Request, mut inner: S) -> (Response, Outcome)
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let request = match identify(m, request).await {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => {
+            let outcome = Outcome::of_refusal(response.status());
+            return (response, outcome);
+        }
     };
     let mut request = match authorize(m, request).await {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => {
+            let outcome = Outcome::of_refusal(response.status());
+            return (response, outcome);
+        }
     };
-    inject(m, &mut request);
-    match inner.call(request).await {
+    let outcome = if inject(m, &mut request) {
+        Outcome::Passed
+    } else {
+        Outcome::Anonymous
+    };
+    let Some(metrics) = m.metrics.as_deref() else {
+        return match inner.call(request).await {
+            Ok(response) => (response, outcome),
+            Err(never) => match never {},
+        };
+    };
+    let started = Instant::now();
+    let response = match inner.call(request).await {
         Ok(response) => response,
         Err(never) => match never {},
-    }
+    };
+    metrics.upstream(
+        started.elapsed(),
+        response.extensions().get::<UpstreamFailure>().copied(),
+    );
+    (response, outcome)
 }
 
 static NO_PROXY: ForwardTrust = ForwardTrust::NoProxy;
@@ -444,18 +494,17 @@ fn finish_body(request: &Request, mut response: Response) -> Response {
     response
 }
 
-/// Stage 5: the headers App Service gives the app.
-fn inject(m: &Module, request: &mut Request) {
-    let injected = request
-        .extensions()
-        .get::<Identity>()
-        .and_then(|identity| m.injected_headers(identity));
-    if let Some(injected) = injected {
+/// Stage 5: the headers App Service gives the app. Returns whether the caller is signed in.
+fn inject(m: &Module, request: &mut Request) -> bool {
+    let identity = request.extensions().get::<Identity>();
+    let signed_in = identity.is_some_and(|i| !matches!(i, Identity::Anonymous));
+    if let Some(injected) = identity.and_then(|identity| m.injected_headers(identity)) {
         let headers = request.headers_mut();
         for (name, value) in injected.iter() {
             headers.insert(name.clone(), value.clone());
         }
     }
+    signed_in
 }
 
 /// App Service's CSRF rule: a cookie-authenticated, state-changing request from a browser needs
@@ -515,6 +564,10 @@ fn redirect_to_login(m: &Module, request: &Parts) -> Response {
     let mut r = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
+    }
+    if m.metrics.is_some() {
+        r.extensions_mut()
+            .insert(RefusedFor(ReasonCode::AuthenticationRequired));
     }
     r
 }

@@ -8,8 +8,8 @@ use tokio::sync::OnceCell;
 
 use crate::authz::AadAuthorization;
 use crate::oidc::{
-    ClientCredentials, OidcHttp, PreparedPolicy, ProviderMetadata, TokenClient, ValidationPolicy,
-    aad_issuers,
+    ClientCredentials, FetchTally, OidcHttp, PreparedPolicy, ProviderMetadata, TokenClient,
+    ValidationPolicy, aad_issuers,
 };
 
 /// Which kind of provider: Entra's rules or a custom provider's.
@@ -57,6 +57,8 @@ pub struct IdentityProvider {
     pub settings: ProviderSettings,
     http: OidcHttp,
     metadata: OnceCell<Arc<ProviderMetadata>>,
+    /// Discovery fetches, for the metrics (shared with their collector).
+    discovery: Arc<FetchTally>,
     /// [`Provider::bearer_policy`], built once with its fingerprint (it depends only on the
     /// settings and the discovery document, both fixed once fetched).
     bearer: OnceCell<Arc<PreparedPolicy>>,
@@ -69,6 +71,7 @@ impl IdentityProvider {
             settings,
             http,
             metadata: OnceCell::new(),
+            discovery: Arc::default(),
             bearer: OnceCell::new(),
         }
     }
@@ -78,15 +81,26 @@ impl IdentityProvider {
         &self.settings.alias
     }
 
+    /// Whether the discovery document has been fetched (readiness: no fetch, no wait).
+    pub fn has_metadata(&self) -> bool {
+        self.metadata.initialized()
+    }
+
+    /// The count of discovery fetches, shared with the metrics.
+    pub(crate) fn discovery_tally(&self) -> Arc<FetchTally> {
+        self.discovery.clone()
+    }
+
     /// The provider's discovery document (fetched once; a failure is retried on the next call).
     pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, String> {
         self.metadata
             .get_or_try_init(|| async {
-                let md = ProviderMetadata::fetch(&self.http, &self.settings.discovery_url)
-                    .await
-                    .map_err(|e| {
-                        format!("discovery of {} failed: {e}", self.settings.discovery_url)
-                    })?;
+                let fetched =
+                    ProviderMetadata::fetch(&self.http, &self.settings.discovery_url).await;
+                self.discovery.record(fetched.is_ok());
+                let md = fetched.map_err(|e| {
+                    format!("discovery of {} failed: {e}", self.settings.discovery_url)
+                })?;
                 if let Some(expected) = &self.settings.issuer
                     && self.settings.kind == ProviderKind::Custom
                     && expected.trim_end_matches('/') != md.issuer.trim_end_matches('/')

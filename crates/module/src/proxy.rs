@@ -14,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::headers::is_websocket_upgrade;
+use crate::metrics::UpstreamFailure;
 
 /// Headers that describe one hop, not the message (RFC 9110 section 7.6.1; `HTTP2-Settings` only makes
 /// sense with an `Upgrade: h2c`, which never passes).
@@ -116,7 +117,10 @@ impl Upstream {
         forwarded: &Forwarded,
     ) -> Response<Body> {
         let Some(uri) = self.target(request.uri()) else {
-            return plain(StatusCode::BAD_REQUEST, "bad request target");
+            return failed(
+                plain(StatusCode::BAD_REQUEST, "bad request target"),
+                UpstreamFailure::BadTarget,
+            );
         };
         // Only WebSocket is tunnelled; the strip stage removed every other `Upgrade`, and this
         // repeats the check so the proxy is safe on its own.
@@ -140,23 +144,32 @@ impl Upstream {
         let response = match tokio::time::timeout(self.timeout, self.client.request(outbound)).await
         {
             Err(_) => {
-                return plain(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "the app did not answer in time",
+                return failed(
+                    plain(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "the app did not answer in time",
+                    ),
+                    UpstreamFailure::Timeout,
                 );
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "upstream request failed");
-                return plain(StatusCode::BAD_GATEWAY, "the app could not be reached");
+                return failed(
+                    plain(StatusCode::BAD_GATEWAY, "the app could not be reached"),
+                    UpstreamFailure::Unreachable,
+                );
             }
             Ok(Ok(r)) => r,
         };
         let (mut parts, body) = response.into_parts();
         if parts.status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
             tracing::warn!("the app switched protocols without being asked; answered 502");
-            return plain(
-                StatusCode::BAD_GATEWAY,
-                "the app switched protocols without being asked",
+            return failed(
+                plain(
+                    StatusCode::BAD_GATEWAY,
+                    "the app switched protocols without being asked",
+                ),
+                UpstreamFailure::Protocol,
             );
         }
         if parts.status == StatusCode::SWITCHING_PROTOCOLS
@@ -226,6 +239,12 @@ pub(crate) fn forwarded_for(headers: &HeaderMap, peer: IpAddr, trust_client_chai
         Some(chain) if trust_client_chain => format!("{chain}, {peer}"),
         _ => peer.to_string(),
     }
+}
+
+/// An answer the proxy gives for the app, marked with why (the metrics count it).
+fn failed(mut response: Response<Body>, why: UpstreamFailure) -> Response<Body> {
+    response.extensions_mut().insert(why);
+    response
 }
 
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::metrics::RefusedFor;
 use crate::module::Module;
 use crate::refusal::{REASON_CODE_HEADER, REASON_HEADER, ReasonCode, Refusal};
 use crate::site::Site;
@@ -23,6 +24,9 @@ pub(crate) fn refuse(m: &Module, status: StatusCode, refusal: &Refusal) -> Respo
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
+    if m.metrics.is_some() {
+        r.extensions_mut().insert(RefusedFor(refusal.code));
+    }
     if m.settings.development {
         let headers = r.headers_mut();
         headers.insert(

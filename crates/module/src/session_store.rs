@@ -93,7 +93,8 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
         &self,
         access_token: &str,
     ) -> Result<Option<(String, Arc<SessionRecord>)>, SessionStoreError>;
-    /// Whether the backend answers (readiness).
+    /// Whether the backend answers now (readiness): a round trip that reads and writes no
+    /// session, never served from a cache.
     async fn check(&self) -> Result<(), SessionStoreError>;
     /// Takes the refresh lease of session `sid` for `ttl` as `holder`, unless another holder
     /// has it. Shared by every instance that shares the sessions.
@@ -250,10 +251,7 @@ impl SessionStore for TokenStoreSessions {
     }
 
     async fn check(&self) -> Result<(), SessionStoreError> {
-        self.store
-            .get_ephemeral(SESSION_KIND, "readiness-check", now())
-            .await?;
-        Ok(())
+        Ok(self.store.check().await?)
     }
 
     // This store belongs to one process (its SQLite file), so the lease is the process's own.

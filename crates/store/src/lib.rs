@@ -135,11 +135,6 @@ pub struct SigningKeyRecord {
 /// each method atomic: a crash in the middle of a call leaves either the old or the new state.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Whether the backend is reachable (a trivial round trip where there is one).
-    async fn check(&self) -> StoreResult<()> {
-        Ok(())
-    }
-
     // ---- directory documents -------------------------------------------------------------
     /// Insert or replace a document.
     async fn put_object(
@@ -222,6 +217,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes ephemeral records and refresh tokens expired at `now` (`expires_at <= now`),
     /// consumed or used or not; returns how many records were deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+
+    /// Whether the backend answers now (readiness probes): a trivial round trip, no data read
+    /// or written. A backend with nothing that can fail (memory) keeps the default.
+    async fn check(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Purges expired records every `every`, for as long as the task runs (spawn it). Failures are

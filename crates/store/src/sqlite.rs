@@ -141,6 +141,12 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Closes every connection: from then on each call fails, as when the database is gone.
+    /// For shutdown, and for tests of what a failing store looks like.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn init_schema(&self) -> StoreResult<()> {
         let mut tx = self
             .pool
@@ -250,14 +256,6 @@ fn insert_refresh_query(
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn check(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
     async fn put_object(
         &self,
         kind: ObjectKind,
@@ -564,5 +562,14 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(ephemeral.rows_affected() + refresh.rows_affected())
+    }
+
+    async fn check(&self) -> StoreResult<()> {
+        // Reads a page of the database (not just `SELECT 1`), so a file that went bad shows.
+        sqlx::query("SELECT 1 FROM settings LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }

@@ -79,6 +79,9 @@ pub(crate) fn router(idp: Arc<Idp>) -> Router {
         )
         .route("/{tenant}/oauth2/token", any(token::token_v1))
         .route("/{tenant}/oauth2/authorize", any(v1_unsupported))
+        // Liveness and readiness: tenant routes have two segments or more, so neither shadows one.
+        .route("/healthz", get(crate::health::healthz_route))
+        .route("/readyz", get(crate::health::readyz_route))
         .fallback(not_found)
         .with_state(idp)
 }

@@ -26,6 +26,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use super::http::OidcHttp;
+use super::tally::FetchTally;
 
 /// RSA keys shorter than this are not loaded.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -252,6 +253,8 @@ struct Inner {
     http: OidcHttp,
     settings: JwksSettings,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Fetches of every URI, for the metrics.
+    tally: FetchTally,
 }
 
 #[derive(Debug)]
@@ -287,6 +290,7 @@ impl JwksCache {
                 http,
                 settings,
                 entries: Mutex::new(HashMap::new()),
+                tally: FetchTally::default(),
             }),
         }
     }
@@ -299,6 +303,11 @@ impl JwksCache {
     pub fn fetch_count(&self, jwks_uri: &str) -> u64 {
         self.existing(jwks_uri)
             .map_or(0, |e| e.fetches.load(Ordering::Relaxed))
+    }
+
+    /// `(succeeded, failed)` fetches of every URI so far.
+    pub fn fetch_totals(&self) -> (u64, u64) {
+        self.inner.tally.totals()
     }
 
     /// The current key set of `jwks_uri`, if one was ever fetched.
@@ -410,6 +419,7 @@ impl JwksCache {
                 .map_err(|reason| format!("GET {}: unusable key set: {reason}", entry.uri)),
             Err(e) => Err(e.to_string()),
         };
+        self.inner.tally.record(result.is_ok());
         let now = Instant::now();
         match result {
             Ok(keys) => {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod issuers;
 pub mod jwks;
 pub mod metadata;
+mod tally;
 mod token;
 pub mod token_client;
 pub mod validate;
@@ -20,6 +21,7 @@ pub use http::{HttpError, OidcHttp};
 pub use issuers::aad_issuers;
 pub use jwks::{JwksCache, JwksSettings, KeyKind};
 pub use metadata::{MetadataError, ProviderMetadata, discover_from_issuer, discovery_url};
+pub use tally::FetchTally;
 pub use token_client::{ClientCredentials, TokenClient, TokenError, TokenResponse};
 pub use validate::{
     CompactJws, JwsHeader, PreparedPolicy, Rejection, TokenValidator, ValidatedToken,

@@ -73,7 +73,13 @@ pub(crate) async fn handle(m: &Module, request: Request) -> Response {
             None => no_provider(alias),
         },
         (Method::GET, ["me"]) => me::me(m, site, request).await,
-        (Method::GET, ["refresh"]) => refresh::refresh(m, site, request).await,
+        (Method::GET, ["refresh"]) => {
+            let response = refresh::refresh(m, site, request).await;
+            if let Some(metrics) = &m.metrics {
+                metrics.refresh(crate::metrics::RefreshResult::of(&response));
+            }
+            response
+        }
         (Method::GET, ["logout"]) => logout::logout(m, site, request).await,
         (Method::GET, ["logout", "complete" | "done"]) => logout::logout_complete(m, site, request),
         _ => refuse(

@@ -138,6 +138,7 @@ impl GraphError {
 
 impl From<easyauth_store::StoreError> for GraphError {
     fn from(e: easyauth_store::StoreError) -> GraphError {
+        crate::metrics::store_error();
         if e.is_unavailable() {
             tracing::warn!(error = %e, "store temporarily unavailable");
             return GraphError::Unavailable;
