@@ -47,6 +47,7 @@ pub mod health;
 mod identity;
 mod ids;
 mod injected;
+mod local_leases;
 mod metrics;
 mod module;
 #[allow(missing_docs)]

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::clock::now;
 use crate::ids::sha256_hex;
+use crate::local_leases::LocalLeases;
 use crate::principal::InjectedCell;
-use crate::refresh_lease::LocalLeases;
 
 /// A signed-in session, kept in the token store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
