@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -196,3 +197,39 @@ def test_trace_context_reaches_the_app_unchanged(ops_proxy: ProxyServer, ops_idp
     # None sent: the module makes none up.
     echo = require_echo(api_get(ops_proxy.url("/untraced"), token=token), "untraced call")
     assert "traceparent" not in echo["headers"] and "tracestate" not in echo["headers"], echo
+
+
+def test_an_idp_waiting_for_its_database_is_alive_but_not_ready(proxy_binary: str,
+                                                                tmp_path: Path):
+    """`easyauth idp --store postgres://…` with nothing listening there: no crash loop; the
+    operations listener answers at once, /healthz 200 and /readyz 503 naming the store."""
+    from easyauth_e2e import ARTIFACTS, free_port
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / "idp-waiting-for-postgres.log"
+    dead = free_port()  # nothing listens there
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [proxy_binary, "idp", "--data-dir", str(tmp_path / "data"),
+             "--listen", f"127.0.0.1:{free_port()}",
+             "--store", f"postgres://easyauth:secret@127.0.0.1:{dead}/easyauth", *OPS_ARGS],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None and time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                port = banner_ops_port(log_path)
+            except AssertionError:
+                time.sleep(0.1)
+        assert port is not None, log_path.read_text()
+        for host in ("127.0.0.1", "localhost"):
+            assert requests.get(f"http://{host}:{port}/healthz", timeout=5).status_code == 200
+            ready = requests.get(f"http://{host}:{port}/readyz", timeout=5)
+            assert ready.status_code == 503, ready.text
+            assert "store" in ready.text
+        assert proc.poll() is None, "still waiting, not exited"
+        assert "secret" not in log_path.read_text(), "the password is never logged"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

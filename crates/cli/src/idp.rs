@@ -1,11 +1,11 @@
 //! `easyauth idp`: the local Microsoft Entra ID over https.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use easyauth_entra::directory::demo::{self, DemoSecrets};
-use easyauth_entra::health::READY_TIMEOUT;
+use easyauth_entra::health::{READY_TIMEOUT, ReadyCheck};
 use easyauth_entra::{HttpsServer, Idp, IdpConfig, IdpMetrics, InitialDirectory, Seed};
 use easyauth_pki::LocalCa;
 use easyauth_store::{PostgresStore, SqliteStore, Store, StoreError, redact_url};
@@ -82,6 +82,43 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir).unwrap_or(args.data_dir.clone());
+    // The operations listener serves before the store opens: while an unreachable database is
+    // waited for, /healthz says the process lives and /readyz that it is not ready yet.
+    let ops_listener = match args.ops_listen {
+        Some(addr) => Some(OpsListener::bind(addr).await?),
+        None => None,
+    };
+    let mut registry = ops::registry();
+    let metrics = ops_listener
+        .as_ref()
+        .map(|_| IdpMetrics::register(&mut registry));
+    let started: Arc<OnceLock<Arc<Idp>>> = Arc::new(OnceLock::new());
+    let mut ops_banner = ops_listener.as_ref().map(OpsListener::banner);
+    if let (StoreSpec::Postgres(_), Some(line)) = (&spec, &ops_banner) {
+        // The database may keep the rest of the banner waiting: say at once where to probe.
+        println!("{line}");
+        ops_banner = None;
+    }
+    if let Some(ops_listener) = ops_listener {
+        let started = started.clone();
+        ops_listener.spawn(
+            registry,
+            ops::readiness(move || {
+                let idp = started.get().cloned();
+                async move {
+                    match idp {
+                        Some(idp) => idp.readiness(READY_TIMEOUT).await,
+                        None => vec![ReadyCheck {
+                            name: "store".to_owned(),
+                            problem: Some(
+                                "not open yet (an unreachable database is retried)".to_owned(),
+                            ),
+                        }],
+                    }
+                }
+            }),
+        );
+    }
     let store = open_store(&spec, &data_dir).await?;
 
     let InitialDirectory {
@@ -109,15 +146,9 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     if let StoreSpec::Postgres(_) = spec {
         config.refresh_interval = Some(args.replica_refresh.unwrap_or(DEFAULT_REPLICA_REFRESH));
     }
-    let ops_listener = match args.ops_listen {
-        Some(addr) => Some(OpsListener::bind(addr).await?),
-        None => None,
-    };
-    let mut registry = ops::registry();
-    if ops_listener.is_some() {
-        config.metrics = Some(IdpMetrics::register(&mut registry));
-    }
+    config.metrics = metrics;
     let idp = Idp::start(store.clone(), config, &seed).await?;
+    let _ = started.set(idp.clone());
 
     let ca = LocalCa::load_or_create(&data_dir)?;
     let mut hosts = vec![
@@ -143,9 +174,9 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
 
     // The addresses it serves on, first in the banner.
     let mut listening = format!("  listening       https://{listen}");
-    if let Some(ops_listener) = &ops_listener {
+    if let Some(ops_banner) = &ops_banner {
         listening.push('\n');
-        listening.push_str(&ops_listener.banner());
+        listening.push_str(ops_banner);
     }
     print_banner(
         &idp,
@@ -159,16 +190,6 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     match &spec {
         StoreSpec::DataDir => println!("  store           {}", data_dir.join(STORE_FILE).display()),
         StoreSpec::Postgres(url) => println!("  store           {}", redact_url(url)),
-    }
-    if let Some(ops_listener) = ops_listener {
-        let ready_idp = idp.clone();
-        ops_listener.spawn(
-            registry,
-            ops::readiness(move || {
-                let idp = ready_idp.clone();
-                async move { idp.readiness(READY_TIMEOUT).await }
-            }),
-        );
     }
     tokio::spawn(shutdown_on_signal(server.handle()));
     server.serve().await.context("the https server failed")?;
