@@ -108,17 +108,7 @@ pub(crate) async fn run(args: ForwardAuthArgs) -> anyhow::Result<()> {
             "  site            the host each request names (X-Forwarded-Host from a trusted proxy)"
         ),
     }
-    println!(
-        "  providers       {}",
-        module
-            .providers()
-            .iter()
-            .map(|p| p.alias().to_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!("  unauthenticated {:?}", module.settings().action);
-    crate::session_store::print_banner(&session_store, module.settings().token_store);
+    crate::session_store::print_banner(&module, &session_store);
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let make = router.into_make_service_with_connect_info::<SocketAddr>();

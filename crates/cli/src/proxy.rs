@@ -91,17 +91,7 @@ pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             }
         }
     }
-    println!(
-        "  providers       {}",
-        module
-            .providers()
-            .iter()
-            .map(|p| p.alias().to_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!("  unauthenticated {:?}", module.settings().action);
-    crate::session_store::print_banner(&session_store, module.settings().token_store);
+    crate::session_store::print_banner(&module, &session_store);
     if let Some(ops_listener) = ops_listener {
         let ready_module = module.clone();
         ops_listener.spawn(

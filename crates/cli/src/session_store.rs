@@ -1,11 +1,11 @@
 //! `--session-store` / `--session-store-ca`: where `easyauth proxy` and `easyauth forward-auth`
-//! keep sessions, and how the banner shows it.
+//! keep sessions, and the banner lines both print about their module.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use easyauth_module::{AppSettings, SessionBackend, redacted_url};
+use easyauth_module::{AppSettings, Module, SessionBackend, redacted_url};
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SessionStoreArgs {
@@ -44,8 +44,13 @@ impl SessionStoreArgs {
     }
 }
 
-/// The banner's lines about where sessions are kept.
-pub(crate) fn print_banner(backend: &SessionBackend, token_store: bool) {
+/// The banner's lines about the module: its providers, the unauthenticated action, and where
+/// sessions are kept.
+pub(crate) fn print_banner(module: &Module, backend: &SessionBackend) {
+    let providers: Vec<&str> = module.providers().iter().map(|p| p.alias()).collect();
+    println!("  providers       {}", providers.join(", "));
+    println!("  unauthenticated {:?}", module.settings().action);
+    let token_store = module.settings().token_store;
     match backend {
         SessionBackend::TokenStore => println!(
             "  token store     {}",

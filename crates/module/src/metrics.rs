@@ -324,7 +324,7 @@ impl ModuleMetrics {
         );
         registry.register(
             "easyauth_module_session_store_operation_duration_seconds",
-            "Session store operations (answers from its short read cache included), by operation and result",
+            "Session store operations (with the token store, answers from its short read cache included), by operation and result",
             metrics.store_duration.clone(),
         );
         registry.register(

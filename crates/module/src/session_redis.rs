@@ -21,6 +21,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use redis::{AsyncCommands, RedisResult};
 
 use crate::clock::now;
+use crate::ids::sha256_hex;
 use crate::redis_connection::{Conn, RedisBackend, redacted_url, topology_of};
 use crate::session_store::{SessionRecord, SessionStore, SessionStoreError};
 
@@ -115,8 +116,8 @@ impl RedisSessions {
     }
 
     fn key(&self, kind: &str, secret: &str) -> String {
-        let d = digest(&SHA256, format!("easyauth {kind} key\0{secret}").as_bytes());
-        format!("{}{kind}:{}", self.prefix, hex(d.as_ref()))
+        let d = sha256_hex(format!("easyauth {kind} key\0{secret}").as_bytes());
+        format!("{}{kind}:{d}", self.prefix)
     }
 
     fn cipher(kind: &str, secret: &str) -> Result<LessSafeKey, SessionStoreError> {
@@ -405,14 +406,4 @@ impl SessionStore for RedisSessions {
             .await?;
         Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -5,6 +5,8 @@
 //! a redirect target; nginx never answered with a redirect or a 5xx.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,33 +23,6 @@ use serde_json::{Value, json};
 const SECRET_SETTING: &str = "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET";
 const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) forward-auth-test";
 const API_UA: &str = "forward-auth-test-client/1.0";
-
-fn directory(sites: &[&str]) -> String {
-    let redirects: Vec<String> = sites
-        .iter()
-        .flat_map(|s| {
-            [
-                format!("{s}/.auth/login/aad/callback"),
-                format!("{s}/.auth/logout/complete"),
-            ]
-        })
-        .collect();
-    json!({
-        "tenant": {"id": TID, "domain": tenant::DOMAIN},
-        "users": [tenant::alice()],
-        "applications": [
-            {"appId": WEB, "displayName": "web",
-             "web": {"redirectUris": redirects,
-                     "implicitGrantSettings": {"enableIdTokenIssuance": true}},
-             "passwordCredentials": [{"secretText": WEB_SECRET}]},
-            {"appId": API, "displayName": "api", "identifierUris": [format!("api://{API}")],
-             "api": {"requestedAccessTokenVersion": 2,
-                     "oauth2PermissionScopes": [{"id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-                                                 "value": "user_impersonation", "type": "User"}]}}
-        ]
-    })
-    .to_string()
-}
 
 /// The auth settings; `tweak` changes the `properties` before they load.
 fn settings(idp: &TestIdp, tweak: impl FnOnce(&mut Value)) -> AuthSettings {
@@ -145,7 +120,7 @@ const LOGIN_TO_PROFILE: &str = "/.auth/login/aad?post_login_redirect_uri=%2Fprof
 #[tokio::test]
 async fn each_style_answers_an_anonymous_request_as_its_proxy_expects() {
     let listener = loopback_listener();
-    let idp = TestIdp::start(&directory(&[])).await;
+    let idp = TestIdp::start(&support::web_directory(&[])).await;
     let svc = Service::start(&idp, listener, &["127.0.0.1"], |_| {}).await;
     let browser = idp.browser();
     let host = svc.host().to_owned();
@@ -219,7 +194,7 @@ async fn each_style_answers_an_anonymous_request_as_its_proxy_expects() {
 async fn a_signed_in_browser_gets_its_identity_headers_and_never_a_spoofed_one() {
     let listener = loopback_listener();
     let site = format!("http://{}", listener.local_addr().unwrap());
-    let idp = TestIdp::start(&directory(&[&site])).await;
+    let idp = TestIdp::start(&support::web_directory(&[&site])).await;
     let svc = Service::start(&idp, listener, &["127.0.0.1"], |_| {}).await;
     let browser = idp.browser();
     svc.sign_in(&browser).await;
@@ -293,7 +268,7 @@ async fn a_signed_in_browser_gets_its_identity_headers_and_never_a_spoofed_one()
 
 #[tokio::test]
 async fn refusals_follow_the_settings_and_nginx_only_ever_sees_2xx_401_403() {
-    let idp = TestIdp::start(&directory(&[])).await;
+    let idp = TestIdp::start(&support::web_directory(&[])).await;
     let listener = loopback_listener();
     let r401 = Service::start(&idp, listener, &["127.0.0.1"], |p| {
         p["globalValidation"]["unauthenticatedClientAction"] = json!("Return401");
@@ -335,7 +310,7 @@ async fn refusals_follow_the_settings_and_nginx_only_ever_sees_2xx_401_403() {
 async fn an_authorization_denial_is_403_for_a_signed_in_user() {
     let listener = loopback_listener();
     let site = format!("http://{}", listener.local_addr().unwrap());
-    let idp = TestIdp::start(&directory(&[&site])).await;
+    let idp = TestIdp::start(&support::web_directory(&[&site])).await;
     let svc = Service::start(&idp, listener, &["127.0.0.1"], |p| {
         p["identityProviders"]["azureActiveDirectory"]["validation"] = json!({
             "defaultAuthorizationPolicy": {"allowedPrincipals": {
@@ -367,7 +342,7 @@ async fn an_authorization_denial_is_403_for_a_signed_in_user() {
 
 #[tokio::test]
 async fn forwarding_headers_count_only_from_a_trusted_peer() {
-    let idp = TestIdp::start(&directory(&[])).await;
+    let idp = TestIdp::start(&support::web_directory(&[])).await;
     let trusted = Service::start(&idp, loopback_listener(), &["127.0.0.0/8"], |_| {}).await;
     let untrusted = Service::start(&idp, loopback_listener(), &["10.0.0.0/8"], |_| {}).await;
     let browser = idp.browser();
@@ -436,7 +411,7 @@ async fn forwarding_headers_count_only_from_a_trusted_peer() {
 
 #[tokio::test]
 async fn the_original_uri_is_validated_as_a_redirect_target() {
-    let idp = TestIdp::start(&directory(&[])).await;
+    let idp = TestIdp::start(&support::web_directory(&[])).await;
     let svc = Service::start(&idp, loopback_listener(), &["127.0.0.1"], |_| {}).await;
     let browser = idp.browser();
     let long = format!("/{}", "a".repeat(9000));
@@ -515,7 +490,7 @@ async fn the_original_uri_is_validated_as_a_redirect_target() {
 async fn the_csrf_rule_applies_to_the_original_request() {
     let listener = loopback_listener();
     let site = format!("http://{}", listener.local_addr().unwrap());
-    let idp = TestIdp::start(&directory(&[&site])).await;
+    let idp = TestIdp::start(&support::web_directory(&[&site])).await;
     let svc = Service::start(&idp, listener, &["127.0.0.1"], |_| {}).await;
     let browser = idp.browser();
     svc.sign_in(&browser).await;

@@ -12,9 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::routing::get;
 use base64::Engine;
-use easyauth_module::{
-    AppSettings, AuthSettings, EasyAuthLayer, Environment, REASON_CODE_HEADER, ReasonCode, build,
-};
+use easyauth_module::{EasyAuthLayer, REASON_CODE_HEADER, ReasonCode};
 use easyauth_store::{
     Consumed, MemoryStore, ObjectKind, RefreshTokenRecord, SigningKeyRecord, Store, StoreError,
     StoreResult,
@@ -38,25 +36,7 @@ async fn app(provider: &Provider, action: &str) -> Router {
 }
 
 async fn app_with_store(provider: &Provider, action: &str, store: Arc<dyn Store>) -> Router {
-    let settings = json!({"properties": {
-        "platform": {"enabled": true},
-        "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": action, "excludedPaths": ["/public/*"]},
-        "identityProviders": {"azureActiveDirectory": {"enabled": true,
-            "registration": {"openIdIssuer": provider.issuer_v2(), "clientId": API},
-            "validation": {"defaultAuthorizationPolicy": {"allowedApplications": [WEB]}}}},
-        "login": {"tokenStore": {"enabled": true}}
-    }});
-    let loaded = AuthSettings::parse("test.json", &settings.to_string()).expect("settings");
-    let env = Environment {
-        public_url: Some(url::Url::parse("http://app.test").unwrap()),
-        scheme: "http",
-        app_settings: AppSettings::default(),
-        store,
-        http: provider.http(),
-        development: true,
-        session_store: Default::default(),
-    };
-    let module = Arc::new(build(&loaded.settings, env).await.expect("module"));
+    let module = Arc::new(api_module(&provider.issuer_v2(), action, store, provider).await);
     Router::new()
         .route("/{*path}", get(whoami).post(whoami))
         .layer(EasyAuthLayer::new(module))

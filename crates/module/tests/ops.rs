@@ -15,39 +15,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::routing::get;
 use easyauth_module::health::{ReadyCheck, readiness};
-use easyauth_module::{
-    AppSettings, AuthSettings, EasyAuthLayer, Environment, Module, ProxyStack, Upstream, build,
-};
-use easyauth_store::{SqliteStore, Store};
+use easyauth_module::{EasyAuthLayer, ProxyStack, Upstream};
+use easyauth_store::SqliteStore;
 use easyauth_testkit::{loopback_listener, serve_http, temp_dir};
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use support::*;
 use tower::ServiceExt;
-
-async fn module(issuer: &str, action: &str, store: Arc<dyn Store>, provider: &Provider) -> Module {
-    let settings = json!({"properties": {
-        "platform": {"enabled": true},
-        "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": action,
-                             "excludedPaths": ["/public/*"]},
-        "identityProviders": {"azureActiveDirectory": {"enabled": true,
-            "registration": {"openIdIssuer": issuer, "clientId": API},
-            "validation": {"defaultAuthorizationPolicy": {"allowedApplications": [WEB]}}}},
-        "login": {"tokenStore": {"enabled": true}}
-    }});
-    let loaded = AuthSettings::parse("test.json", &settings.to_string()).expect("settings");
-    let env = Environment {
-        public_url: Some(url::Url::parse("http://app.test").unwrap()),
-        scheme: "http",
-        app_settings: AppSettings::default(),
-        store,
-        http: provider.http(),
-        development: true,
-        session_store: Default::default(),
-    };
-    build(&loaded.settings, env).await.expect("module")
-}
 
 fn exposition(registry: &Registry) -> String {
     let mut text = String::new();
@@ -78,7 +53,7 @@ fn get_with(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
 async fn request_counters_move_with_outcome_and_reason() {
     let provider = Provider::start("ops-counters").await;
     let mut registry = Registry::default();
-    let m = module(
+    let m = api_module(
         &provider.issuer_v2(),
         "Return401",
         Arc::new(easyauth_store::MemoryStore::new()),
@@ -187,7 +162,7 @@ async fn request_counters_move_with_outcome_and_reason() {
 async fn a_module_without_metrics_records_nothing_and_still_answers() {
     let provider = Provider::start("ops-off").await;
     let registry = Registry::default();
-    let m = module(
+    let m = api_module(
         &provider.issuer_v2(),
         "Return401",
         Arc::new(easyauth_store::MemoryStore::new()),
@@ -219,7 +194,7 @@ async fn upstream_errors_are_counted_and_trace_context_reaches_the_app_unchanged
     let provider = Provider::start("ops-upstream").await;
     let mut registry = Registry::default();
     let m = Arc::new(
-        module(
+        api_module(
             &provider.issuer_v2(),
             "AllowAnonymous",
             Arc::new(easyauth_store::MemoryStore::new()),
@@ -300,7 +275,7 @@ async fn readiness_follows_the_token_store_and_the_provider() {
     let sqlite = SqliteStore::open(&dir.join("easyauth.db")).await.unwrap();
     let mut registry = Registry::default();
     let m = Arc::new(
-        module(
+        api_module(
             &provider.issuer_v2(),
             "Return401",
             Arc::new(sqlite.clone()),
@@ -349,7 +324,7 @@ async fn readiness_names_a_provider_whose_discovery_fails() {
     let issuer = format!("https://127.0.0.1:{port}/{TID}/v2.0");
     let mut registry = Registry::default();
     let m = Arc::new(
-        module(
+        api_module(
             &issuer,
             "Return401",
             Arc::new(easyauth_store::MemoryStore::new()),

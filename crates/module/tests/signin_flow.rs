@@ -6,6 +6,8 @@
 //! `/.auth/refresh`, `/.auth/logout`, and the CSRF rules around them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,7 @@ use base64::Engine;
 use easyauth_module::{AppSettings, AuthSettings, Environment, OidcHttp, ProxyStack};
 use easyauth_store::MemoryStore;
 use easyauth_testkit::tenant::{ALICE, ALICE_PASSWORD, ALICE_UPN, API, TID, WEB, WEB_SECRET};
-use easyauth_testkit::{
-    Browser, Page, Served, TestIdp, loopback_listener, serve_http, serve_tls, tenant,
-};
+use easyauth_testkit::{Browser, Page, Served, TestIdp, loopback_listener, serve_http, serve_tls};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -36,26 +36,6 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap) -> axum::Json<Value>
     axum::Json(json!({"method": method.as_str(), "path": uri.path(), "headers": seen}))
 }
 
-/// The tenant: alice, the web app whose callback and sign-out landing are on `site`, and the API
-/// it signs in for (the local provider refreshes only tokens for a named resource).
-fn directory(site: &str) -> String {
-    json!({
-        "tenant": {"id": TID, "domain": tenant::DOMAIN},
-        "users": [tenant::alice()],
-        "applications": [
-            {"appId": WEB, "displayName": "web",
-             "web": {"redirectUris": [format!("{site}/.auth/login/aad/callback"), format!("{site}/.auth/logout/complete")],
-                     "implicitGrantSettings": {"enableIdTokenIssuance": true}},
-             "passwordCredentials": [{"secretText": WEB_SECRET}]},
-            {"appId": API, "displayName": "api", "identifierUris": [format!("api://{API}")],
-             "api": {"requestedAccessTokenVersion": 2,
-                     "oauth2PermissionScopes": [{"id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-                                                 "value": "user_impersonation", "type": "User"}]}}
-        ]
-    })
-    .to_string()
-}
-
 /// A running site: the provider, the module in front of the echo app, and the site's URL.
 struct Site {
     idp: TestIdp,
@@ -70,7 +50,7 @@ impl Site {
         let listener = loopback_listener();
         let scheme = if https { "https" } else { "http" };
         let url = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let idp = TestIdp::start(&directory(&url)).await;
+        let idp = TestIdp::start(&support::web_directory(&[&url])).await;
         let app = serve_http(loopback_listener(), Router::new().fallback(echo)).await;
         let settings = json!({"properties": {
             "platform": {"enabled": true},

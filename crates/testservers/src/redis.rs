@@ -1,6 +1,6 @@
 //! `redis-server` (Debian package `redis-server`) on a free loopback port.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ impl RedisServer {
     }
 
     fn launch(tls: Option<RedisTls>) -> Result<RedisServer, ServerError> {
-        let binary = find_binary("redis-server", &["/usr/bin/redis-server"], "redis-server")?;
+        let binary = redis_server()?;
         let dir = tempfile::Builder::new()
             .prefix("easyauth-redis-")
             .tempdir()
@@ -108,6 +108,34 @@ impl RedisServer {
     }
 }
 
+/// Debian's `redis-server`.
+fn redis_server() -> Result<PathBuf, ServerError> {
+    find_binary("redis-server", &["/usr/bin/redis-server"], "redis-server")
+}
+
+/// A `redis-server` without persistence on loopback `port`, its files in `parent/name`, with
+/// `extra` arguments; returns once it listens.
+fn ephemeral_server(
+    parent: &Path,
+    name: &str,
+    port: u16,
+    extra: &[&str],
+) -> Result<Running, ServerError> {
+    let binary = redis_server()?;
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ServerError(format!("cannot make {}: {e}", dir.display())))?;
+    let mut cmd = Command::new(binary);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--save", "", "--appendonly", "no"])
+        .args(extra);
+    let mut running = Running::spawn(cmd, &dir.join("redis.log"))?;
+    running.wait_listening(port, Duration::from_secs(20))?;
+    Ok(running)
+}
+
 /// Runs `redis-cli -p <port> <args>` and returns what it printed.
 fn cli(port: u16, args: &[&str]) -> Result<String, ServerError> {
     let binary = find_binary("redis-cli", &["/usr/bin/redis-cli"], "redis-tools")?;
@@ -152,7 +180,6 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts the nodes and joins them into one cluster.
     pub fn start(nodes: usize) -> Result<RedisCluster, ServerError> {
-        let binary = find_binary("redis-server", &["/usr/bin/redis-server"], "redis-server")?;
         let dir = tempfile::Builder::new()
             .prefix("easyauth-redis-cluster-")
             .tempdir()
@@ -160,29 +187,19 @@ impl RedisCluster {
         let mut running = Vec::new();
         for i in 0..nodes {
             let port = free_port();
-            let node_dir = dir.path().join(format!("node{i}"));
-            std::fs::create_dir_all(&node_dir)
-                .map_err(|e| ServerError(format!("cannot make {}: {e}", node_dir.display())))?;
-            let mut cmd = Command::new(&binary);
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .args([
+            let r = ephemeral_server(
+                dir.path(),
+                &format!("node{i}"),
+                port,
+                &[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
-                ])
-                .args([
                     "--cluster-node-timeout",
                     "5000",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ]);
-            let mut r = Running::spawn(cmd, &node_dir.join("redis.log"))?;
-            r.wait_listening(port, Duration::from_secs(20))?;
+                ],
+            )?;
             running.push((port, r));
         }
         let addrs: Vec<String> = running
@@ -235,36 +252,19 @@ pub const SENTINEL_MASTER: &str = "mymaster";
 impl RedisSentinel {
     /// Starts the three servers and waits until the Sentinel sees the replica.
     pub fn start() -> Result<RedisSentinel, ServerError> {
-        let binary = find_binary("redis-server", &["/usr/bin/redis-server"], "redis-server")?;
         let dir = tempfile::Builder::new()
             .prefix("easyauth-redis-sentinel-")
             .tempdir()
             .map_err(|e| ServerError(format!("cannot make a temporary folder: {e}")))?;
-        let server = |name: &str, port: u16, extra: &[String]| -> Result<Running, ServerError> {
-            let d = dir.path().join(name);
-            std::fs::create_dir_all(&d)
-                .map_err(|e| ServerError(format!("cannot make {}: {e}", d.display())))?;
-            let mut cmd = Command::new(&binary);
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .arg("--dir")
-                .arg(&d)
-                .args(["--save", "", "--appendonly", "no"])
-                .args(extra);
-            let mut r = Running::spawn(cmd, &d.join("redis.log"))?;
-            r.wait_listening(port, Duration::from_secs(20))?;
-            Ok(r)
-        };
         let master_port = free_port();
-        let master = server("master", master_port, &[])?;
+        let master = ephemeral_server(dir.path(), "master", master_port, &[])?;
         let replica_port = free_port();
-        let replica = server(
+        let master_port_text = master_port.to_string();
+        let replica = ephemeral_server(
+            dir.path(),
             "replica",
             replica_port,
-            &[
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                master_port.to_string(),
-            ],
+            &["--replicaof", "127.0.0.1", &master_port_text],
         )?;
         let sentinel_port = free_port();
         let conf = dir.path().join("sentinel.conf");
@@ -279,7 +279,8 @@ impl RedisSentinel {
             ),
         )
         .map_err(|e| ServerError(format!("cannot write {}: {e}", conf.display())))?;
-        let mut cmd = Command::new(&binary);
+        let binary = redis_server()?;
+        let mut cmd = Command::new(binary);
         cmd.arg(&conf).arg("--sentinel");
         let mut sentinel = Running::spawn(cmd, &dir.path().join("sentinel.log"))?;
         sentinel.wait_listening(sentinel_port, Duration::from_secs(20))?;

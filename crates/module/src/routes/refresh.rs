@@ -18,6 +18,7 @@ use crate::clock::now;
 use crate::identity::bearer;
 use crate::module::Module;
 use crate::oidc::TokenError;
+use crate::provider::IdentityProvider;
 use crate::refresh_lease::{LeaseError, RefreshLease};
 use crate::refusal::{ReasonCode, Refusal};
 use crate::respond::{no_store, refuse, store_unavailable, unauthorized};
@@ -80,8 +81,13 @@ pub(super) async fn refresh(m: &Module, site: &Site, request: &Parts) -> Respons
     }
 }
 
-/// Whether `record` may be refreshed at all; `Err` is the answer why not.
-async fn refreshable(m: &Module, site: &Site, record: &SessionRecord) -> Result<(), Response> {
+/// What refreshing `record` needs (its provider and refresh token); `Err` is the answer why it
+/// may not be refreshed.
+async fn refreshable<'a>(
+    m: &'a Module,
+    site: &Site,
+    record: &'a SessionRecord,
+) -> Result<(&'a IdentityProvider, &'a str), Response> {
     if record.session_expires + m.settings.refresh_extension.as_secs() as i64 <= now() {
         let refusal = Refusal::new(
             ReasonCode::SessionExpired,
@@ -89,21 +95,21 @@ async fn refreshable(m: &Module, site: &Site, record: &SessionRecord) -> Result<
         );
         return Err(unauthorized(m, Some(site), &refusal).await);
     }
-    if m.provider(&record.provider).is_none() {
+    let Some(provider) = m.provider(&record.provider) else {
         let refusal = Refusal::new(
             ReasonCode::UnknownProvider,
             "the session's provider is no longer configured",
         );
         return Err(unauthorized(m, Some(site), &refusal).await);
-    }
-    if record.refresh_token.is_none() {
+    };
+    let Some(refresh_token) = record.refresh_token.as_deref() else {
         let refusal = Refusal::new(
             ReasonCode::NoRefreshToken,
             "the session has no refresh token: add offline_access to the provider's scope",
         );
         return Err(unauthorized(m, Some(site), &refusal).await);
-    }
-    Ok(())
+    };
+    Ok((provider, refresh_token))
 }
 
 /// The refresh itself, under the lease: the session as it is now, coalesced with a refresh
@@ -132,18 +138,8 @@ async fn refresh_holding_lease(
     if refreshed_meanwhile {
         return Ok(current);
     }
-    refreshable(m, site, &current).await?;
-    let (Some(provider), Some(refresh_token)) = (
-        m.provider(&current.provider),
-        current.refresh_token.as_deref(),
-    ) else {
-        // `refreshable` checked both.
-        return Err(refuse(
-            m,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &Refusal::new(ReasonCode::Internal, "the session changed under the lease"),
-        ));
-    };
+    // The same checks again: the session may have changed while this request waited.
+    let (provider, refresh_token) = refreshable(m, site, &current).await?;
     let client = match provider.token_client().await {
         Ok(c) => c,
         Err(e) => {

@@ -12,6 +12,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use easyauth_entra::keys::HeaderStyle;
 use easyauth_module::oidc::{OidcHttp, ValidationPolicy, aad_issuers};
+use easyauth_module::{AppSettings, AuthSettings, Environment, Module, build};
 use easyauth_store::Store;
 use easyauth_testkit::TestIdp;
 use serde_json::{Value, json};
@@ -161,4 +162,64 @@ impl Provider {
             .unwrap();
         RsaKeyPair::from_pkcs8(&active.pkcs8_der).unwrap()
     }
+}
+
+/// The module of the API app (client id API, only WEB allowed, excluded `/public/*`, token store
+/// on) on site `http://app.test`, trusting `provider` whose issuer is `issuer`.
+pub async fn api_module(
+    issuer: &str,
+    action: &str,
+    store: Arc<dyn Store>,
+    provider: &Provider,
+) -> Module {
+    let settings = json!({"properties": {
+        "platform": {"enabled": true},
+        "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": action,
+                             "excludedPaths": ["/public/*"]},
+        "identityProviders": {"azureActiveDirectory": {"enabled": true,
+            "registration": {"openIdIssuer": issuer, "clientId": API},
+            "validation": {"defaultAuthorizationPolicy": {"allowedApplications": [WEB]}}}},
+        "login": {"tokenStore": {"enabled": true}}
+    }});
+    let loaded = AuthSettings::parse("test.json", &settings.to_string()).expect("settings");
+    let env = Environment {
+        public_url: Some(url::Url::parse("http://app.test").unwrap()),
+        scheme: "http",
+        app_settings: AppSettings::default(),
+        store,
+        http: provider.http(),
+        development: true,
+        session_store: Default::default(),
+    };
+    build(&loaded.settings, env).await.expect("module")
+}
+
+/// The tenant of the sign-in tests: alice, the web app whose callbacks and sign-out landings are
+/// on `sites`, and the API it signs in for (the local provider refreshes only tokens for a named
+/// resource).
+pub fn web_directory(sites: &[&str]) -> String {
+    let redirects: Vec<String> = sites
+        .iter()
+        .flat_map(|s| {
+            [
+                format!("{s}/.auth/login/aad/callback"),
+                format!("{s}/.auth/logout/complete"),
+            ]
+        })
+        .collect();
+    json!({
+        "tenant": {"id": TID, "domain": easyauth_testkit::tenant::DOMAIN},
+        "users": [easyauth_testkit::tenant::alice()],
+        "applications": [
+            {"appId": WEB, "displayName": "web",
+             "web": {"redirectUris": redirects,
+                     "implicitGrantSettings": {"enableIdTokenIssuance": true}},
+             "passwordCredentials": [{"secretText": WEB_SECRET}]},
+            {"appId": API, "displayName": "api", "identifierUris": [format!("api://{API}")],
+             "api": {"requestedAccessTokenVersion": 2,
+                     "oauth2PermissionScopes": [{"id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                                                 "value": "user_impersonation", "type": "User"}]}}
+        ]
+    })
+    .to_string()
 }
