@@ -114,7 +114,7 @@ def refresh_redeems(proxy_idp: ProxyIdp, client_id: str) -> int:
                and "status=200" in line)
 
 
-def test_the_banner_names_the_session_store_without_secrets(deployment: Deployment):
+def test_the_banner_names_the_session_store(deployment: Deployment):
     banner = deployment.replicas[0].banner()
     assert banner["session store"] == [f"{deployment.redis.url} (Redis)"], banner
 
